@@ -1,0 +1,131 @@
+"""GPU, NIC and node specifications: catalogue entries (units in key names) -> SI dataclasses."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from simulator import units
+from simulator.catalog.loader import bundled
+from simulator.enums import Precision
+
+
+class GpuEntry(BaseModel):
+    """One GPU as written in a catalogue file (or inline in a scenario)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vendor: str = "unknown"
+    peak_tflops: dict[Precision, PositiveFloat]
+    hbm_GB: PositiveFloat
+    hbm_GBps: PositiveFloat
+    tdp_W: PositiveFloat
+    idle_W: float = Field(ge=0)
+    scale_up_GBps: PositiveFloat
+    sm_count: PositiveInt
+    gemm_efficiency_max: float = Field(gt=0, le=1)
+    hbm_efficiency: float = Field(gt=0, le=1)
+    flash_attention_efficiency: float = Field(gt=0, le=1)
+    kernel_launch_us: float = Field(ge=0)
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """A GPU in SI units. `peak_flops_per_s` maps precision -> dense peak FLOP/s."""
+
+    name: str
+    vendor: str
+    peak_flops_per_s: Mapping[Precision, float]
+    hbm_bytes: float
+    hbm_bytes_per_s: float
+    tdp_W: float
+    idle_W: float
+    scale_up_bytes_per_s: float
+    sm_count: int
+    gemm_efficiency_max: float
+    hbm_efficiency: float
+    flash_attention_efficiency: float
+    kernel_launch_s: float
+
+    def supports(self, precision: Precision) -> bool:
+        return precision in self.peak_flops_per_s
+
+    def peak(self, precision: Precision) -> float:
+        """Dense peak FLOP/s for a precision (fp16 and bf16 share tensor cores)."""
+        return self.peak_flops_per_s[precision]
+
+    @classmethod
+    def from_entry(cls, name: str, entry: GpuEntry) -> "GpuSpec":
+        peaks = {p: units.tflops_to_flops_per_s(v) for p, v in entry.peak_tflops.items()}
+        return cls(
+            name=name,
+            vendor=entry.vendor,
+            peak_flops_per_s=MappingProxyType(peaks),
+            hbm_bytes=units.gb_to_bytes(entry.hbm_GB),
+            hbm_bytes_per_s=units.gbps_bytes_to_bytes_per_s(entry.hbm_GBps),
+            tdp_W=entry.tdp_W,
+            idle_W=entry.idle_W,
+            scale_up_bytes_per_s=units.gbps_bytes_to_bytes_per_s(entry.scale_up_GBps),
+            sm_count=entry.sm_count,
+            gemm_efficiency_max=entry.gemm_efficiency_max,
+            hbm_efficiency=entry.hbm_efficiency,
+            flash_attention_efficiency=entry.flash_attention_efficiency,
+            kernel_launch_s=units.us_to_s(entry.kernel_launch_us),
+        )
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    name: str
+    line_rate_bytes_per_s: float
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    gpus: int
+    nic: NicSpec
+    nics: int
+    node_overhead_W: float
+
+
+def gpu_catalogue(extra: Mapping[str, GpuEntry] | None = None) -> dict[str, GpuSpec]:
+    """Every bundled GPU, plus `extra` entries (user files or inline definitions) overriding by name."""
+    entries = {name: GpuEntry.model_validate(raw) for name, raw in bundled("gpus").items()}
+    entries.update(extra or {})
+    return {name: GpuSpec.from_entry(name, e) for name, e in entries.items()}
+
+
+def nic_catalogue() -> dict[str, NicSpec]:
+    raw = bundled("network")["nics"]
+    return {
+        name: NicSpec(
+            name=name,
+            line_rate_bytes_per_s=units.gbit_to_bytes_per_s(v["line_rate_Gbps"]),
+            latency_s=units.us_to_s(v["latency_us"]),
+        )
+        for name, v in raw.items()
+    }
+
+
+def node_catalogue() -> dict[str, NodeSpec]:
+    nics = nic_catalogue()
+    raw = bundled("network")["nodes"]
+    return {
+        name: NodeSpec(
+            name=name, gpus=v["gpus"], nic=nics[v["nic"]], nics=v["nics"], node_overhead_W=v["node_overhead_W"]
+        )
+        for name, v in raw.items()
+    }
+
+
+def default_node_for(gpu_name: str) -> NodeSpec:
+    """The node type a GPU sits in unless the scenario says otherwise (DGX-H100 for unknown GPUs)."""
+    name = bundled("network")["default_node_for_gpu"].get(gpu_name, "dgx-h100")
+    return node_catalogue()[name]
+
+
+def nvswitch_latency_s() -> float:
+    return units.us_to_s(bundled("network")["scale_up"]["nvswitch_latency_us"])

@@ -1,0 +1,96 @@
+"""Model architectures: catalogue entries and scenario overrides -> a frozen ModelSpec."""
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from simulator.catalog.loader import bundled
+from simulator.enums import Activation, Norm, Position
+
+
+class ModelEntry(BaseModel):
+    """One model as written in a catalogue file; every field optional so it can overlay a preset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layers: PositiveInt | None = None
+    hidden: PositiveInt | None = None
+    heads: PositiveInt | None = None
+    kv_heads: PositiveInt | None = None
+    ffn_hidden: PositiveInt | None = None
+    vocab: PositiveInt | None = None
+    seq_len: PositiveInt | None = None
+    activation: Activation | None = None
+    norm: Norm | None = None
+    bias: bool | None = None
+    position: Position | None = None
+    tied_embeddings: bool | None = None
+
+    def overlay(self, other: "ModelEntry") -> "ModelEntry":
+        """`other`'s explicit fields on top of this entry's."""
+        return self.model_copy(update=other.model_dump(exclude_none=True))
+
+
+REQUIRED_FIELDS = ("layers", "hidden", "heads", "vocab", "seq_len")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A decoder-only transformer. Sizes are counts (not bytes)."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    ffn_hidden: int
+    vocab: int
+    seq_len: int
+    activation: Activation
+    norm: Norm
+    bias: bool
+    position: Position
+    tied_embeddings: bool
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the K (or V) projection: kv_heads * head_dim (GQA/MQA when kv_heads < heads)."""
+        return self.kv_heads * self.head_dim
+
+    @property
+    def gated_mlp(self) -> bool:
+        """SwiGLU has three MLP matrices (gate, up, down) instead of two."""
+        return self.activation is Activation.SWIGLU
+
+    @classmethod
+    def from_entry(cls, name: str, e: ModelEntry) -> "ModelSpec":
+        """Fill defaults: kv_heads = heads, ffn 4h, style from the activation (see models.yaml)."""
+        missing = [f for f in REQUIRED_FIELDS if getattr(e, f) is None]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        activation = e.activation or Activation.GELU
+        llama_style = activation is Activation.SWIGLU
+        return cls(
+            name=name,
+            layers=e.layers,
+            hidden=e.hidden,
+            heads=e.heads,
+            kv_heads=e.kv_heads or e.heads,
+            ffn_hidden=e.ffn_hidden or 4 * e.hidden,
+            vocab=e.vocab,
+            seq_len=e.seq_len,
+            activation=activation,
+            norm=e.norm or (Norm.RMSNORM if llama_style else Norm.LAYERNORM),
+            bias=(not llama_style) if e.bias is None else e.bias,
+            position=e.position or (Position.ROPE if llama_style else Position.LEARNED),
+            tied_embeddings=(not llama_style) if e.tied_embeddings is None else e.tied_embeddings,
+        )
+
+
+def model_catalogue() -> dict[str, ModelEntry]:
+    """Every bundled model preset, as (partial-able) entries."""
+    return {name: ModelEntry.model_validate(raw) for name, raw in bundled("models").items()}

@@ -1,0 +1,53 @@
+"""The `simulator` command (contract.md section 2)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from simulator.scenario.errors import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simulator", description="Simulate LLM pretraining on a GPU cluster.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="simulate one scenario")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    run.add_argument("--out", type=Path, help="write result.json and the resolved scenario here")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override one scenario key (repeatable)",
+    )
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from simulator.results.report import human_report
+    from simulator.results.writer import result_json, write_outputs
+    from simulator.scenario import load_setup
+    from simulator.simulate import simulate
+
+    setup = load_setup(args.scenario, args.overrides)
+    result = simulate(setup)
+    if args.out is not None:
+        for path in write_outputs(result, setup, args.out):
+            print(f"wrote {path}", file=sys.stderr)
+    print(result_json(result) if args.json else human_report(result))
+    return 0
+
+
+COMMANDS = {"run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Pure cost functions: op time on a GPU, collective time on the cluster. Each formula once."""

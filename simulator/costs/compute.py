@@ -1,0 +1,70 @@
+"""Time of one op on one GPU: roofline max(compute, memory) times shape-aware efficiency.
+
+compute time = work FLOPs / (dense peak for the precision x efficiency), memory time = bytes /
+(HBM bandwidth x achievable fraction) (Williams et al. 2009, "Roofline"), plus the gap between
+dependent kernels (launch and scheduling).
+"""
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+from simulator.catalog.hardware import GpuSpec
+from simulator.catalog.loader import bundled
+from simulator.enums import OpKind, Precision
+from simulator.workload.ops import GemmShape, Op
+
+
+@dataclass(frozen=True)
+class Tile:
+    m: int
+    n: int
+    efficiency: float
+
+
+@cache
+def gemm_tiles() -> tuple[Tile, ...]:
+    return tuple(Tile(**t) for t in bundled("kernels")["gemm"]["tiles"])
+
+
+def k_overhead() -> float:
+    return float(bundled("kernels")["gemm"]["k_overhead"])
+
+
+@cache
+def gemm_efficiency(shape: GemmShape, sm_count: int) -> float:
+    """Fraction of the GPU's best GEMM rate this shape reaches: the best tile's intrinsic rate x
+    tile quantisation (padding of m, n to whole tiles) x wave quantisation (the last wave of
+    tiles leaves SMs idle) x the short-K penalty (NVIDIA Matrix Multiplication Background guide)."""
+    k_eff = shape.k / (shape.k + k_overhead())
+    best = 0.0
+    for tile in gemm_tiles():
+        tiles_m, tiles_n = math.ceil(shape.m / tile.m), math.ceil(shape.n / tile.n)
+        padded = tiles_m * tile.m * tiles_n * tile.n
+        tile_q = shape.m * shape.n / padded
+        tiles = tiles_m * tiles_n * shape.batch
+        wave_q = tiles / (math.ceil(tiles / sm_count) * sm_count)
+        best = max(best, tile.efficiency * tile_q * wave_q)
+    return best * k_eff
+
+
+def compute_rate(op: Op, gpu: GpuSpec, precision: Precision) -> float:
+    """Achieved FLOP/s for the op's math."""
+    peak = gpu.peak(precision)
+    if op.kind is OpKind.ATTENTION and op.gemm is None:  # fused FlashAttention kernel
+        return peak * gpu.flash_attention_efficiency
+    assert op.gemm is not None, op.name
+    return peak * gpu.gemm_efficiency_max * gemm_efficiency(op.gemm, gpu.sm_count)
+
+
+def memory_time_s(bytes_moved: float, gpu: GpuSpec) -> float:
+    return bytes_moved / (gpu.hbm_bytes_per_s * gpu.hbm_efficiency)
+
+
+def op_time_s(op: Op, gpu: GpuSpec, precision: Precision) -> float:
+    """Seconds the op occupies the GPU's compute stream."""
+    mem = memory_time_s(op.bytes, gpu)
+    if op.flops == 0:
+        return mem + gpu.kernel_launch_s
+    work = op.flops * op.work_factor * op.causal_fraction
+    return max(work / compute_rate(op, gpu, precision), mem) + gpu.kernel_launch_s

@@ -1,0 +1,1 @@
+"""Power and energy: GPU power by activity, node overhead and facility PUE."""

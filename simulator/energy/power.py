@@ -1,0 +1,41 @@
+"""Average power of one GPU (and its share of the node) over a simulated step."""
+
+from dataclasses import dataclass
+from functools import cache
+
+from simulator.catalog.loader import bundled
+from simulator.enums import Category
+from simulator.scenario.setup import Setup
+
+
+@cache
+def activity_fraction() -> dict[Category, float]:
+    raw = bundled("power")["activity_fraction"]
+    return {Category(k): float(v) for k, v in raw.items()}
+
+
+def gpu_power_W(category: Category, idle_W: float, tdp_W: float) -> float:
+    """P = idle + f(category) * (TDP - idle); never above TDP since f <= 1."""
+    return idle_W + activity_fraction()[category] * (tdp_W - idle_W)
+
+
+@dataclass(frozen=True)
+class StepEnergy:
+    """Energy of one step per GPU (J): GPU by category, the GPU's share of node overhead, and
+    the total at the facility meter (x PUE)."""
+
+    gpu_J_by_category: dict[Category, float]
+    node_share_J: float
+    facility_J: float
+
+    @property
+    def gpu_J(self) -> float:
+        return sum(self.gpu_J_by_category.values())
+
+
+def step_energy_per_gpu(setup: Setup, breakdown_s: dict[Category, float], time_s: float) -> StepEnergy:
+    gpu = setup.cluster.gpu
+    by_cat = {c: t * gpu_power_W(c, gpu.idle_W, gpu.tdp_W) for c, t in breakdown_s.items()}
+    node_share = setup.cluster.node_overhead_W / setup.cluster.gpus_per_node * time_s
+    facility = (sum(by_cat.values()) + node_share) * setup.economics.pue
+    return StepEnergy(gpu_J_by_category=by_cat, node_share_J=node_share, facility_J=facility)

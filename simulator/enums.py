@@ -1,0 +1,91 @@
+"""Enumerations shared across stages: precisions, model styles, plans, op and span kinds."""
+
+from enum import StrEnum
+
+
+class Precision(StrEnum):
+    FP32 = "fp32"
+    TF32 = "tf32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    FP8 = "fp8"
+
+
+class Activation(StrEnum):
+    GELU = "gelu"
+    SWIGLU = "swiglu"
+    RELU = "relu"
+
+
+class Norm(StrEnum):
+    LAYERNORM = "layernorm"
+    RMSNORM = "rmsnorm"
+
+
+class Position(StrEnum):
+    LEARNED = "learned"
+    ROPE = "rope"
+    ALIBI = "alibi"
+
+
+class Schedule(StrEnum):
+    GPIPE = "gpipe"
+    ONE_F_ONE_B = "1f1b"
+    INTERLEAVED = "interleaved"
+
+
+class Recompute(StrEnum):
+    NONE = "none"
+    SELECTIVE = "selective"
+    FULL = "full"
+
+
+class Phase(StrEnum):
+    """When in a micro-batch an op runs."""
+
+    FORWARD = "forward"
+    BACKWARD = "backward"
+    RECOMPUTE = "recompute"
+    OPTIMIZER = "optimizer"
+
+
+class OpKind(StrEnum):
+    """What kind of work an op is; drives its cost function and its breakdown category."""
+
+    GEMM = "gemm"
+    ATTENTION = "attention"  # Q.K^T, softmax and attn.V, or one fused FlashAttention kernel
+    ELEMENTWISE = "elementwise"  # norms, activations, dropout, residuals, embedding, loss
+    OPTIMIZER = "optimizer"
+
+
+class Collective(StrEnum):
+    ALL_REDUCE = "all_reduce"
+    ALL_GATHER = "all_gather"
+    REDUCE_SCATTER = "reduce_scatter"
+    ALL_TO_ALL = "all_to_all"
+    SEND_RECV = "send_recv"
+
+
+class CommGroup(StrEnum):
+    """Which parallel dimension a message belongs to (the breakdown category)."""
+
+    TP = "tp"
+    CP = "cp"
+    PP = "pp"
+    DP = "dp"
+
+
+class Category(StrEnum):
+    """Breakdown categories of step time (contract `step.breakdown_s`, plus recompute and comm_cp)."""
+
+    GEMM = "gemm"
+    ATTENTION = "attention"
+    OTHER_COMPUTE = "other_compute"
+    RECOMPUTE = "recompute"
+    COMM_TP = "comm_tp"
+    COMM_CP = "comm_cp"
+    COMM_PP = "comm_pp"
+    COMM_DP = "comm_dp"
+    BUBBLE = "bubble"
+    OPTIMIZER = "optimizer"
+    IDLE = "idle"

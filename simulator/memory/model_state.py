@@ -1,0 +1,70 @@
+"""Per-GPU model state: weights, gradients and optimizer state under ZeRO stages 0-3."""
+
+from dataclasses import dataclass
+
+from simulator import dtypes
+from simulator.enums import Precision
+from simulator.scenario.setup import Setup
+from simulator.workload.params import layer_params
+from simulator.workload.partition import layers_per_chunk
+from simulator.workload.step import stage_params_on_rank
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Bytes of model state one GPU holds for its pipeline stage."""
+
+    weights_bytes: float
+    gradients_bytes: float
+    optimizer_bytes: float
+
+    @property
+    def total_bytes(self) -> float:
+        return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes
+
+
+def model_state_bytes(params: float, precision: Precision, zero: int, shards: int) -> ModelState:
+    """Model state of `params` parameters (Psi) sharded over `shards` data-parallel ranks (N_d).
+
+    Rajbhandari et al. 2020 ("ZeRO"), sec. 3.1 and Fig. 1: mixed-precision Adam keeps 2*Psi bytes
+    of fp16/bf16 weights, 2*Psi of gradients and K*Psi (K = 12: fp32 master weights, momentum,
+    variance) of optimizer state; pure fp32 training keeps 4 + 4 + 8 bytes (simulator.dtypes).
+    Stage 1 shards the optimizer state, stage 2 also the gradients, stage 3 also the weights:
+    totals 16Psi, 4Psi + 12Psi/N_d, 2Psi + 14Psi/N_d, 16Psi/N_d for bf16. Units: bytes.
+    """
+    assert 0 <= zero <= 3 and shards >= 1, (zero, shards)
+    weights = params * dtypes.weight_bytes(precision)
+    grads = params * dtypes.gradient_bytes(precision)
+    optimizer = params * dtypes.optimizer_bytes_per_param(precision)
+    return ModelState(
+        weights_bytes=weights / shards if zero >= 3 else weights,
+        gradients_bytes=grads / shards if zero >= 2 else grads,
+        optimizer_bytes=optimizer / shards if zero >= 1 else optimizer,
+    )
+
+
+def zero_shards(setup: Setup) -> int:
+    """N_d: ranks that hold the same weights and share their state, dp * cp (CP ranks hold the
+    same weights as their DP peers and reduce gradients with them)."""
+    return setup.plan.dp * setup.plan.cp
+
+
+def stage_model_state(setup: Setup, stage: int) -> ModelState:
+    """Model state of one GPU of pipeline `stage` (0-based): its parameters Psi from
+    `stage_params_on_rank`, sharded per the plan's ZeRO stage. Units: bytes."""
+    counts = layers_per_chunk(setup.model.layers, setup.plan.chunks)
+    params = stage_params_on_rank(setup, stage, counts)
+    return model_state_bytes(params, setup.training.precision, setup.plan.zero, zero_shards(setup))
+
+
+def zero3_gather_buffer_bytes(setup: Setup) -> float:
+    """Transient unsharded weights under ZeRO-3 / FSDP: the gathered layer being computed plus one
+    prefetched layer (Rajbhandari et al. 2020 sec. 5.3: each partition's weights are gathered
+    before its forward and backward and discarded after; PyTorch FSDP's forward/backward prefetch
+    keeps one more layer's all-gather in flight, Zhao et al. 2023 "PyTorch FSDP", sec. 3.4).
+    Units: bytes; 0 without ZeRO-3 or when there is nothing to gather (N_d = 1).
+    """
+    if setup.plan.zero < 3 or zero_shards(setup) == 1:
+        return 0.0
+    per_layer = layer_params(setup.model).per_rank(setup.plan.tp)
+    return 2 * per_layer * dtypes.weight_bytes(setup.training.precision)

@@ -1,0 +1,38 @@
+"""A short human-readable report of one result (what `simulator run` prints without --json)."""
+
+from simulator.results.result import SimulationResult
+from simulator.units import GIGA
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:5.1f} %" if whole > 0 else "   - "
+
+
+def human_report(r: SimulationResult) -> str:
+    s, m = r.step, r.memory
+    lines = [
+        f"{r.name}: {r.model['name']} ({r.model['parameters'] / 1e9:.1f} B parameters)",
+        f"  plan       tp={r.plan['tp']} pp={r.plan['pp']} dp={r.plan['dp']} cp={r.plan['cp']} "
+        f"schedule={r.plan['schedule']} zero={r.plan['zero']} recompute={r.plan['recompute']}, "
+        f"{r.plan['micro_batches']} micro-batches per step",
+        f"  step       {s.time_s:.3f} s   {s.tokens_per_s:,.0f} tokens/s   MFU {100 * s.mfu:.1f} %   "
+        f"HFU {100 * s.hfu:.1f} %   ({s.method})",
+        "  where the step goes (average GPU):",
+    ]
+    for cat, t in sorted(s.breakdown_s.items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            lines.append(f"    {cat.value:<14} {t:10.3f} s  {_share(t, s.time_s)}")
+    per = ", ".join(f"{k} {v / GIGA:.1f}" for k, v in m.per_gpu_bytes.items())
+    verdict = "fits" if m.fits else "DOES NOT FIT"
+    lines.append(
+        f"  memory     {m.peak_bytes / GIGA:.1f} GB of {m.capacity_bytes / GIGA:.1f} GB per GPU: {verdict}  ({per} GB)"
+    )
+    if not r.feasible:
+        lines.append(f"  infeasible: {m.reason}")
+    if r.run is not None:
+        u = r.run
+        lines.append(
+            f"  run        {u.iterations:,} steps, {u.days:.1f} days, {u.gpu_hours:,.0f} GPU-hours, "
+            f"{u.energy_mwh:,.0f} MWh, ${u.cost_usd:,.0f}, {u.co2_tonnes:,.0f} t CO2e"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""The result of simulating a scenario, and its contract JSON form (contract.md section 3)."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from simulator.enums import Category
+from simulator.memory.budget import MemoryResult
+from simulator.run.whole_run import RunResult
+
+
+@dataclass(frozen=True)
+class StepResult:
+    time_s: float
+    tokens_per_s: float
+    model_flops: float
+    hardware_flops: float
+    mfu: float
+    hfu: float
+    breakdown_s: dict[Category, float]
+    energy_J_per_gpu: float  # facility energy of one step per GPU (PUE and node share included)
+    method: str  # "analytical" or "event"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "time_s": self.time_s,
+            "tokens_per_s": self.tokens_per_s,
+            "model_flops": self.model_flops,
+            "hardware_flops": self.hardware_flops,
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "breakdown_s": {c.value: v for c, v in self.breakdown_s.items()},
+            "energy_J_per_gpu": self.energy_J_per_gpu,
+            "method": self.method,
+        }
+        d.update(self.extra)
+        return d
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    name: str
+    step: StepResult
+    memory: MemoryResult
+    run: RunResult | None
+    model: dict[str, Any]
+    plan: dict[str, Any]
+
+    @property
+    def feasible(self) -> bool:
+        return self.memory.fits
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "feasible": self.feasible,
+            "reason": None if self.feasible else self.memory.reason,
+            "step": self.step.to_dict(),
+            "memory": self.memory.as_json(),
+        }
+        if self.run is not None:
+            d["run"] = asdict(self.run)
+        d["model"] = self.model
+        d["plan"] = self.plan
+        return d

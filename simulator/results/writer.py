@@ -1,0 +1,33 @@
+"""Write a result to disk: result.json and the resolved scenario (contract section 5)."""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.results.result import SimulationResult
+from simulator.scenario.setup import Setup
+
+
+def result_json(result: SimulationResult) -> str:
+    """The contract JSON, deterministic (same input, byte-identical output)."""
+    return json.dumps(result.to_dict(), indent=2, allow_nan=False)
+
+
+def resolved_scenario(setup: Setup) -> dict[str, Any]:
+    """The scenario as simulated: every default filled in, the preset expanded, dp computed."""
+    d = setup.scenario.model_dump(mode="json", exclude_none=True)
+    model = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(setup.model).items() if k != "name"}
+    d["model"] = {**({"preset": setup.scenario.model.preset} if setup.scenario.model.preset else {}), **model}
+    d["parallelism"]["dp"] = setup.plan.dp
+    return d
+
+
+def write_outputs(result: SimulationResult, setup: Setup, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "result.json", out_dir / "scenario.resolved.yaml"]
+    paths[0].write_text(result_json(result) + "\n")
+    paths[1].write_text(yaml.safe_dump(resolved_scenario(setup), sort_keys=False))
+    return paths

@@ -1,0 +1,101 @@
+"""YAML file (+ --set overrides) -> validated Scenario -> resolved Setup, or one ConfigError."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from simulator.scenario.errors import ConfigError
+from simulator.scenario.resolve import resolve
+from simulator.scenario.schema import Scenario
+from simulator.scenario.setup import Setup
+
+
+def read_scenario_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping in a scenario file; ConfigError for a missing, unreadable, empty or broken file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read ({exc})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{path}: not valid YAML{line}: {problem}"]) from None
+    if data is None:
+        raise ConfigError([f"{path}: the file is empty"])
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: a scenario must be a mapping of sections, got {type(data).__name__}"])
+    return data
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.path=value` strings (value parsed as YAML) to a copy of `raw`."""
+    data = _deep_copy(raw)
+    problems = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {item}: expected key.path=value")
+            continue
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append(f"{'.'.join(parts[: i + 1])}: is a value, cannot set {key}")
+                break
+            node = child
+        else:
+            try:
+                node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+            except yaml.YAMLError:
+                node[parts[-1]] = value
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+def validate(raw: dict[str, Any]) -> Scenario:
+    """Schema validation; every pydantic error becomes one 'key.path: message' line."""
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+
+
+def _describe(err: Any) -> str:
+    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    given = err.get("input")
+    shown = f" (got {given!r})" if not isinstance(given, dict | list) else ""
+    return f"{path}: {err['msg'].lower()}{shown}"
+
+
+def load_setup(path: str | Path, overrides: list[str] | None = None) -> Setup:
+    """The whole input pipeline for `simulator run`."""
+    raw = apply_overrides(read_scenario_file(path), overrides or [])
+    return resolve(validate(raw))
+
+
+def setup_from_mapping(raw: dict[str, Any], overrides: list[str] | None = None) -> Setup:
+    """Same as load_setup for an in-memory scenario (tests, search, validation files)."""
+    return resolve(validate(apply_overrides(raw, overrides or [])))

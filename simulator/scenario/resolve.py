@@ -1,0 +1,161 @@
+"""Validated Scenario -> Setup: catalogue look-ups, defaults, and the cross-field plan rules."""
+
+from simulator import units
+from simulator.catalog.hardware import GpuSpec, NicSpec, default_node_for, gpu_catalogue
+from simulator.catalog.loader import bundled
+from simulator.catalog.models import ModelEntry, ModelSpec, model_catalogue
+from simulator.enums import Schedule
+from simulator.scenario.errors import ConfigError
+from simulator.scenario.schema import Scenario
+from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, Setup, TrainingSpec
+
+
+def resolve(sc: Scenario) -> Setup:
+    problems: list[str] = []
+    model = _resolve_model(sc, problems)
+    gpu = _resolve_gpu(sc, problems)
+    if problems:
+        raise ConfigError(problems)
+    plan = _resolve_plan(sc, model, problems)
+    _check_training(sc, model, gpu, plan, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Setup(
+        name=sc.name,
+        model=model,
+        cluster=_resolve_cluster(sc, gpu),
+        plan=plan,
+        training=TrainingSpec(
+            global_batch=sc.training.global_batch,
+            micro_batch=sc.training.micro_batch,
+            tokens=sc.training.tokens,
+            precision=sc.training.precision,
+            flash_attention=sc.training.flash_attention,
+        ),
+        economics=_resolve_economics(sc, gpu),
+        seed=sc.seed,
+        scenario=sc,
+    )
+
+
+def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
+    presets = model_catalogue() | dict(sc.catalogue.models)
+    explicit = ModelEntry.model_validate(sc.model.model_dump(exclude={"preset"}, exclude_none=True))
+    base = ModelEntry()
+    name = sc.model.preset or sc.name
+    if sc.model.preset is not None:
+        if sc.model.preset not in presets:
+            problems.append(f"model.preset: unknown model {sc.model.preset!r} (known: {', '.join(sorted(presets))})")
+            return None
+        base = presets[sc.model.preset]
+    try:
+        model = ModelSpec.from_entry(name, base.overlay(explicit))
+    except ValueError as exc:
+        problems.append(f"model: {exc} (give them or a preset)")
+        return None
+    before = len(problems)
+    if model.hidden % model.heads:
+        problems.append(f"model.heads: must divide model.hidden ({model.hidden}), got {model.heads}")
+    if model.heads % model.kv_heads:
+        problems.append(f"model.kv_heads: must divide model.heads ({model.heads}), got {model.kv_heads}")
+    return model if len(problems) == before else None
+
+
+def _resolve_gpu(sc: Scenario, problems: list[str]) -> GpuSpec | None:
+    gpus = gpu_catalogue(sc.catalogue.gpus)
+    if sc.cluster.gpu not in gpus:
+        problems.append(f"cluster.gpu: unknown GPU {sc.cluster.gpu!r} (known: {', '.join(sorted(gpus))})")
+        return None
+    return gpus[sc.cluster.gpu]
+
+
+def _resolve_plan(sc: Scenario, model: ModelSpec, problems: list[str]) -> ParallelPlan:
+    p, c = sc.parallelism, sc.cluster
+    mp = p.tp * p.pp * p.cp
+    dp = p.dp if p.dp is not None else max(1, c.num_gpus // mp)
+    if c.num_gpus % mp:
+        problems.append(f"parallelism: tp*pp*cp = {mp} does not divide cluster.num_gpus ({c.num_gpus})")
+    elif mp * dp != c.num_gpus:
+        problems.append(f"parallelism.dp: tp*pp*cp*dp = {mp * dp} must equal cluster.num_gpus ({c.num_gpus})")
+    if model.heads % p.tp:
+        problems.append(f"parallelism.tp: must divide model.heads ({model.heads}), got {p.tp}")
+    elif model.kv_heads % p.tp:
+        problems.append(f"parallelism.tp: must divide model.kv_heads ({model.kv_heads}), got {p.tp}")
+    if model.ffn_hidden % p.tp:
+        problems.append(f"parallelism.tp: must divide model.ffn_hidden ({model.ffn_hidden}), got {p.tp}")
+    if p.pp * p.virtual_stages > model.layers:
+        problems.append(
+            f"parallelism: pp*virtual_stages = {p.pp * p.virtual_stages} pipeline chunks exceed "
+            f"model.layers ({model.layers})"
+        )
+    if p.virtual_stages > 1 and p.schedule is not Schedule.INTERLEAVED:
+        problems.append("parallelism.virtual_stages: more than 1 needs schedule: interleaved")
+    if model.seq_len % p.cp:
+        problems.append(f"parallelism.cp: must divide model.seq_len ({model.seq_len}), got {p.cp}")
+    if c.num_gpus > c.gpus_per_node and c.num_gpus % c.gpus_per_node:
+        problems.append(f"cluster.num_gpus: {c.num_gpus} is not a whole number of {c.gpus_per_node}-GPU nodes")
+    schedule = p.schedule
+    if schedule is Schedule.INTERLEAVED and p.virtual_stages == 1:
+        schedule = Schedule.ONE_F_ONE_B  # one chunk per GPU: interleaving degenerates to 1F1B
+    return ParallelPlan(
+        tp=p.tp,
+        pp=p.pp,
+        dp=dp,
+        cp=p.cp,
+        schedule=schedule,
+        virtual_stages=p.virtual_stages,
+        sequence_parallel=p.sequence_parallel,
+        zero=p.zero,
+        recompute=p.recompute,
+        dp_overlap=p.dp_overlap,
+    )
+
+
+def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: ParallelPlan, problems: list[str]) -> None:
+    t = sc.training
+    if t.global_batch % (plan.dp * t.micro_batch):
+        problems.append(
+            f"training.global_batch: {t.global_batch} is not divisible by dp*micro_batch "
+            f"({plan.dp}*{t.micro_batch} = {plan.dp * t.micro_batch})"
+        )
+    if not gpu.supports(t.precision):
+        have = ", ".join(p.value for p in gpu.peak_flops_per_s)
+        problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")
+
+
+def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
+    c = sc.cluster
+    node = default_node_for(c.gpu)
+    nic = node.nic
+    if c.inter_node_Gbps is not None:
+        nic = NicSpec(nic.name, units.gbit_to_bytes_per_s(c.inter_node_Gbps), nic.latency_s)
+    intra = gpu.scale_up_bytes_per_s
+    if c.intra_node_GBps is not None:
+        intra = units.gbps_bytes_to_bytes_per_s(c.intra_node_GBps)
+    return ClusterSpec(
+        gpu=gpu,
+        num_gpus=c.num_gpus,
+        gpus_per_node=c.gpus_per_node,
+        intra_node_bytes_per_s=intra,
+        nic=nic,
+        nics_per_node=c.nics_per_node or node.nics,
+        topology=c.topology,
+        oversubscription=c.oversubscription,
+        node_overhead_W=c.node_overhead_W if c.node_overhead_W is not None else node.node_overhead_W,
+    )
+
+
+def _resolve_economics(sc: Scenario, gpu: GpuSpec) -> Economics:
+    d = bundled("economics")
+    prices = d["usd_per_gpu_hour"]
+    price = sc.cost.usd_per_gpu_hour
+    if price is None:
+        price = prices.get(gpu.name, d["usd_per_gpu_hour_unknown"])
+    return Economics(
+        pue=sc.energy.pue if sc.energy.pue is not None else d["pue"],
+        grid_kg_co2_per_kWh=(
+            sc.energy.grid_kg_co2_per_kWh if sc.energy.grid_kg_co2_per_kWh is not None else d["grid_kg_co2_per_kWh"]
+        ),
+        usd_per_gpu_hour=price,
+        usd_per_kWh=sc.cost.usd_per_kWh if sc.cost.usd_per_kWh is not None else d["usd_per_kWh"],
+    )

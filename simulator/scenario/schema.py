@@ -1,0 +1,89 @@
+"""The scenario YAML schema (../docs/contract.md section 1), as strict pydantic models.
+
+Unknown keys are errors (`extra="forbid"`); numbers may be written as strings such as
+"300e9" (YAML 1.1 reads that as a string). Cross-field rules live in `rules.py`.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from simulator.catalog.hardware import GpuEntry
+from simulator.catalog.models import ModelEntry
+from simulator.enums import Precision, Recompute, Schedule
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(ModelEntry):
+    """`model:`: a catalogue preset and/or explicit shape fields (explicit fields win)."""
+
+    preset: str | None = None
+
+
+class ClusterSection(_Section):
+    gpu: str
+    num_gpus: PositiveInt
+    gpus_per_node: PositiveInt = 8
+    intra_node_GBps: PositiveFloat | None = None  # default: the GPU's scale-up bandwidth
+    inter_node_Gbps: PositiveFloat | None = None  # default: the node's NIC line rate
+    nics_per_node: PositiveInt | None = None  # default: the node's NIC count
+    topology: Literal["fat-tree", "rail-optimized"] = "fat-tree"
+    oversubscription: float = Field(default=1.0, ge=1.0)  # leaf uplink : downlink ratio (1 = non-blocking)
+    node_overhead_W: NonNegativeFloat | None = None  # default: the node catalogue's value
+
+
+class ParallelismSection(_Section):
+    tp: PositiveInt = 1
+    pp: PositiveInt = 1
+    dp: PositiveInt | None = None
+    cp: PositiveInt = 1
+    schedule: Schedule = Schedule.ONE_F_ONE_B
+    virtual_stages: PositiveInt = 1
+    sequence_parallel: bool = False
+    zero: Literal[0, 1, 2, 3] = 0
+    recompute: Recompute = Recompute.NONE
+    # Extension: overlap the data-parallel gradient reduction with the backward pass
+    # (PyTorch DDP / Megatron --overlap-grad-reduce). Megatron-LM 2021 did not overlap.
+    dp_overlap: bool = False
+
+
+class TrainingSection(_Section):
+    global_batch: PositiveInt
+    micro_batch: PositiveInt = 1
+    tokens: PositiveFloat | None = None
+    precision: Precision = Precision.BF16
+    flash_attention: bool = False
+
+
+class EnergySection(_Section):
+    """Facility and grid. Defaults: see `simulator/specs/economics.yaml`."""
+
+    pue: float | None = Field(default=None, ge=1.0)
+    grid_kg_co2_per_kWh: NonNegativeFloat | None = None
+
+
+class CostSection(_Section):
+    usd_per_gpu_hour: NonNegativeFloat | None = None  # default per GPU in economics.yaml
+    usd_per_kWh: NonNegativeFloat | None = None  # energy billed separately (0 when the GPU-hour price includes it)
+
+
+class CatalogueSection(_Section):
+    """Scenario-local catalogue entries: a hypothetical accelerator or a private model."""
+
+    gpus: dict[str, GpuEntry] = Field(default_factory=dict)
+    models: dict[str, ModelEntry] = Field(default_factory=dict)
+
+
+class Scenario(_Section):
+    name: str
+    model: ModelSection
+    cluster: ClusterSection
+    parallelism: ParallelismSection = ParallelismSection()
+    training: TrainingSection
+    energy: EnergySection = EnergySection()
+    cost: CostSection = CostSection()
+    catalogue: CatalogueSection = CatalogueSection()
+    seed: int = 0

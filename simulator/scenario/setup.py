@@ -1,0 +1,97 @@
+"""Resolved, frozen configuration objects (SI units) that every later stage reads."""
+
+from dataclasses import dataclass
+
+from simulator.catalog.hardware import GpuSpec, NicSpec
+from simulator.catalog.models import ModelSpec
+from simulator.enums import Precision, Recompute, Schedule
+from simulator.scenario.schema import Scenario
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    gpu: GpuSpec
+    num_gpus: int
+    gpus_per_node: int
+    intra_node_bytes_per_s: float  # per GPU, per direction (NVLink/NVSwitch)
+    nic: NicSpec  # line rate already overridden by the scenario when it sets inter_node_Gbps
+    nics_per_node: int
+    topology: str
+    oversubscription: float
+    node_overhead_W: float
+
+    @property
+    def num_nodes(self) -> int:
+        return -(-self.num_gpus // self.gpus_per_node)
+
+    @property
+    def inter_node_bytes_per_s_per_gpu(self) -> float:
+        """Scale-out bandwidth one GPU gets when every GPU of its node sends at once."""
+        gpus = min(self.gpus_per_node, self.num_gpus)
+        return self.nic.line_rate_bytes_per_s * self.nics_per_node / gpus / self.oversubscription
+
+
+@dataclass(frozen=True)
+class ParallelPlan:
+    tp: int
+    pp: int
+    dp: int
+    cp: int
+    schedule: Schedule
+    virtual_stages: int
+    sequence_parallel: bool
+    zero: int
+    recompute: Recompute
+    dp_overlap: bool
+
+    @property
+    def chunks(self) -> int:
+        """Model chunks the layers are split over: pp * virtual_stages."""
+        return self.pp * self.virtual_stages
+
+    @property
+    def model_parallel(self) -> int:
+        return self.tp * self.pp * self.cp
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    global_batch: int
+    micro_batch: int
+    tokens: float | None
+    precision: Precision
+    flash_attention: bool
+
+    def micro_batches_per_step(self, dp: int) -> int:
+        """Micro-batches each pipeline runs per optimizer step."""
+        return self.global_batch // (dp * self.micro_batch)
+
+
+@dataclass(frozen=True)
+class Economics:
+    pue: float
+    grid_kg_co2_per_kWh: float
+    usd_per_gpu_hour: float
+    usd_per_kWh: float
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything one simulation needs, validated and resolved."""
+
+    name: str
+    model: ModelSpec
+    cluster: ClusterSpec
+    plan: ParallelPlan
+    training: TrainingSpec
+    economics: Economics
+    seed: int
+    scenario: Scenario  # the validated input, saved beside results as the resolved scenario
+
+    @property
+    def micro_batches(self) -> int:
+        return self.training.micro_batches_per_step(self.plan.dp)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.training.global_batch * self.model.seq_len

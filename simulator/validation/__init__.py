@@ -1,0 +1,1 @@
+"""Validation against published training runs: case files, runner, error tables."""

@@ -1,0 +1,122 @@
+"""Validation cases: the published-cases YAML format and vTrain's ground-truth CSVs."""
+
+import csv
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VTRAIN_VOCAB = 50257  # GPT-2 BPE, as in Megatron-DeepSpeed's GPT examples
+MEGATRON_VOCAB_DIVISOR = 128  # Megatron pads the vocabulary to a multiple of 128 * tp
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    group: str
+    scenario: dict[str, Any]
+    published: dict[str, float]
+    source: str = ""
+
+
+def bundled_path(name: str) -> Path:
+    return Path(str(resources.files("simulator.data").joinpath("validation", name)))
+
+
+def load_published_cases(path: Path) -> list[Case]:
+    raw = yaml.safe_load(path.read_text())
+    return [
+        Case(
+            id=c["id"],
+            group=_group_of(c["id"]),
+            scenario=c["scenario"],
+            published=c["published"],
+            source=c.get("source", ""),
+        )
+        for c in raw
+    ]
+
+
+def _group_of(case_id: str) -> str:
+    """'megatron2021_t1_1.7B' -> 'megatron2021_t1'; 'nemo2407_...' -> 'nemo2407'; 'seed_...' -> 'seed'."""
+    parts = case_id.split("_")
+    if parts[0].startswith("megatron") and len(parts) > 2:
+        return "_".join(parts[:3]) if parts[1] == "t2" else "_".join(parts[:2])
+    return parts[0]
+
+
+def padded_vocab(vocab: int, tp: int) -> int:
+    """Megatron-LM's --make-vocab-size-divisible-by 128, times tp."""
+    unit = MEGATRON_VOCAB_DIVISOR * tp
+    return math.ceil(vocab / unit) * unit
+
+
+def vtrain_scenario(row: dict[str, str], idx: str) -> dict[str, Any]:
+    """A vTrain measurement as a scenario: Megatron-DeepSpeed GPT on A100 SXM nodes of 8, 1F1B,
+    full recompute, mixed precision; vTrain's cluster: 800 Gbit/s per node, 150 GB/s NVLink."""
+    tp = int(row["tensor parallelism"])
+    gpus = int(row["# GPUs"])
+    return {
+        "name": f"vtrain_{idx}",
+        "model": {
+            "layers": int(row["# layers"]),
+            "hidden": int(row["hidden size"]),
+            "heads": int(row["attention heads"]),
+            "vocab": padded_vocab(VTRAIN_VOCAB, tp),
+            "seq_len": int(row["sequence length"]),
+        },
+        "cluster": {
+            "gpu": "a100-sxm-80gb",
+            "num_gpus": gpus,
+            "gpus_per_node": min(8, gpus),
+            "intra_node_GBps": 150,
+            "inter_node_Gbps": 100,
+            "nics_per_node": 8,
+        },
+        "parallelism": {
+            "tp": tp,
+            "pp": int(row["pipeline parallelism"]),
+            "dp": int(row["data parallelism"]),
+            "schedule": "1f1b",
+            "recompute": "full",
+        },
+        "training": {
+            "global_batch": int(row["global batch"]),
+            "micro_batch": int(row["micro batch"]),
+            "precision": "fp16",
+        },
+    }
+
+
+def load_vtrain_csv(path: Path, group: str) -> list[Case]:
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        Case(
+            id=f"{group}_{i}",
+            group=group,
+            scenario=vtrain_scenario(row, f"{group}_{i}"),
+            published={"iteration_time_s": float(row["iteration time (ms)"]) / 1000.0},
+            source="vTrain ground truth (Bang et al. 2024)",
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def load_cases(path: Path) -> list[Case]:
+    """Any supported validation file: published-cases YAML or a vTrain CSV."""
+    if path.suffix == ".csv":
+        group = "vtrain_multi" if "multi" in path.name else "vtrain_single"
+        return load_vtrain_csv(path, group)
+    return load_published_cases(path)
+
+
+def default_files() -> list[Path]:
+    return [
+        bundled_path("published_cases.yaml"),
+        bundled_path("vtrain/ground_truth_multi.csv"),
+        bundled_path("vtrain/ground_truth_single.csv"),
+    ]

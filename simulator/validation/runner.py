@@ -1,0 +1,90 @@
+"""Run validation cases and tabulate published vs predicted, with % errors per group."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from simulator.scenario import ConfigError, setup_from_mapping
+from simulator.simulate import simulate
+from simulator.validation.cases import Case
+
+# Published figure -> where the prediction lives in the result JSON.
+METRICS = {
+    "iteration_time_s": ("step", "time_s"),
+    "days": ("run", "days"),
+    "energy_mwh": ("run", "energy_mwh"),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    group: str
+    metric: str
+    published: float
+    predicted: float | None
+    note: str = ""
+
+    @property
+    def error_pct(self) -> float | None:
+        if self.predicted is None:
+            return None
+        return 100.0 * (self.predicted - self.published) / self.published
+
+
+def run_case(case: Case) -> list[Row]:
+    try:
+        result = simulate(setup_from_mapping(case.scenario)).to_dict()
+    except ConfigError as exc:
+        return [
+            Row(case.id, case.group, m, v, None, "; ".join(exc.problems))
+            for m, v in case.published.items()
+            if m in METRICS
+        ]
+    rows = []
+    for metric, value in case.published.items():
+        if metric not in METRICS:
+            continue
+        section, key = METRICS[metric]
+        predicted = result.get(section, {}).get(key)
+        note = "" if result["feasible"] else "predicted out of memory"
+        rows.append(Row(case.id, case.group, metric, float(value), predicted, note))
+    return rows
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    group: str
+    metric: str
+    cases: int
+    mape: float
+    worst_case: str
+    worst_pct: float
+
+
+def summarise(rows: list[Row]) -> list[GroupSummary]:
+    by: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.error_pct is not None:
+            by[(r.group, r.metric)].append(r)
+    out = []
+    for (group, metric), rs in by.items():
+        worst = max(rs, key=lambda r: abs(r.error_pct))
+        mape = sum(abs(r.error_pct) for r in rs) / len(rs)
+        out.append(GroupSummary(group, metric, len(rs), mape, worst.case, worst.error_pct))
+    return out
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| case | metric | published | predicted | error % | note |", "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        pred = f"{r.predicted:.4g}" if r.predicted is not None else "-"
+        err = f"{r.error_pct:+.1f}" if r.error_pct is not None else "-"
+        lines.append(f"| {r.case} | {r.metric} | {r.published:.4g} | {pred} | {err} | {r.note} |")
+    return "\n".join(lines)
+
+
+def summary_table(summaries: list[GroupSummary]) -> str:
+    lines = ["| group | metric | cases | MAPE % | worst case | worst % |", "|---|---|---:|---:|---|---:|"]
+    for s in summaries:
+        lines.append(f"| {s.group} | {s.metric} | {s.cases} | {s.mape:.1f} | {s.worst_case} | {s.worst_pct:+.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""The kernels and messages of one transformer layer for one micro-batch on one rank.
+
+Forward order follows Megatron-LM's GPT layer: norm, QKV, core attention, output projection,
+TP reduction, dropout+residual, norm, MLP up (+gate), activation, MLP down, TP reduction,
+dropout+residual. Backward runs each GEMM as an activation-gradient (dgrad) and a
+weight-gradient (wgrad) GEMM of the same FLOPs. Communication follows Korthikanti et al.
+2022 sec. 4.2: without sequence parallelism two all-reduces forward and two backward; with it an
+all-gather and a reduce-scatter in place of each all-reduce (same volume).
+"""
+
+from dataclasses import dataclass
+
+from simulator.catalog.models import ModelSpec
+from simulator.enums import Collective, CommGroup, OpKind, Phase, Recompute
+from simulator.workload.ops import CommOp, GemmShape, Op
+from simulator.workload.shapes import RankShapes
+
+Item = Op | CommOp
+
+# FlashAttention's backward pass runs 5 matmuls against the forward's 2 (it recomputes the
+# scores): 2.5x the forward FLOPs instead of 2x (Dao 2023, sec. 3.1).
+FLASH_BACKWARD_WORK = 2.5 / 2.0
+
+
+@dataclass(frozen=True)
+class LayerWork:
+    forward: tuple[Item, ...]
+    backward: tuple[Item, ...]
+    recompute: tuple[Item, ...]  # runs before `backward` when activations were not kept
+
+
+def gemm_op(name: str, phase: Phase, shape: GemmShape, elem: int) -> Op:
+    bytes_moved = (shape.m * shape.k + shape.k * shape.n + shape.m * shape.n) * elem * shape.batch
+    return Op(name, OpKind.GEMM, phase, flops=shape.flops, bytes=bytes_moved, gemm=shape)
+
+
+def backward_gemms(name: str, fwd: GemmShape, elem: int) -> list[Op]:
+    """dX = dY @ W^T (m x k from m x n, n x k) and dW = X^T @ dY (k x n from k x m, m x n)."""
+    dgrad = GemmShape(m=fwd.m, n=fwd.k, k=fwd.n, batch=fwd.batch)
+    wgrad = GemmShape(m=fwd.k, n=fwd.n, k=fwd.m, batch=fwd.batch)
+    return [
+        gemm_op(f"{name}_dgrad", Phase.BACKWARD, dgrad, elem),
+        gemm_op(f"{name}_wgrad", Phase.BACKWARD, wgrad, elem),
+    ]
+
+
+def elementwise(name: str, phase: Phase, bytes_moved: float) -> Op:
+    return Op(name, OpKind.ELEMENTWISE, phase, bytes=bytes_moved)
+
+
+def tp_comm(name: str, phase: Phase, r: RankShapes, gather: bool) -> list[CommOp]:
+    """The TP reduction (or SP gather) of one [tokens, h] activation; none without TP."""
+    if r.tp == 1:
+        return []
+    size = r.tokens * r.h * r.elem
+    if not r.sp:
+        return [CommOp(name, CommGroup.TP, Collective.ALL_REDUCE, phase, size, r.tp)] if not gather else []
+    kind = Collective.ALL_GATHER if gather else Collective.REDUCE_SCATTER
+    return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp)]
+
+
+def layer_shapes(model: ModelSpec, r: RankShapes) -> dict[str, GemmShape]:
+    t = r.tokens
+    mlp_in = 2 * r.f if model.gated_mlp else r.f
+    return {
+        "qkv": GemmShape(m=t, n=(r.heads + 2 * r.kv_heads) * r.d, k=r.h),
+        "attn_proj": GemmShape(m=t, n=r.h, k=r.heads * r.d),
+        "mlp_up": GemmShape(m=t, n=mlp_in // r.tp, k=r.h),
+        "mlp_down": GemmShape(m=t, n=r.h, k=r.f // r.tp),
+        "scores": GemmShape(m=r.s_q, n=r.s, k=r.d, batch=r.b * r.heads),
+        "context": GemmShape(m=r.s_q, n=r.d, k=r.s, batch=r.b * r.heads),
+    }
+
+
+def cp_comm(name: str, phase: Phase, r: RankShapes, kind: Collective) -> list[CommOp]:
+    """Context parallelism: every rank needs the K and V of the whole sequence (ring exchange in
+    Megatron-LM's CP, Liu et al. 2023 ring attention), and returns dK, dV in the backward."""
+    if r.cp == 1:
+        return []
+    kv = r.b * r.s * 2 * r.kv_heads * r.d * r.elem  # gathered K and V of the full sequence
+    return [CommOp(name, CommGroup.CP, kind, phase, kv, r.cp)]
+
+
+def causal_fraction(r: RankShapes) -> float:
+    """Share of the [s_q, s] score blocks a causal kernel computes (lower triangle incl. diagonal)."""
+    return (r.s + 1) / (2 * r.s)
+
+
+def attention_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase) -> list[Op]:
+    g = layer_shapes(model, r)
+    if flash:
+        flops = g["scores"].flops + g["context"].flops
+        qkvo = r.tokens * (2 * r.heads + 2 * r.kv_heads) * r.d * r.elem
+        return [Op("flash_attn", OpKind.ATTENTION, phase, flops=flops, bytes=qkvo, causal_fraction=causal_fraction(r))]
+    scores = r.b * r.heads * r.s_q * r.s
+    return [
+        _attention_gemm("attn_scores", phase, g["scores"], r.elem),
+        # fused scale + causal mask + softmax + dropout: read scores, write probs, dropped probs, 1-byte mask
+        elementwise("attn_softmax_dropout", phase, scores * (3 * r.elem + 1)),
+        _attention_gemm("attn_context", phase, g["context"], r.elem),
+    ]
+
+
+def _attention_gemm(name: str, phase: Phase, shape: GemmShape, elem: int) -> Op:
+    op = gemm_op(name, phase, shape, elem)
+    return Op(name, OpKind.ATTENTION, phase, flops=op.flops, bytes=op.bytes, gemm=shape)
+
+
+def attention_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Op]:
+    g = layer_shapes(model, r)
+    bwd = Phase.BACKWARD
+    if flash:
+        flops = 2 * (g["scores"].flops + g["context"].flops)
+        qkvo = r.tokens * (2 * r.heads + 2 * r.kv_heads) * r.d * r.elem
+        return [
+            Op(
+                "flash_attn_bwd",
+                OpKind.ATTENTION,
+                bwd,
+                flops=flops,
+                bytes=2 * qkvo,
+                work_factor=FLASH_BACKWARD_WORK,
+                causal_fraction=causal_fraction(r),
+            )
+        ]
+    scores = r.b * r.heads * r.s_q * r.s
+    ctx = [_as_attention(o) for o in backward_gemms("attn_context", g["context"], r.elem)]
+    sc = [_as_attention(o) for o in backward_gemms("attn_scores", g["scores"], r.elem)]
+    return [*ctx, elementwise("attn_softmax_bwd", bwd, scores * (3 * r.elem + 1)), *sc]
+
+
+def _as_attention(op: Op) -> Op:
+    return Op(op.name, OpKind.ATTENTION, op.phase, flops=op.flops, bytes=op.bytes, gemm=op.gemm)
+
+
+def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = Phase.FORWARD) -> list[Item]:
+    g = layer_shapes(model, r)
+    act = r.norm_tokens * r.h * r.elem  # one [tokens, h] activation as the norms see it
+    mlp_act = r.tokens * (r.f // r.tp) * r.elem
+    act_bytes = mlp_act * (3 if model.gated_mlp else 2)  # SwiGLU reads gate and up, writes one
+    return [
+        elementwise("norm1", phase, 2 * act),
+        *tp_comm("tp_gather_attn", phase, r, gather=True),
+        gemm_op("qkv", phase, g["qkv"], r.gemm_elem),
+        *cp_comm("cp_kv_gather", phase, r, Collective.ALL_GATHER),
+        *attention_forward(model, r, flash, phase),
+        gemm_op("attn_proj", phase, g["attn_proj"], r.gemm_elem),
+        *tp_comm("tp_reduce_attn", phase, r, gather=False),
+        elementwise("dropout_residual1", phase, 3 * act + act / r.elem),
+        elementwise("norm2", phase, 2 * act),
+        *tp_comm("tp_gather_mlp", phase, r, gather=True),
+        gemm_op("mlp_up", phase, g["mlp_up"], r.gemm_elem),
+        elementwise("mlp_activation", phase, act_bytes),
+        gemm_op("mlp_down", phase, g["mlp_down"], r.gemm_elem),
+        *tp_comm("tp_reduce_mlp", phase, r, gather=False),
+        elementwise("dropout_residual2", phase, 3 * act + act / r.elem),
+    ]
+
+
+def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
+    """Reverse of the forward; the conjugate TP collectives (all-reduce of input gradients at the
+    'f' operators without SP; all-gather / reduce-scatter swapped with SP)."""
+    g = layer_shapes(model, r)
+    bwd = Phase.BACKWARD
+    act = r.norm_tokens * r.h * r.elem
+    mlp_act = r.tokens * (r.f // r.tp) * r.elem
+    act_bytes = mlp_act * (5 if model.gated_mlp else 3)
+    return [
+        elementwise("dropout_residual2_bwd", bwd, 2 * act + act / r.elem),
+        *_tp_backward("tp_mlp_out_bwd", r, at_output=True),
+        *backward_gemms("mlp_down", g["mlp_down"], r.gemm_elem),
+        elementwise("mlp_activation_bwd", bwd, act_bytes),
+        *backward_gemms("mlp_up", g["mlp_up"], r.gemm_elem),
+        *_tp_backward("tp_mlp_in_bwd", r, at_output=False),
+        elementwise("norm2_bwd", bwd, 3 * act),
+        elementwise("dropout_residual1_bwd", bwd, 2 * act + act / r.elem),
+        *_tp_backward("tp_attn_out_bwd", r, at_output=True),
+        *backward_gemms("attn_proj", g["attn_proj"], r.gemm_elem),
+        *cp_comm("cp_kv_gather_bwd", bwd, r, Collective.ALL_GATHER),
+        *attention_backward(model, r, flash),
+        *cp_comm("cp_dkv_reduce", bwd, r, Collective.REDUCE_SCATTER),
+        *backward_gemms("qkv", g["qkv"], r.gemm_elem),
+        *_tp_backward("tp_attn_in_bwd", r, at_output=False),
+        elementwise("norm1_bwd", bwd, 3 * act),
+    ]
+
+
+def _tp_backward(name: str, r: RankShapes, at_output: bool) -> list[CommOp]:
+    """Backward of a forward reduction is a gather (SP) or nothing (no SP: the 'g' operator's
+    backward is the identity); backward of a forward gather is a reduce-scatter (SP) or all-reduce."""
+    if r.tp == 1:
+        return []
+    size = r.tokens * r.h * r.elem
+    if at_output:
+        return [CommOp(name, CommGroup.TP, Collective.ALL_GATHER, Phase.BACKWARD, size, r.tp)] if r.sp else []
+    kind = Collective.REDUCE_SCATTER if r.sp else Collective.ALL_REDUCE
+    return [CommOp(name, CommGroup.TP, kind, Phase.BACKWARD, size, r.tp)]
+
+
+def layer_recompute(model: ModelSpec, r: RankShapes, flash: bool, policy: Recompute) -> list[Item]:
+    """Full: the whole forward again (TP collectives included). Selective (Korthikanti et al. 2022
+    sec. 5): only the core attention (scores, softmax, context); nothing with FlashAttention,
+    which never stores the scores and recomputes them inside its own backward kernel."""
+    if policy is Recompute.FULL:
+        return layer_forward(model, r, flash, Phase.RECOMPUTE)
+    if policy is Recompute.SELECTIVE and not flash:
+        return attention_forward(model, r, flash, Phase.RECOMPUTE)
+    return []
+
+
+def layer_work(model: ModelSpec, r: RankShapes, flash: bool, policy: Recompute) -> LayerWork:
+    return LayerWork(
+        forward=tuple(layer_forward(model, r, flash)),
+        backward=tuple(layer_backward(model, r, flash)),
+        recompute=tuple(layer_recompute(model, r, flash, policy)),
+    )

@@ -1,0 +1,57 @@
+"""Typed work items of one micro-batch on one rank: compute ops and communication ops."""
+
+from dataclasses import dataclass
+
+from simulator.enums import Collective, CommGroup, OpKind, Phase
+
+
+@dataclass(frozen=True, slots=True)
+class GemmShape:
+    """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM for attention)."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+
+    @property
+    def flops(self) -> float:
+        """2*m*n*k per product (one multiply and one add per MAC)."""
+        return 2.0 * self.m * self.n * self.k * self.batch
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One kernel (or fused group of kernels) on one rank.
+
+    flops: counted FLOPs (the model-FLOPs convention of Korthikanti et al. 2022; 0 for
+    memory-bound ops). work_factor: what the kernel executes relative to `flops` (FlashAttention's
+    backward recomputes the scores: 2.5x the forward instead of 2x, Dao 2023). bytes: HBM traffic.
+    saved_bytes: activation bytes this op keeps alive for the backward pass.
+    """
+
+    name: str
+    kind: OpKind
+    phase: Phase
+    flops: float = 0.0
+    bytes: float = 0.0
+    gemm: GemmShape | None = None
+    work_factor: float = 1.0
+    causal_fraction: float = 1.0  # share of the score matrix a causal kernel actually computes
+
+
+@dataclass(frozen=True, slots=True)
+class CommOp:
+    """One collective or point-to-point transfer, from one rank's point of view.
+
+    bytes: the buffer size of the collective (for all-reduce the full tensor on each rank; for
+    all-gather the gathered output; for reduce-scatter the input), as NCCL reports `size`.
+    """
+
+    name: str
+    group: CommGroup
+    collective: Collective
+    phase: Phase
+    bytes: float
+    ranks: int
+    blocking: bool = True  # the compute stream waits for it (TP/CP); False for overlappable DP

@@ -1,0 +1,179 @@
+"""One optimizer step's work for one representative rank of every pipeline stage.
+
+All data-parallel replicas and all ranks of a TP group run the same work (design.md, "scale
+through symmetry"), so a step is: per pipeline chunk, the items of one micro-batch forward and
+backward; per stage, the step-level data-parallel communication and the optimizer update.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from simulator import dtypes
+from simulator.enums import Collective, CommGroup, Phase
+from simulator.scenario.setup import Setup
+from simulator.workload import ends
+from simulator.workload.layer import Item, LayerWork, layer_work
+from simulator.workload.ops import CommOp, Op
+from simulator.workload.params import layer_params, norm_params, position_params
+from simulator.workload.partition import chunks_of_stage, layers_per_chunk, stage_of_chunk
+from simulator.workload.shapes import RankShapes, rank_shapes
+
+
+@dataclass(frozen=True)
+class ChunkWork:
+    """One pipeline chunk (a run of consecutive layers) for one micro-batch."""
+
+    index: int
+    stage: int
+    layers: int
+    prologue_forward: tuple[Item, ...] = ()  # embedding on the first chunk
+    prologue_backward: tuple[Item, ...] = ()
+    epilogue_forward: tuple[Item, ...] = ()  # final norm, LM head, loss on the last chunk
+    epilogue_backward: tuple[Item, ...] = ()
+    zero3_forward: tuple[CommOp, ...] = ()  # per-layer parameter gathers (ZeRO-3 / FSDP)
+    zero3_backward: tuple[CommOp, ...] = ()
+
+    def forward(self, layer: LayerWork) -> Iterator[Item]:
+        yield from self.prologue_forward
+        for _ in range(self.layers):
+            yield from self.zero3_forward
+            yield from layer.forward
+        yield from self.epilogue_forward
+
+    def backward(self, layer: LayerWork) -> Iterator[Item]:
+        """Backward of the chunk, recomputation of each layer's forward placed before its backward."""
+        yield from self.epilogue_backward
+        for _ in range(self.layers):
+            yield from self.zero3_backward
+            yield from layer.recompute
+            yield from layer.backward
+        yield from self.prologue_backward
+
+
+@dataclass(frozen=True)
+class StageWork:
+    """Step-level work of one pipeline stage (per rank)."""
+
+    stage: int
+    params_on_rank: float  # parameters this rank holds before ZeRO sharding
+    dp_comm: tuple[CommOp, ...]  # gradient reduction and (ZeRO) parameter gathers, once per step
+    optimizer: Op
+
+
+@dataclass(frozen=True)
+class StepWork:
+    setup: Setup
+    shapes: RankShapes
+    layer: LayerWork
+    chunks: tuple[ChunkWork, ...]
+    stages: tuple[StageWork, ...]
+    micro_batches: int
+    pp_message_bytes: float  # activation (or its gradient) sent between stages, per micro-batch
+
+    def chunk_items(self, chunk: ChunkWork) -> Iterator[Item]:
+        yield from chunk.forward(self.layer)
+        yield from chunk.backward(self.layer)
+
+    def rank_items(self) -> Iterator[tuple[int, Item]]:
+        """Every item of one micro-batch on every chunk, with its multiplicity 1 (helper for totals)."""
+        for chunk in self.chunks:
+            for item in self.chunk_items(chunk):
+                yield chunk.stage, item
+
+
+def build_step(setup: Setup) -> StepWork:
+    r = rank_shapes(setup)
+    plan, model = setup.plan, setup.model
+    layer = layer_work(model, r, setup.training.flash_attention, plan.recompute)
+    counts = layers_per_chunk(model.layers, plan.chunks)
+    zero3_f, zero3_b = _zero3_layer_comm(setup) if plan.zero == 3 else ((), ())
+    chunks = []
+    for c, n in enumerate(counts):
+        first, last = c == 0, c == plan.chunks - 1
+        chunks.append(
+            ChunkWork(
+                index=c,
+                stage=stage_of_chunk(c, plan.pp),
+                layers=n,
+                prologue_forward=tuple(ends.embedding_forward(r)) if first else (),
+                prologue_backward=tuple(ends.embedding_backward(r)) if first else (),
+                epilogue_forward=tuple(ends.head_forward(model, r)) if last else (),
+                epilogue_backward=tuple(ends.head_backward(model, r)) if last else (),
+                zero3_forward=zero3_f,
+                zero3_backward=zero3_b,
+            )
+        )
+    stages = tuple(_stage_work(setup, s, counts) for s in range(plan.pp))
+    pp_bytes = r.tokens * r.h * r.elem
+    if plan.tp > 1:
+        pp_bytes /= plan.tp  # scatter/gather optimisation (Narayanan et al. 2021 sec. 4.1)
+    return StepWork(
+        setup=setup,
+        shapes=r,
+        layer=layer,
+        chunks=tuple(chunks),
+        stages=stages,
+        micro_batches=setup.micro_batches,
+        pp_message_bytes=pp_bytes,
+    )
+
+
+def stage_params_on_rank(setup: Setup, stage: int, counts: list[int]) -> float:
+    """Parameters one TP rank of `stage` holds: its chunks' layers, plus the embedding on the
+    first stage and the head on the last; a tied LM head on a different stage than the
+    embedding keeps its own copy of the matrix (Megatron-LM)."""
+    m, p = setup.model, setup.plan
+    mine = chunks_of_stage(stage, p.pp, p.virtual_stages)
+    total = sum(counts[c] for c in mine) * layer_params(m).per_rank(p.tp)
+    if 0 in mine:
+        total += m.vocab * m.hidden / p.tp + position_params(m)
+    if p.chunks - 1 in mine:
+        untied_head = 0 if m.tied_embeddings else m.vocab * m.hidden
+        total += norm_params(m) + untied_head / p.tp
+        if m.tied_embeddings and p.pp > 1:
+            total += m.vocab * m.hidden / p.tp
+    return total
+
+
+def _stage_work(setup: Setup, stage: int, counts: list[int]) -> StageWork:
+    prec = setup.training.precision
+    params = stage_params_on_rank(setup, stage, counts)
+    group = setup.plan.dp * setup.plan.cp  # CP ranks hold the same weights and reduce with DP
+    grads = params * dtypes.gradient_bytes(prec)
+    weights = params * dtypes.weight_bytes(prec)
+    zero = setup.plan.zero
+    comm: list[CommOp] = []
+    if group > 1:
+        if zero == 0:
+            comm.append(CommOp("dp_grad_allreduce", CommGroup.DP, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group))
+        elif zero in (1, 2):
+            comm.append(
+                CommOp("dp_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
+            )
+            comm.append(
+                CommOp("dp_param_allgather", CommGroup.DP, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
+            )
+    shard = params / group if zero >= 1 else params
+    optimizer = ends.optimizer_op(
+        shard, dtypes.weight_bytes(prec), dtypes.gradient_bytes(prec), dtypes.optimizer_bytes_per_param(prec)
+    )
+    return StageWork(stage=stage, params_on_rank=params, dp_comm=tuple(comm), optimizer=optimizer)
+
+
+def _zero3_layer_comm(setup: Setup) -> tuple[tuple[CommOp, ...], tuple[CommOp, ...]]:
+    """ZeRO-3 / FSDP per layer and micro-batch: gather the layer's weights before its forward and
+    again before its backward, reduce-scatter its gradients after (Rajbhandari et al. 2020 sec. 7.2.2:
+    3x the data-parallel volume of plain DP, 1.5x its bytes-on-wire)."""
+    prec = setup.training.precision
+    group = setup.plan.dp * setup.plan.cp
+    if group == 1:
+        return (), ()
+    params = layer_params(setup.model).per_rank(setup.plan.tp)
+    w = params * dtypes.weight_bytes(prec)
+    g = params * dtypes.gradient_bytes(prec)
+    fwd = (CommOp("zero3_param_gather", CommGroup.DP, Collective.ALL_GATHER, Phase.FORWARD, w, group, False),)
+    bwd = (
+        CommOp("zero3_param_gather_bwd", CommGroup.DP, Collective.ALL_GATHER, Phase.BACKWARD, w, group, False),
+        CommOp("zero3_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, g, group, False),
+    )
+    return fwd, bwd
