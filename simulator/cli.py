@@ -22,7 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.PATH=VALUE",
         help="override one scenario key (repeatable)",
     )
+    val = sub.add_parser("validate", help="compare predictions with published training runs")
+    val.add_argument("files", nargs="*", type=Path, help="published-cases YAML or vTrain CSV (default: bundled)")
+    val.add_argument("--markdown", type=Path, help="write the per-case table as Markdown here")
+    val.add_argument("--csv", type=Path, help="write the per-case table as CSV here")
+    val.add_argument("--json", action="store_true", help="print rows and summaries as one JSON object")
     return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from simulator.validation.command import run_validation
+
+    return run_validation(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -40,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run}
+COMMANDS = {"run": cmd_run, "validate": cmd_validate}
 
 
 def main(argv: list[str] | None = None) -> int:

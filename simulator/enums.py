@@ -66,6 +66,16 @@ class Collective(StrEnum):
     SEND_RECV = "send_recv"
 
 
+class Algorithm(StrEnum):
+    """Collective algorithm (AUTO: chosen by the cost model, as NCCL's tuner does)."""
+
+    AUTO = "auto"
+    RING = "ring"
+    TREE = "tree"
+    HIERARCHICAL = "hierarchical"
+    DIRECT = "direct"
+
+
 class CommGroup(StrEnum):
     """Which parallel dimension a message belongs to (the breakdown category)."""
 

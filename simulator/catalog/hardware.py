@@ -89,6 +89,7 @@ class NodeSpec:
     nic: NicSpec
     nics: int
     node_overhead_W: float
+    pcie_bytes_per_s: float | None = None  # GPU<->NIC PCIe, per direction; None where the catalogue has no value
 
 
 def gpu_catalogue(extra: Mapping[str, GpuEntry] | None = None) -> dict[str, GpuSpec]:
@@ -115,7 +116,12 @@ def node_catalogue() -> dict[str, NodeSpec]:
     raw = bundled("network")["nodes"]
     return {
         name: NodeSpec(
-            name=name, gpus=v["gpus"], nic=nics[v["nic"]], nics=v["nics"], node_overhead_W=v["node_overhead_W"]
+            name=name,
+            gpus=v["gpus"],
+            nic=nics[v["nic"]],
+            nics=v["nics"],
+            node_overhead_W=v["node_overhead_W"],
+            pcie_bytes_per_s=units.gbps_bytes_to_bytes_per_s(v["pcie_GBps"]) if "pcie_GBps" in v else None,
         )
         for name, v in raw.items()
     }

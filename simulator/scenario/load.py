@@ -12,6 +12,26 @@ from simulator.scenario.schema import Scenario
 from simulator.scenario.setup import Setup
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key written twice in one mapping: PyYAML would keep the last one
+    and silently drop the first (a whole section, for a repeated `parallelism:`)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by design
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def read_scenario_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping in a scenario file; ConfigError for a missing, unreadable, empty or broken file."""
     p = Path(path)
@@ -22,7 +42,7 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read ({exc})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
@@ -32,7 +52,10 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: the file is empty"])
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: a scenario must be a mapping of sections, got {type(data).__name__}"])
-    return data
+    try:
+        return _deep_copy(data)
+    except RecursionError:  # an alias inside its own anchor (`a: &x [*x]`)
+        raise ConfigError([f"{path}: a YAML alias refers to its own anchor (recursive structure)"]) from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from simulator.enums import Precision, Recompute, Schedule
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Infinite or NaN numbers (`.inf`, "1e400") would only surface later as a crash (int(inf),
+    # JSON without inf): reject them here as the input errors they are.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSection(ModelEntry):
@@ -43,7 +45,10 @@ class ParallelismSection(_Section):
     schedule: Schedule = Schedule.ONE_F_ONE_B
     virtual_stages: PositiveInt = 1
     sequence_parallel: bool = False
-    zero: Literal[0, 1, 2, 3] = 0
+    # Default 1: the optimizer state sharded over data-parallel ranks (Megatron-core's distributed
+    # optimizer and NeMo's distributed_fused_adam, the default of current LLM training stacks);
+    # same communication volume as plain all-reduce (reduce-scatter + all-gather).
+    zero: Literal[0, 1, 2, 3] = 1
     recompute: Recompute = Recompute.NONE
     # Extension: overlap the data-parallel gradient reduction with the backward pass
     # (PyTorch DDP / Megatron --overlap-grad-reduce). Megatron-LM 2021 did not overlap.

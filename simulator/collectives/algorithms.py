@@ -1,0 +1,111 @@
+"""Collective algorithms as point-to-point flows: each algorithm turns one collective on one
+group into phases; a phase is a set of (src, dst) transfers that run concurrently, each
+carrying `bytes_per_flow`, plus the number of sequential steps whose latency it pays.
+
+- ring (Patarasuk & Yuan 2009): all-reduce = reduce-scatter + all-gather, every rank sends
+  2(n-1)/n of the buffer to its successor over 2(n-1) steps; RS / AG send (n-1)/n in n-1 steps.
+- double binary tree (Sanders, Speck & Traeff 2009; NCCL >= 2.4): two complementary binary trees
+  each reduce and broadcast half of the buffer, pipelined: every tree edge carries S/2 each way,
+  with 2 log2(n) steps of latency.
+- hierarchical (2-level): reduce-scatter inside each node, all-reduce of 1/k of the buffer among
+  the GPUs with the same local index across nodes, all-gather inside each node.
+- direct: all-to-all (every rank sends S/n to every other) and point-to-point send/recv.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from simulator.enums import Algorithm, Collective
+
+
+@dataclass(frozen=True)
+class Phase:
+    pairs: tuple[tuple[int, int], ...]
+    bytes_per_flow: float
+    steps: int
+
+
+def ring_pairs(ranks: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    n = len(ranks)
+    return tuple((ranks[i], ranks[(i + 1) % n]) for i in range(n))
+
+
+def ring(kind: Collective, ranks: Sequence[int], size_bytes: float) -> list[Phase]:
+    n = len(ranks)
+    if kind is Collective.ALL_REDUCE:
+        return [Phase(ring_pairs(ranks), 2 * (n - 1) / n * size_bytes, 2 * (n - 1))]
+    return [Phase(ring_pairs(ranks), (n - 1) / n * size_bytes, n - 1)]
+
+
+def _binary_tree_edges(order: Sequence[int]) -> list[tuple[int, int]]:
+    """(child, parent) edges of a heap-ordered binary tree over `order`."""
+    return [(order[i], order[(i - 1) // 2]) for i in range(1, len(order))]
+
+
+def double_binary_tree(ranks: Sequence[int], size_bytes: float) -> list[Phase]:
+    """All-reduce only. The second tree is the first mirrored (rank order reversed) so that most
+    interior ranks of one tree are leaves of the other (Sanders et al. 2009's construction)."""
+    n = len(ranks)
+    edges = _binary_tree_edges(ranks) + _binary_tree_edges(list(reversed(ranks)))
+    up_and_down = tuple(edges) + tuple((p, c) for c, p in edges)
+    return [Phase(up_and_down, size_bytes / 2, 2 * math.ceil(math.log2(n)))]
+
+
+def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int) -> list[Phase]:
+    """Two-level all-reduce (and RS/AG): intra-node first, inter-node on 1/k of the data."""
+    nodes: dict[int, list[int]] = {}
+    for r in ranks:
+        nodes.setdefault(r // gpus_per_node, []).append(r)
+    k = min(len(v) for v in nodes.values())
+    if k == 1 or len(nodes) == 1 or any(len(v) != k for v in nodes.values()):
+        return ring(kind, ranks, size_bytes)
+    intra = [tuple(v) for v in nodes.values()]
+    inter = [tuple(v[i] for v in nodes.values()) for i in range(k)]
+    n_nodes = len(nodes)
+
+    def merged(groups: list[tuple[int, ...]], fraction: float, steps: int) -> Phase:
+        pairs = tuple(p for g in groups for p in ring_pairs(g))
+        return Phase(pairs, fraction * size_bytes, steps)
+
+    rs_intra = merged(intra, (k - 1) / k, k - 1)
+    ag_intra = merged(intra, (k - 1) / k, k - 1)
+    if kind is Collective.ALL_REDUCE:
+        middle = merged(inter, 2 * (n_nodes - 1) / n_nodes / k, 2 * (n_nodes - 1))
+        return [rs_intra, middle, ag_intra]
+    middle = merged(inter, (n_nodes - 1) / n_nodes / k, n_nodes - 1)
+    return [rs_intra, middle] if kind is Collective.REDUCE_SCATTER else [middle, ag_intra]
+
+
+def direct(kind: Collective, ranks: Sequence[int], size_bytes: float) -> list[Phase]:
+    if kind is Collective.SEND_RECV:
+        return [Phase(((ranks[0], ranks[1]),), size_bytes, 1)]
+    n = len(ranks)
+    pairs = tuple((a, b) for a in ranks for b in ranks if a != b)
+    return [Phase(pairs, size_bytes / n, 1)]
+
+
+def candidates(kind: Collective, spans_nodes: bool) -> list[Algorithm]:
+    """Algorithms NCCL offers for a collective: trees only for all-reduce across nodes; RS/AG ring
+    (or the hierarchical composition); all-to-all and send/recv are direct."""
+    if kind in (Collective.ALL_TO_ALL, Collective.SEND_RECV):
+        return [Algorithm.DIRECT]
+    if not spans_nodes:
+        return [Algorithm.RING]
+    if kind is Collective.ALL_REDUCE:
+        return [Algorithm.RING, Algorithm.TREE, Algorithm.HIERARCHICAL]
+    return [Algorithm.RING, Algorithm.HIERARCHICAL]
+
+
+def decompose(
+    kind: Collective, algorithm: Algorithm, ranks: Sequence[int], size_bytes: float, gpus_per_node: int
+) -> list[Phase]:
+    if len(ranks) <= 1:
+        return []
+    if algorithm is Algorithm.DIRECT or kind in (Collective.ALL_TO_ALL, Collective.SEND_RECV):
+        return direct(kind, ranks, size_bytes)
+    if algorithm is Algorithm.TREE and kind is Collective.ALL_REDUCE:
+        return double_binary_tree(ranks, size_bytes)
+    if algorithm is Algorithm.HIERARCHICAL:
+        return hierarchical(kind, ranks, size_bytes, gpus_per_node)
+    return ring(kind, ranks, size_bytes)
