@@ -98,4 +98,5 @@ class Category(StrEnum):
     COMM_DP = "comm_dp"
     BUBBLE = "bubble"
     OPTIMIZER = "optimizer"
+    HOST_OVERHEAD = "host_overhead"  # GPU waiting for the CPU to dispatch kernels (small ops)
     IDLE = "idle"

@@ -1,25 +1,46 @@
 """Top-level pipeline: Setup -> workload -> step time -> metrics -> whole run -> result."""
 
 from dataclasses import asdict
+from typing import Any
 
 from simulator.energy.power import step_energy_per_gpu
-from simulator.estimate import estimate_step
+from simulator.enums import Category
 from simulator.memory.budget import memory_budget
 from simulator.results.result import SimulationResult, StepResult
 from simulator.run.whole_run import whole_run
 from simulator.scenario.setup import Setup
-from simulator.workload import build_step
+from simulator.workload import StepWork, build_step
 from simulator.workload.flops import step_flops
 from simulator.workload.params import total_params
 
 
+def time_step(work: StepWork) -> tuple[float, dict[Category, float], dict[str, Any]]:
+    """Step time, average-GPU breakdown and engine details, by the scenario's chosen engine."""
+    if work.setup.engine == "analytical":
+        from simulator.estimate import estimate_step
+
+        est = estimate_step(work)
+        return est.time_s, est.breakdown_s, {"method": "analytical"}
+    from simulator.engine.run import simulate_step
+
+    sim = simulate_step(work)
+    r = sim.result
+    extra = {
+        "method": "event",
+        "stage_utilisation": sim.breakdown.stage_utilisation(r.time_s),
+        "events": r.events,
+        "flows": r.flows,
+    }
+    return r.time_s, sim.breakdown.average_s, extra
+
+
 def simulate(setup: Setup) -> SimulationResult:
     work = build_step(setup)
-    estimate = estimate_step(work)
+    t, breakdown, extra = time_step(work)
     flops = step_flops(work)
     peak = setup.cluster.gpu.peak(setup.training.precision) * setup.cluster.num_gpus
-    t = estimate.time_s
-    energy = step_energy_per_gpu(setup, estimate.breakdown_s, t)
+    energy = step_energy_per_gpu(setup, breakdown, t)
+    method = extra.pop("method")
     step = StepResult(
         time_s=t,
         tokens_per_s=setup.tokens_per_step / t,
@@ -27,9 +48,10 @@ def simulate(setup: Setup) -> SimulationResult:
         hardware_flops=flops.hardware,
         mfu=flops.model / (t * peak),
         hfu=flops.hardware / (t * peak),
-        breakdown_s=estimate.breakdown_s,
+        breakdown_s=breakdown,
         energy_J_per_gpu=energy.facility_J,
-        method="analytical",
+        method=method,
+        extra=extra,
     )
     return SimulationResult(
         name=setup.name,
@@ -41,5 +63,5 @@ def simulate(setup: Setup) -> SimulationResult:
     )
 
 
-def _plain(v):
+def _plain(v: Any) -> Any:
     return v.value if hasattr(v, "value") else v

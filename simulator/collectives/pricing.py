@@ -7,13 +7,14 @@ algorithm as NCCL's tuner does: the fastest by its cost model)."""
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from simulator import units
 from simulator.catalog.loader import bundled
 from simulator.collectives.algorithms import Phase, candidates, decompose
 from simulator.collectives.groups import Layout
 from simulator.enums import Algorithm, Collective, CommGroup
+from simulator.network import LinkSet
 from simulator.topology import Topology
 
 
@@ -25,6 +26,11 @@ class FlowSpec:
     links: dict[int, float]
     bytes_per_flow: float
     latency_s: float
+
+    @cached_property
+    def linkset(self) -> LinkSet:
+        """The links prepared once for the flow network."""
+        return LinkSet.of(self.links)
 
     def scaled(self, factor: float) -> "FlowSpec":
         return FlowSpec(self.links, self.bytes_per_flow * factor, self.latency_s)

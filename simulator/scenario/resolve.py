@@ -35,6 +35,8 @@ def resolve(sc: Scenario) -> Setup:
         economics=_resolve_economics(sc, gpu),
         seed=sc.seed,
         scenario=sc,
+        engine=sc.simulation.engine,
+        fidelity=sc.simulation.fidelity,
     )
 
 
@@ -118,6 +120,12 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
             f"training.global_batch: {t.global_batch} is not divisible by dp*micro_batch "
             f"({plan.dp}*{t.micro_batch} = {plan.dp * t.micro_batch})"
         )
+    micro_batches = t.global_batch // max(1, plan.dp * t.micro_batch)
+    if plan.schedule is Schedule.INTERLEAVED and micro_batches % plan.pp:
+        problems.append(
+            f"parallelism.schedule: interleaved needs the micro-batches per step ({micro_batches} = "
+            f"global_batch / (dp*micro_batch)) to be a multiple of pp ({plan.pp}), as in Megatron-LM"
+        )
     if not gpu.supports(t.precision):
         have = ", ".join(p.value for p in gpu.peak_flops_per_s)
         problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")
@@ -142,6 +150,7 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
         topology=c.topology,
         oversubscription=c.oversubscription,
         node_overhead_W=c.node_overhead_W if c.node_overhead_W is not None else node.node_overhead_W,
+        collective_algorithm=c.collective_algorithm,
     )
 
 

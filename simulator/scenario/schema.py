@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 
 from simulator.catalog.hardware import GpuEntry
 from simulator.catalog.models import ModelEntry
-from simulator.enums import Precision, Recompute, Schedule
+from simulator.enums import Algorithm, Precision, Recompute, Schedule
 
 
 class _Section(BaseModel):
@@ -35,6 +35,8 @@ class ClusterSection(_Section):
     topology: Literal["fat-tree", "rail-optimized"] = "fat-tree"
     oversubscription: float = Field(default=1.0, ge=1.0)  # leaf uplink : downlink ratio (1 = non-blocking)
     node_overhead_W: NonNegativeFloat | None = None  # default: the node catalogue's value
+    # Collective algorithm; auto picks the fastest by the cost model, as NCCL's tuner does.
+    collective_algorithm: Algorithm = Algorithm.AUTO
 
 
 class ParallelismSection(_Section):
@@ -82,6 +84,15 @@ class CatalogueSection(_Section):
     models: dict[str, ModelEntry] = Field(default_factory=dict)
 
 
+class SimulationSection(_Section):
+    """How to simulate. engine: `event` (SimPy, the default) or `analytical` (closed form, for
+    quick estimates). fidelity: `symmetric` simulates one representative rank per pipeline stage
+    with collectives priced for all concurrent groups; `full` simulates every data-parallel replica."""
+
+    engine: Literal["event", "analytical"] = "event"
+    fidelity: Literal["symmetric", "full"] = "symmetric"
+
+
 class Scenario(_Section):
     name: str
     model: ModelSection
@@ -91,4 +102,5 @@ class Scenario(_Section):
     energy: EnergySection = EnergySection()
     cost: CostSection = CostSection()
     catalogue: CatalogueSection = CatalogueSection()
+    simulation: SimulationSection = SimulationSection()
     seed: int = 0

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Precision, Recompute, Schedule
+from simulator.enums import Algorithm, Precision, Recompute, Schedule
 from simulator.scenario.schema import Scenario
 
 
@@ -19,6 +19,7 @@ class ClusterSpec:
     topology: str
     oversubscription: float
     node_overhead_W: float
+    collective_algorithm: Algorithm = Algorithm.AUTO
 
     @property
     def num_nodes(self) -> int:
@@ -86,7 +87,9 @@ class Setup:
     training: TrainingSpec
     economics: Economics
     seed: int
-    scenario: Scenario  # the validated input, saved beside results as the resolved scenario
+    scenario: Scenario
+    engine: str = "event"
+    fidelity: str = "symmetric"  # the validated input, saved beside results as the resolved scenario
 
     @property
     def micro_batches(self) -> int:

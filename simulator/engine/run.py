@@ -1,0 +1,27 @@
+"""Build the topology, price collectives, compile the program and simulate one step."""
+
+from dataclasses import dataclass
+
+from simulator.collectives.groups import Layout
+from simulator.collectives.pricing import CommPricer
+from simulator.engine.core import EngineResult, StepSimulation
+from simulator.engine.program import Program, compile_program
+from simulator.metrics.breakdown import StepBreakdown, step_breakdown
+from simulator.topology import build_topology
+from simulator.workload.step import StepWork
+
+
+@dataclass(frozen=True)
+class SimulatedStep:
+    result: EngineResult
+    breakdown: StepBreakdown
+    program: Program
+
+
+def simulate_step(work: StepWork) -> SimulatedStep:
+    setup = work.setup
+    topo = build_topology(setup.cluster)
+    pricer = CommPricer(topo, Layout.of(setup.plan), setup.cluster.collective_algorithm)
+    program = compile_program(work, pricer)
+    result = StepSimulation(setup, program, pricer).run()
+    return SimulatedStep(result, step_breakdown(result, setup.plan.pp), program)

@@ -1,0 +1,93 @@
+"""Timed segments: runs of ops and blocking collectives executed back to back on a compute
+stream, priced once and replayed by the engine as one event (design.md: simulate the step event
+by event, without one SimPy event per kernel; the trace expands segments back into kernels).
+
+Host overhead: the CPU dispatches each op in `host_dispatch_s`; while kernels are longer the GPU
+never waits, otherwise the segment is host-bound (duration = max(GPU time, host time); the
+difference is reported as the `host_overhead` pseudo-op)."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from simulator.enums import Category
+from simulator.metrics.categories import category_of
+from simulator.workload.layer import Item
+from simulator.workload.ops import Op
+
+
+@dataclass(frozen=True, slots=True)
+class TimedItem:
+    item: Item
+    offset_s: float
+    duration_s: float
+    category: Category
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    items: tuple[TimedItem, ...]
+    duration_s: float
+    by_category: dict[Category, float]
+    flops: float
+    bytes: float
+    host_gap_s: float = 0.0
+
+
+@dataclass
+class SegmentBuilder:
+    """Prices items through `timer` (cached per distinct item) and builds segments."""
+
+    timer: Callable[[Item], float]
+    host_dispatch_s: float
+    _times: dict[int, float] = field(default_factory=dict)
+
+    def time(self, item: Item) -> float:
+        key = id(item)
+        if key not in self._times:
+            self._times[key] = self.timer(item)
+        return self._times[key]
+
+    def build(self, name: str, items: Iterable[Item]) -> Segment:
+        timed: list[TimedItem] = []
+        by_cat: dict[Category, float] = {}
+        t = flops = moved = 0.0
+        for item in items:
+            d = self.time(item)
+            cat = category_of(item)
+            timed.append(TimedItem(item, t, d, cat))
+            by_cat[cat] = by_cat.get(cat, 0.0) + d
+            t += d
+            moved += item.bytes
+            if isinstance(item, Op):
+                flops += item.flops
+        host = len(timed) * self.host_dispatch_s
+        gap = max(0.0, host - t)
+        if gap > 0:
+            by_cat[Category.HOST_OVERHEAD] = by_cat.get(Category.HOST_OVERHEAD, 0.0) + gap
+        return Segment(name, tuple(timed), t + gap, by_cat, flops, moved, gap)
+
+
+def concat(name: str, parts: list[Segment], repeats: list[int]) -> Segment:
+    """A segment that runs `parts[i]` `repeats[i]` times in order (items kept by reference once
+    per part; the trace writer unrolls repeats)."""
+    by_cat: dict[Category, float] = {}
+    duration = flops = moved = gap = 0.0
+    for seg, n in zip(parts, repeats, strict=True):
+        duration += n * seg.duration_s
+        flops += n * seg.flops
+        moved += n * seg.bytes
+        gap += n * seg.host_gap_s
+        for c, v in seg.by_category.items():
+            by_cat[c] = by_cat.get(c, 0.0) + n * v
+    return Composite(name, (), duration, by_cat, flops, moved, gap, tuple(zip(parts, repeats, strict=True)))
+
+
+@dataclass(frozen=True)
+class Composite(Segment):
+    parts: tuple[tuple[Segment, int], ...] = ()
+
+    def unrolled(self) -> Iterable[Segment]:
+        for seg, n in self.parts:
+            for _ in range(n):
+                yield seg

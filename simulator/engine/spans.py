@@ -1,0 +1,46 @@
+"""Typed spans: what the engine records (design.md rule 9) and metrics and writers read."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from simulator.enums import Category
+
+
+class Stream(StrEnum):
+    COMPUTE = "compute"
+    PP_SEND = "pp_send"
+    DP = "dp"
+
+
+class WaitReason(StrEnum):
+    """Why the compute stream of a stage was idle."""
+
+    PP_RECV = "pp_recv"  # waiting for an activation or gradient from a neighbouring stage
+    DP_COMM = "dp_comm"  # waiting for a data-parallel collective (gradients, ZeRO gathers)
+    STEP_END = "step_end"  # finished, waiting for the slowest stage
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One interval on one stream of one representative rank (a pipeline stage).
+
+    For compute spans `segment` names the timed template it executes (expanded to kernels by the
+    trace writer); waits carry the reason and, for messages, the key of what was awaited."""
+
+    rank: int
+    stream: Stream
+    name: str
+    start_s: float
+    end_s: float
+    category: Category | None = None
+    flops: float = 0.0
+    bytes: float = 0.0
+    micro_batch: int = -1
+    chunk: int = -1
+    segment: object = None
+    wait: WaitReason | None = None
+    awaited: object = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s

@@ -1,0 +1,61 @@
+"""Spans -> where the time goes: the per-category breakdown of every stage's compute stream.
+
+Compute spans contribute their segment's categories. Waits are split by what was in flight:
+while a stage waits for a pipeline message, the part of the wait during which that message was
+on the wire is exposed pipeline communication (comm_pp), the rest is the pipeline bubble;
+waits on data-parallel collectives are exposed DP communication; a finished stage waiting for
+the slowest one is idle. Overlapped communication is therefore never double-counted.
+"""
+
+from dataclasses import dataclass
+
+from simulator.engine.core import EngineResult
+from simulator.engine.spans import Span, Stream, WaitReason
+from simulator.enums import Category
+from simulator.metrics.categories import empty_breakdown
+
+
+@dataclass(frozen=True)
+class StepBreakdown:
+    average_s: dict[Category, float]  # the average stage (= average GPU); sums to the step time
+    per_stage_s: list[dict[Category, float]]
+
+    def stage_utilisation(self, time_s: float) -> list[float]:
+        """Share of the step each stage's compute stream spent computing (ops and blocking TP/CP)."""
+        busy = (Category.BUBBLE, Category.IDLE, Category.COMM_PP, Category.COMM_DP, Category.HOST_OVERHEAD)
+        return [sum(v for c, v in s.items() if c not in busy) / time_s for s in self.per_stage_s]
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _account_wait(span: Span, result: EngineResult, acc: dict[Category, float]) -> None:
+    d = span.duration_s
+    if span.wait is WaitReason.PP_RECV:
+        sent, arrived = result.messages.get(span.awaited, (span.end_s, span.end_s))
+        on_wire = _overlap(span.start_s, span.end_s, sent, arrived)
+        acc[Category.COMM_PP] += on_wire
+        acc[Category.BUBBLE] += d - on_wire
+    elif span.wait is WaitReason.DP_COMM:
+        acc[Category.COMM_DP] += d
+    else:
+        acc[Category.IDLE] += d
+
+
+def step_breakdown(result: EngineResult, stages: int) -> StepBreakdown:
+    per_stage = [empty_breakdown() for _ in range(stages)]
+    for span in result.spans:
+        if span.stream is not Stream.COMPUTE:
+            continue
+        acc = per_stage[span.rank]
+        if span.wait is not None:
+            _account_wait(span, result, acc)
+        else:
+            for c, v in span.segment.by_category.items():
+                acc[c] += v
+    average = empty_breakdown()
+    for acc in per_stage:
+        for c, v in acc.items():
+            average[c] += v / stages
+    return StepBreakdown(average, per_stage)

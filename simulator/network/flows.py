@@ -1,0 +1,346 @@
+"""Aggregated flows sharing link bandwidth by weighted max-min fairness, advanced event by event in SimPy.
+
+One simulated flow stands for a set of identical constituent transfers that start together (all sends of
+one ring step, across every concurrent identical group). It is described by `links`: link id -> multiplicity
+(how many of its constituents cross that directed link), `bytes_per_flow` (what each constituent carries)
+and `latency_s` (added once, after the last byte). Every constituent of a flow gets the same rate r_f
+(bytes/s), and link l carries sum_f m_{f,l} r_f <= C_l.
+
+Rates are the weighted max-min fair allocation computed by progressive filling (water-filling): raise the
+rates of all unfrozen flows together, a link saturates when its load reaches its capacity, the flows crossing
+it are frozen, repeat (Bertsekas & Gallager, "Data Networks", 2nd ed., sec. 6.5.2). A flow with
+multiplicity m on a link counts m times in that link's constraint, which is the weighted variant of the same
+algorithm. Rates are piecewise constant between flow starts and completions; each such instant advances the
+remaining bytes, recomputes the allocation and schedules one wake-up at the earliest completion.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+DONE_REL_TOL = 1e-9
+"""A flow whose remaining bytes fall below this fraction of `bytes_per_flow` counts as delivered."""
+
+SATURATION_REL_TOL = 1e-12
+"""Fill levels that agree to this relative precision count as equal in the water-filling."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """One completed aggregated flow; times in seconds of simulated time."""
+
+    tag: object
+    start_s: float
+    transfer_end_s: float
+    end_s: float
+    bytes_per_flow: float
+    latency_s: float
+    links: Mapping[int, float]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LinkSet:
+    """Links of an aggregated flow, validated and converted once: callers that start the same
+    pattern many times (every micro-batch's pipeline send) pass this instead of a mapping."""
+
+    ids: np.ndarray
+    mults: np.ndarray
+    mapping: Mapping[int, float]
+
+    @classmethod
+    def of(cls, links: Mapping[int, float]) -> "LinkSet":
+        ids = np.fromiter(links.keys(), dtype=np.intp, count=len(links))
+        mults = np.fromiter(links.values(), dtype=float, count=len(links))
+        if not np.all(np.isfinite(mults) & (mults >= 0.0)):
+            raise ValueError(f"multiplicities must be finite and >= 0, got {list(links.values())}")
+        used = mults > 0.0
+        if not used.all():
+            ids, mults = ids[used], mults[used]
+        return cls(ids, mults, dict(zip(ids.tolist(), mults.tolist(), strict=True)))
+
+
+@dataclass(slots=True, eq=False)
+class _Flow:
+    """Book-keeping of one flow from `transfer` to its completion event."""
+
+    event: simpy.Event
+    tag: object
+    start_s: float
+    bytes_per_flow: float
+    latency_s: float
+    links: Mapping[int, float]
+    link_ids: np.ndarray
+    mults: np.ndarray
+    remaining: float = -1.0  # bytes left when the flow joins the shared pool late (from solo)
+    solo_rate_Bps: float = 0.0
+    solo_token: object = None
+
+
+def max_min_rates(
+    entry_link: np.ndarray, entry_mult: np.ndarray, entries_per_flow: np.ndarray, capacity_Bps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted max-min fair rates by progressive filling (Bertsekas & Gallager 1992, sec. 6.5.2).
+
+    The flow-link incidence is sparse: entries (index into `capacity_Bps`, multiplicity > 0) listed flow by
+    flow, `entries_per_flow[f]` >= 1 of them for flow f. Returns (rate per flow, load per link), in bytes/s.
+
+    Progressive filling freezes one saturation level per round, which takes as many rounds as there are
+    distinct levels. Here each round freezes every link whose fill level is a local minimum (no flow crossing
+    it has a link that saturates earlier) at once: filling elsewhere only adds load to, and removes unfrozen
+    flows from, links that share a flow with the frozen ones, which can only raise their fill levels, so a
+    local minimum saturates at the level it has now, as in the sequential order. The global minimum is always
+    a local one, so every round freezes at least one flow.
+    """
+    n_links = capacity_Bps.size
+    rate_Bps = np.zeros(entries_per_flow.size)
+    frozen_load_Bps = np.zeros(n_links)
+    flows = np.arange(entries_per_flow.size)
+    counts = entries_per_flow
+    group = np.repeat(flows, counts)
+    first = np.cumsum(counts) - counts
+    link, mult = entry_link, entry_mult
+    while link.size:
+        weight = np.bincount(link, mult, minlength=n_links)
+        level = np.divide(capacity_Bps - frozen_load_Bps, weight, out=np.full(n_links, np.inf), where=weight > 0)
+        entry_level = level[link]
+        flow_level = np.minimum.reduceat(entry_level, first)
+        entry_flow_level = flow_level[group]
+        blocked = np.zeros(n_links, dtype=bool)
+        blocked[link[entry_flow_level < entry_level * (1.0 - SATURATION_REL_TOL)]] = True
+        hit = np.zeros(flows.size, dtype=bool)
+        hit[group[~blocked[link]]] = True
+        rate_Bps[flows[hit]] = flow_level[hit]
+        done = hit[group]
+        frozen_load_Bps += np.bincount(link[done], mult[done] * entry_flow_level[done], minlength=n_links)
+        link, mult = link[~done], mult[~done]
+        flows, counts = flows[~hit], counts[~hit]
+        group = np.repeat(np.arange(flows.size), counts)
+        first = np.cumsum(counts) - counts
+    assert np.all(rate_Bps > 0.0), "every flow crosses a link of positive capacity"
+    return rate_Bps, frozen_load_Bps
+
+
+class FlowNetwork:
+    """Directed links of fixed capacity shared by aggregated flows; see the module docstring.
+
+    `bytes_moved[l]` integrates m_{f,l} r_f dt over time, so once all flows have completed it equals the
+    sum of m_{f,l} * bytes_per_flow over the flows that crossed link l. `records` lists completed flows
+    in completion order.
+    """
+
+    def __init__(self, env: simpy.Environment, capacities_Bps: Sequence[float] | np.ndarray) -> None:
+        capacities = np.array(capacities_Bps, dtype=float)
+        if capacities.ndim != 1 or not np.all(np.isfinite(capacities)) or np.any(capacities <= 0.0):
+            raise ValueError("capacities_Bps must be a 1-D sequence of finite positive bytes/s")
+        capacities.flags.writeable = False
+        self.env = env
+        self.capacities_Bps = capacities
+        self.bytes_moved = np.zeros(capacities.size)
+        self.records: list[FlowRecord] = []
+        self._flows: list[_Flow] = []
+        self._pending: list[_Flow] = []
+        self._bytes = np.zeros(0)
+        self._remaining = np.zeros(0)
+        self._rate_Bps = np.zeros(0)
+        self._finish_s = np.zeros(0)
+        self._entry_count = np.zeros(0, dtype=np.intp)
+        self._entry_link = np.zeros(0, dtype=np.intp)
+        self._entry_mult = np.zeros(0)
+        self._loaded_links: np.ndarray | slice = slice(None)
+        self._load_Bps = np.zeros(capacities.size)
+        self._link_slot = np.zeros(capacities.size, dtype=np.intp)
+        self._last_s = env.now
+        self._generation = 0
+        self._kicked = False
+        # Solo fast path: a flow whose links no other flow uses gets its bottleneck rate without a
+        # reallocation; it joins the shared pool the moment another flow touches one of its links.
+        self._busy = np.zeros(capacities.size, dtype=np.intp)
+        self._solo_owner = np.full(capacities.size, -1, dtype=np.intp)  # link -> solo flow serial
+        self._solos: dict[int, _Flow] = {}
+        self._serial = 0
+
+    @property
+    def active(self) -> int:
+        """Number of flows in their bandwidth phase (started, last byte not yet delivered)."""
+        return len(self._flows) + len(self._pending) + len(self._solos)
+
+    def transfer(
+        self, links: "Mapping[int, float] | LinkSet", bytes_per_flow: float, latency_s: float = 0.0, tag: object = None
+    ) -> simpy.Event:
+        """Start an aggregated flow now; the returned event succeeds (value: a FlowRecord) when its last byte
+        arrives + latency. Multiplicities of zero are dropped; an empty link set or zero bytes costs latency only.
+        """
+        if not (np.isfinite(bytes_per_flow) and bytes_per_flow >= 0.0):
+            raise ValueError(f"bytes_per_flow must be finite and >= 0, got {bytes_per_flow!r}")
+        if not (np.isfinite(latency_s) and latency_s >= 0.0):
+            raise ValueError(f"latency_s must be finite and >= 0, got {latency_s!r}")
+        linkset = links if isinstance(links, LinkSet) else LinkSet.of(links)
+        link_ids, mults = linkset.ids, linkset.mults
+        if link_ids.size and (link_ids.min() < 0 or link_ids.max() >= self.capacities_Bps.size):
+            raise ValueError(f"link ids must lie in 0..{self.capacities_Bps.size - 1}, got {sorted(linkset.mapping)}")
+        flow = _Flow(
+            event=self.env.event(),
+            tag=tag,
+            start_s=self.env.now,
+            bytes_per_flow=float(bytes_per_flow),
+            latency_s=float(latency_s),
+            links=linkset.mapping,
+            link_ids=link_ids,
+            mults=mults,
+        )
+        if bytes_per_flow == 0.0 or not link_ids.size:
+            self._complete(flow)
+            return flow.event
+        shared = self._busy[link_ids]
+        self._busy[link_ids] += 1
+        if not shared.any():
+            self._start_solo(flow)
+            return flow.event
+        owners = self._solo_owner[link_ids[shared > 0]]
+        for serial in dict.fromkeys(owners[owners >= 0].tolist()):
+            self._pool_solo(self._solos[serial])
+        self._pending.append(flow)
+        if not self._kicked:
+            # Defer the reallocation to the end of this instant so that flows started together cost one.
+            self._kicked = True
+            self._set_timer(0.0)
+        return flow.event
+
+    def rates_Bps(self) -> list[tuple[object, float]]:
+        """(tag, per-constituent rate in bytes/s) of the flows in flight: shared ones in start order, then solos."""
+        if self._pending:
+            self._update()
+        pooled = [(flow.tag, float(rate)) for flow, rate in zip(self._flows, self._rate_Bps, strict=True)]
+        return pooled + [(flow.tag, flow.solo_rate_Bps) for flow in self._solos.values()]
+
+    def _start_solo(self, flow: _Flow) -> None:
+        flow.solo_rate_Bps = float(np.min(self.capacities_Bps[flow.link_ids] / flow.mults))
+        self._serial += 1
+        flow.solo_token = token = self._serial
+        self._solos[token] = flow
+        self._solo_owner[flow.link_ids] = token
+        timer = self.env.timeout(flow.bytes_per_flow / flow.solo_rate_Bps)
+        timer.callbacks.append(lambda _: self._finish_solo(flow, token))
+
+    def _unsolo(self, flow: _Flow, moved: float) -> None:
+        del self._solos[flow.solo_token]
+        flow.solo_token = None
+        self._solo_owner[flow.link_ids] = -1
+        self.bytes_moved[flow.link_ids] += flow.mults * moved
+
+    def _finish_solo(self, flow: _Flow, token: object) -> None:
+        if flow.solo_token is not token:
+            return  # it joined the shared pool meanwhile
+        self._unsolo(flow, flow.bytes_per_flow)
+        self._busy[flow.link_ids] -= 1
+        self._complete(flow)
+
+    def _pool_solo(self, flow: _Flow) -> None:
+        """Another flow now shares a link: move the solo flow, with what it has left, into the pool."""
+        moved = min(flow.bytes_per_flow, flow.solo_rate_Bps * (self.env.now - flow.start_s))
+        self._unsolo(flow, moved)
+        flow.remaining = flow.bytes_per_flow - moved
+        self._pending.append(flow)
+
+    def _set_timer(self, delay_s: float) -> None:
+        self._generation += 1
+        timer = self.env.timeout(delay_s, value=self._generation)
+        timer.callbacks.append(self._on_timer)
+
+    def _on_timer(self, timer: simpy.Event) -> None:
+        if timer.value == self._generation:  # older timers were superseded by a reallocation
+            self._update()
+
+    def _update(self) -> None:
+        now_s = self.env.now
+        self._advance(now_s)
+        self._retire(now_s)
+        self._admit()
+        self._kicked = False
+        self._reallocate(now_s)
+
+    def _advance(self, now_s: float) -> None:
+        elapsed_s = now_s - self._last_s
+        self._last_s = now_s
+        if elapsed_s > 0.0 and self._flows:
+            self._remaining -= self._rate_Bps * elapsed_s
+            self.bytes_moved[self._loaded_links] += self._load_Bps * elapsed_s
+
+    def _retire(self, now_s: float) -> None:
+        done = (self._finish_s <= now_s) | (self._remaining <= DONE_REL_TOL * self._bytes)
+        if not done.any():
+            return
+        # Book the rounding residue (either sign) so that bytes_moved conserves bytes exactly.
+        entry_done = np.repeat(done, self._entry_count)
+        residue = self._entry_mult[entry_done] * np.repeat(self._remaining[done], self._entry_count[done])
+        np.add.at(self.bytes_moved, self._entry_link[entry_done], residue)
+        for index in np.flatnonzero(done):
+            self._busy[self._flows[index].link_ids] -= 1
+            self._complete(self._flows[index])
+        keep = ~done
+        self._flows = [flow for flow, kept in zip(self._flows, keep.tolist(), strict=True) if kept]
+        self._bytes, self._remaining = self._bytes[keep], self._remaining[keep]
+        self._entry_count = self._entry_count[keep]
+        self._entry_link, self._entry_mult = self._entry_link[~entry_done], self._entry_mult[~entry_done]
+
+    def _admit(self) -> None:
+        if not self._pending:
+            return
+        new = self._pending
+        self._pending = []
+        self._flows.extend(new)
+        sizes = np.array([flow.bytes_per_flow for flow in new])
+        left = np.array([flow.remaining if flow.remaining >= 0.0 else flow.bytes_per_flow for flow in new])
+        self._bytes = np.concatenate((self._bytes, sizes))
+        self._remaining = np.concatenate((self._remaining, left))
+        counts = np.array([flow.link_ids.size for flow in new], dtype=np.intp)
+        self._entry_count = np.concatenate((self._entry_count, counts))
+        self._entry_link = np.concatenate([self._entry_link, *(flow.link_ids for flow in new)])
+        self._entry_mult = np.concatenate([self._entry_mult, *(flow.mults for flow in new)])
+
+    def _reallocate(self, now_s: float) -> None:
+        if not self._flows:
+            self._rate_Bps = self._finish_s = np.zeros(0)
+            return
+        self._loaded_links, compact = self._compact_links()
+        self._rate_Bps, self._load_Bps = max_min_rates(
+            compact, self._entry_mult, self._entry_count, self.capacities_Bps[self._loaded_links]
+        )
+        left_s = self._remaining / self._rate_Bps
+        # The earliest finish equals the wake-up time bit for bit (both are now_s + left_s.min()).
+        self._finish_s = now_s + left_s
+        self._set_timer(float(left_s.min()))
+
+    def _compact_links(self) -> tuple[np.ndarray | slice, np.ndarray]:
+        """(links in use, entry links renumbered into them); all links when they are few against the entries."""
+        if self.capacities_Bps.size <= 4 * self._entry_link.size:
+            return slice(None), self._entry_link
+        in_use = np.zeros(self.capacities_Bps.size, dtype=bool)
+        in_use[self._entry_link] = True
+        links = np.flatnonzero(in_use)
+        self._link_slot[links] = np.arange(links.size)
+        return links, self._link_slot[self._entry_link]
+
+    def _complete(self, flow: _Flow) -> None:
+        """Last byte delivered now: succeed the flow's event after its latency."""
+        if flow.latency_s == 0.0:
+            self._succeed(flow, self.env.now)
+            return
+        delay = self.env.timeout(flow.latency_s)
+        transfer_end_s = self.env.now
+        delay.callbacks.append(lambda _: self._succeed(flow, transfer_end_s))
+
+    def _succeed(self, flow: _Flow, transfer_end_s: float) -> None:
+        record = FlowRecord(
+            tag=flow.tag,
+            start_s=flow.start_s,
+            transfer_end_s=transfer_end_s,
+            end_s=self.env.now,
+            bytes_per_flow=flow.bytes_per_flow,
+            latency_s=flow.latency_s,
+            links=flow.links,
+        )
+        self.records.append(record)
+        flow.event.succeed(record)

@@ -1,0 +1,166 @@
+"""Exact small cases of the topology builders (fat-tree, rail-optimized) and of D-mod-K routing."""
+
+import pytest
+
+from simulator.catalog.hardware import nvswitch_latency_s
+from simulator.catalog.loader import bundled
+from simulator.scenario import setup_from_mapping
+from simulator.scenario.setup import ClusterSpec
+from simulator.topology import BUILDERS, LinkKind, NodeKind, Topology, build_topology
+from simulator.topology.builders import leaf_ports
+
+NIC_EFF = bundled("kernels")["comm"]["nic_efficiency"]
+NVLINK_EFF = bundled("kernels")["comm"]["nvlink_efficiency"]
+A100 = "a100-sxm-80gb"  # DGX A100: 8 HDR 200 Gb/s NICs, 40-port QM8700 leaves (20 down, 20 up)
+
+
+def cluster(num_gpus: int, gpu: str = A100, topology: str = "fat-tree", oversubscription: float = 1.0) -> ClusterSpec:
+    return setup_from_mapping(
+        {
+            "name": "t",
+            "model": {"preset": "gpt3-125m"},
+            "cluster": {"gpu": gpu, "num_gpus": num_gpus, "topology": topology, "oversubscription": oversubscription},
+            "parallelism": {"tp": 1, "pp": 1},
+            "training": {"global_batch": num_gpus, "precision": "fp16"},  # fp16: V100 has no bf16
+        }
+    ).cluster
+
+
+def names(topo: Topology, src: int, dst: int) -> list[str]:
+    return [topo.link_name(i) for i in topo.route(src, dst)]
+
+
+def kinds(topo: Topology, src: int, dst: int) -> list[LinkKind]:
+    return [topo.link_kind(i) for i in topo.route(src, dst)]
+
+
+def count(topo: Topology, kind: NodeKind) -> int:
+    return sum(1 for _, k in topo.graph.nodes(data="kind") if k == kind)
+
+
+def test_registry_holds_both_builders() -> None:
+    assert set(BUILDERS) == {"fat-tree", "rail-optimized"}
+
+
+def test_intra_node_route_is_two_nvlink_edges() -> None:
+    c = cluster(16)
+    topo = build_topology(c)
+    assert names(topo, 0, 7) == ["gpu0->nvs0", "nvs0->gpu7"]
+    assert kinds(topo, 0, 7) == [LinkKind.NVLINK] * 2
+    assert [topo.capacities[i] for i in topo.route(0, 7)] == [300e9 * NVLINK_EFF] * 2
+    assert topo.path_latency_s(0, 7) == pytest.approx(nvswitch_latency_s())
+    assert topo.route(3, 3) == () and topo.hops(3, 3) == 0
+
+
+def test_two_nodes_share_one_leaf() -> None:
+    topo = build_topology(cluster(16))
+    assert names(topo, 0, 8) == ["gpu0->nic0.0", "nic0.0->leaf0", "leaf0->nic1.0", "nic1.0->gpu8"]
+    assert kinds(topo, 0, 8) == [LinkKind.PCIE, LinkKind.NIC, LinkKind.NIC, LinkKind.PCIE]
+    # PCIe gen4 x16 (DGX A100) and a 200 Gb/s HDR port at NCCL's efficiency
+    assert [topo.capacities[i] for i in topo.route(0, 8)] == [31.5e9, 25e9 * NIC_EFF, 25e9 * NIC_EFF, 31.5e9]
+    pcie_s = bundled("network")["host"]["pcie_latency_us"] * 1e-6
+    assert topo.path_latency_s(0, 8) == pytest.approx(2 * pcie_s + 1e-6)  # ConnectX-6: 1 us NIC to NIC
+    assert count(topo, NodeKind.LEAF) == 1 and count(topo, NodeKind.SPINE) == 0  # one leaf needs no spine
+    # 16 NVLink + 16 PCIe + 16 NIC cables, each two directed links
+    assert topo.num_links == topo.graph.number_of_edges() == 96
+
+
+def test_cross_leaf_route_goes_through_a_spine() -> None:
+    topo = build_topology(cluster(64))  # 64 NIC ports, 20 per leaf: 4 leaves, 20 spines
+    assert count(topo, NodeKind.LEAF) == 4 and count(topo, NodeKind.SPINE) == 20
+    route = names(topo, 0, 40)  # nic5.0 is NIC port 40: leaf 2
+    assert route == [
+        "gpu0->nic0.0",
+        "nic0.0->leaf0",
+        "leaf0->spine0",  # D-mod-K: destination NIC 40 mod 20 spines
+        "spine0->leaf2",
+        "leaf2->nic5.0",
+        "nic5.0->gpu40",
+    ]
+    assert kinds(topo, 0, 40)[2:4] == [LinkKind.UPLINK] * 2
+    switch_s = bundled("network")["nics"]["ib-hdr"]["switch_latency_us"] * 1e-6
+    assert topo.path_latency_s(0, 40) == pytest.approx(topo.path_latency_s(0, 8) + 2 * switch_s)
+    assert topo.hops(0, 40) == 6
+
+
+def test_d_mod_k_spreads_flows_to_different_destinations_over_spines() -> None:
+    topo = build_topology(cluster(64))
+    spines = [names(topo, j, 40 + j)[2].split("->")[1] for j in range(8)]
+    assert spines == [f"spine{j}" for j in range(8)]
+    assert topo.route(0, 40) == topo.route(0, 40)  # deterministic (and cached)
+
+
+def test_link_numbering_matches_the_graph() -> None:
+    topo = build_topology(cluster(64))
+    assert topo.num_links == 2 * (64 * 3 + 4 * 20) == len(topo.capacities)
+    for u, v, d in topo.graph.edges(data=True):
+        i = d["link_id"]
+        assert topo.link_id(u, v) == i and topo.link_name(i) == f"{u}->{v}" and topo.link_kind(i) == d["kind"]
+        assert topo.capacities[i] == d["capacity_Bps"] > 0 and topo.latencies_s[i] == d["latency_s"] > 0
+        assert topo.link_name(i ^ 1) == f"{v}->{u}"
+
+
+def test_rail_optimized_same_rail_stays_on_its_leaf() -> None:
+    topo = build_topology(cluster(16, topology="rail-optimized"))
+    assert count(topo, NodeKind.LEAF) == 8 and count(topo, NodeKind.SPINE) == 20
+    assert names(topo, 3, 11) == ["gpu3->nic0.3", "nic0.3->leaf3", "leaf3->nic1.3", "nic1.3->gpu11"]
+    assert names(topo, 0, 9) == [
+        "gpu0->nic0.0",
+        "nic0.0->leaf0",
+        "leaf0->spine9",  # destination nic1.1 has global index 9
+        "spine9->leaf1",
+        "leaf1->nic1.1",
+        "nic1.1->gpu9",
+    ]
+
+
+def test_rail_optimized_scalable_units() -> None:
+    topo = build_topology(cluster(40 * 8, topology="rail-optimized"))  # 2 SUs of 20 nodes, 8 rails each
+    assert count(topo, NodeKind.LEAF) == 16
+    assert topo.hops(0, 19 * 8) == 4  # node 19: last node of SU 0, same rail leaf
+    assert names(topo, 0, 20 * 8)[1:5] == ["nic0.0->leaf0", "leaf0->spine0", "spine0->leaf8", "leaf8->nic20.0"]
+
+
+def test_oversubscription_halves_the_uplinks() -> None:
+    assert leaf_ports(40, 1.0) == (20, 20)
+    assert leaf_ports(64, 1.0) == (32, 32)
+    assert leaf_ports(40, 2.0) == (26, 14)  # floor(40 * 2/3); within a port of down / 2
+    assert leaf_ports(64, 3.0) == (48, 16)
+    blocking = build_topology(cluster(64, oversubscription=2.0))
+    assert count(blocking, NodeKind.SPINE) == 14 and count(blocking, NodeKind.LEAF) == 3  # 64 ports / 26
+    uplinks = [v for _, v, k in blocking.graph.out_edges("leaf0", data="kind") if k == LinkKind.UPLINK]
+    down = [v for _, v, k in blocking.graph.out_edges("leaf0", data="kind") if k == LinkKind.NIC]
+    assert len(down) == 26 and len(uplinks) == 14
+
+
+def test_dgx1_pairs_of_gpus_share_a_nic() -> None:
+    topo = build_topology(cluster(16, gpu="v100-sxm-32gb"))  # DGX-1: 4 EDR NICs for 8 GPUs
+    first_hops = [names(topo, g, 8 + g)[0] for g in range(8)]
+    assert first_hops == [f"gpu{g}->nic0.{g // 2}" for g in range(8)]
+    assert topo.capacities[topo.route(0, 8)[1]] == pytest.approx(12.5e9 * NIC_EFF)
+
+
+def test_single_and_partial_node_have_no_fabric() -> None:
+    for gpus in (8, 4):
+        topo = build_topology(cluster(gpus))
+        assert topo.graph.number_of_nodes() == gpus + 1  # GPUs and one NVSwitch node
+        assert topo.num_links == 2 * gpus
+        assert names(topo, 0, gpus - 1) == ["gpu0->nvs0", f"nvs0->gpu{gpus - 1}"]
+
+
+def test_invalid_inputs() -> None:
+    topo = build_topology(cluster(16))
+    with pytest.raises(ValueError, match="GPU 16"):
+        topo.route(0, 16)
+    bad = ClusterSpec(**{**cluster(16).__dict__, "topology": "torus"})
+    with pytest.raises(ValueError, match="torus"):
+        build_topology(bad)
+
+
+def test_16k_h100_cluster_builds() -> None:
+    topo = build_topology(cluster(16384, gpu="h100-sxm-80gb"))  # 2,048 DGX H100, NDR 64-port leaves
+    assert count(topo, NodeKind.LEAF) == 16384 // 32 and count(topo, NodeKind.SPINE) == 32
+    assert topo.num_links == 2 * (3 * 16384 + 512 * 32)
+    pcie, nic, up = LinkKind.PCIE, LinkKind.NIC, LinkKind.UPLINK
+    assert kinds(topo, 0, 16383) == [pcie, nic, up, up, nic, pcie]
+    assert names(topo, 0, 16383)[2] == "leaf0->spine31"  # NIC 16383 mod 32
