@@ -25,6 +25,7 @@ class GpuEntry(BaseModel):
     scale_up_GBps: PositiveFloat
     sm_count: PositiveInt
     gemm_efficiency_max: float = Field(gt=0, le=1)
+    gemm_efficiency_fp8: float | None = Field(default=None, gt=0, le=1)  # default: gemm_efficiency_max
     hbm_efficiency: float = Field(gt=0, le=1)
     flash_attention_efficiency: float = Field(gt=0, le=1)
     kernel_launch_us: float = Field(ge=0)
@@ -44,12 +45,17 @@ class GpuSpec:
     scale_up_bytes_per_s: float
     sm_count: int
     gemm_efficiency_max: float
+    gemm_efficiency_fp8: float
     hbm_efficiency: float
     flash_attention_efficiency: float
     kernel_launch_s: float
 
     def supports(self, precision: Precision) -> bool:
         return precision in self.peak_flops_per_s
+
+    def gemm_efficiency(self, precision: Precision) -> float:
+        """Best fraction of the dense peak a large GEMM sustains in this precision."""
+        return self.gemm_efficiency_fp8 if precision is Precision.FP8 else self.gemm_efficiency_max
 
     def peak(self, precision: Precision) -> float:
         """Dense peak FLOP/s for a precision (fp16 and bf16 share tensor cores)."""
@@ -69,6 +75,7 @@ class GpuSpec:
             scale_up_bytes_per_s=units.gbps_bytes_to_bytes_per_s(entry.scale_up_GBps),
             sm_count=entry.sm_count,
             gemm_efficiency_max=entry.gemm_efficiency_max,
+            gemm_efficiency_fp8=entry.gemm_efficiency_fp8 or entry.gemm_efficiency_max,
             hbm_efficiency=entry.hbm_efficiency,
             flash_attention_efficiency=entry.flash_attention_efficiency,
             kernel_launch_s=units.us_to_s(entry.kernel_launch_us),

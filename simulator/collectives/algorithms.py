@@ -24,6 +24,7 @@ class Phase:
     pairs: tuple[tuple[int, int], ...]
     bytes_per_flow: float
     steps: int
+    tree: bool = False  # tree steps have their own latency in NCCL's model
 
 
 def ring_pairs(ranks: Sequence[int]) -> tuple[tuple[int, int], ...]:
@@ -31,11 +32,28 @@ def ring_pairs(ranks: Sequence[int]) -> tuple[tuple[int, int], ...]:
     return tuple((ranks[i], ranks[(i + 1) % n]) for i in range(n))
 
 
-def ring(kind: Collective, ranks: Sequence[int], size_bytes: float) -> list[Phase]:
+def channel_orders(ranks: Sequence[int], gpus_per_node: int) -> list[list[int]]:
+    """NCCL's rings: one per GPU of a node (its channels), each visiting the nodes in the same order
+    but entering and leaving every node through a different local GPU, so the rings together use
+    every NIC of the node (a single flat ring would leave through one NIC only)."""
+    nodes: dict[int, list[int]] = {}
+    for r in ranks:
+        nodes.setdefault(r // gpus_per_node, []).append(r)
+    k = min(len(v) for v in nodes.values())
+    if len(nodes) == 1 or k == 1 or any(len(v) != k for v in nodes.values()):
+        return [list(ranks)]
+    members = list(nodes.values())
+    return [[m[(i + c) % k] for m in members for i in range(k)] for c in range(k)]
+
+
+def ring(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int = 1 << 30) -> list[Phase]:
     n = len(ranks)
+    orders = channel_orders(ranks, gpus_per_node)
+    pairs = tuple(p for order in orders for p in ring_pairs(order))
+    share = size_bytes / len(orders)
     if kind is Collective.ALL_REDUCE:
-        return [Phase(ring_pairs(ranks), 2 * (n - 1) / n * size_bytes, 2 * (n - 1))]
-    return [Phase(ring_pairs(ranks), (n - 1) / n * size_bytes, n - 1)]
+        return [Phase(pairs, 2 * (n - 1) / n * share, 2 * (n - 1))]
+    return [Phase(pairs, (n - 1) / n * share, n - 1)]
 
 
 def _binary_tree_edges(order: Sequence[int]) -> list[tuple[int, int]]:
@@ -49,7 +67,7 @@ def double_binary_tree(ranks: Sequence[int], size_bytes: float) -> list[Phase]:
     n = len(ranks)
     edges = _binary_tree_edges(ranks) + _binary_tree_edges(list(reversed(ranks)))
     up_and_down = tuple(edges) + tuple((p, c) for c, p in edges)
-    return [Phase(up_and_down, size_bytes / 2, 2 * math.ceil(math.log2(n)))]
+    return [Phase(up_and_down, size_bytes / 2, 2 * math.ceil(math.log2(n)), tree=True)]
 
 
 def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int) -> list[Phase]:
@@ -59,7 +77,7 @@ def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus
         nodes.setdefault(r // gpus_per_node, []).append(r)
     k = min(len(v) for v in nodes.values())
     if k == 1 or len(nodes) == 1 or any(len(v) != k for v in nodes.values()):
-        return ring(kind, ranks, size_bytes)
+        return ring(kind, ranks, size_bytes, gpus_per_node)
     intra = [tuple(v) for v in nodes.values()]
     inter = [tuple(v[i] for v in nodes.values()) for i in range(k)]
     n_nodes = len(nodes)
@@ -86,15 +104,24 @@ def direct(kind: Collective, ranks: Sequence[int], size_bytes: float) -> list[Ph
 
 
 def candidates(kind: Collective, spans_nodes: bool) -> list[Algorithm]:
-    """Algorithms NCCL offers for a collective: trees only for all-reduce across nodes; RS/AG ring
-    (or the hierarchical composition); all-to-all and send/recv are direct."""
+    """Algorithms NCCL chooses among (NCCL 2.18+ without SHARP/NVLS): ring, and the double binary
+    tree for all-reduce across nodes; reduce-scatter and all-gather are ring-only; all-to-all and
+    send/recv are direct. The hierarchical composition is available when forced (DeepSpeed hpZ/MiCS
+    style frameworks do it), not picked automatically."""
     if kind in (Collective.ALL_TO_ALL, Collective.SEND_RECV):
         return [Algorithm.DIRECT]
-    if not spans_nodes:
-        return [Algorithm.RING]
-    if kind is Collective.ALL_REDUCE:
-        return [Algorithm.RING, Algorithm.TREE, Algorithm.HIERARCHICAL]
-    return [Algorithm.RING, Algorithm.HIERARCHICAL]
+    if spans_nodes and kind is Collective.ALL_REDUCE:
+        return [Algorithm.RING, Algorithm.TREE]
+    return [Algorithm.RING]
+
+
+def applicable(kind: Collective, algorithm: Algorithm) -> bool:
+    """Whether a forced algorithm can run this collective."""
+    if kind in (Collective.ALL_TO_ALL, Collective.SEND_RECV):
+        return algorithm is Algorithm.DIRECT
+    if algorithm is Algorithm.TREE:
+        return kind is Collective.ALL_REDUCE
+    return algorithm in (Algorithm.RING, Algorithm.HIERARCHICAL)
 
 
 def decompose(
@@ -108,4 +135,4 @@ def decompose(
         return double_binary_tree(ranks, size_bytes)
     if algorithm is Algorithm.HIERARCHICAL:
         return hierarchical(kind, ranks, size_bytes, gpus_per_node)
-    return ring(kind, ranks, size_bytes)
+    return ring(kind, ranks, size_bytes, gpus_per_node)

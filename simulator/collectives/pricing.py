@@ -1,8 +1,9 @@
 """Collectives on the real topology: decompose every concurrent group's collective into flows
 over routed paths, aggregate identical flows (link -> how many of them cross it), and price
-them. The aggregated flows feed the engine's bandwidth-shared network; `static_time_s` is the
-same cost with no other traffic (used for in-node TP/CP collectives and for choosing the
-algorithm as NCCL's tuner does: the fastest by its cost model)."""
+them with NCCL's protocol latencies. The aggregated flows feed the engine's bandwidth-shared
+network; `static_time_s` is the same cost with no other traffic (used for TP/CP collectives
+inside a segment and for choosing algorithm and protocol, as NCCL's tuner does: the fastest by
+its cost model)."""
 
 from collections import Counter
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from functools import cache, cached_property
 
 from simulator import units
 from simulator.catalog.loader import bundled
-from simulator.collectives.algorithms import Phase, candidates, decompose
+from simulator.collectives.algorithms import Phase, applicable, candidates, decompose
 from simulator.collectives.groups import Layout
 from simulator.enums import Algorithm, Collective, CommGroup
 from simulator.network import LinkSet
@@ -21,7 +22,8 @@ from simulator.topology import Topology
 @dataclass(frozen=True)
 class FlowSpec:
     """One aggregated flow: `links` maps a directed link id to how many constituent transfers
-    cross it; each constituent carries `bytes_per_flow`; `latency_s` is paid once."""
+    cross it; each constituent carries `bytes_per_flow` (wire bytes, protocol overhead included);
+    `latency_s` is paid once."""
 
     links: dict[int, float]
     bytes_per_flow: float
@@ -32,77 +34,134 @@ class FlowSpec:
         """The links prepared once for the flow network."""
         return LinkSet.of(self.links)
 
-    def scaled(self, factor: float) -> "FlowSpec":
-        return FlowSpec(self.links, self.bytes_per_flow * factor, self.latency_s)
+
+@dataclass(frozen=True)
+class Pattern:
+    """One phase of a collective for all concurrent groups, per byte of the collective's buffer."""
+
+    links: dict[int, float]
+    bytes_per_unit: float
+    steps: int
+    tree: bool
+    crosses_nodes: bool
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    base_s: float
+    bandwidth_fraction: float
+    ring_step_s: dict[str, float]
+    tree_step_s: dict[str, float]
+
+    def step_s(self, pattern: Pattern) -> float:
+        table = self.tree_step_s if pattern.tree else self.ring_step_s
+        return table["net" if pattern.crosses_nodes else "nvlink"]
 
 
 @cache
-def step_overhead_s() -> float:
-    return units.us_to_s(bundled("kernels")["comm"]["step_overhead_us"])
+def protocols() -> tuple[Protocol, ...]:
+    raw = bundled("kernels")["comm"]["protocols"]
+    us = units.us_to_s
+    return tuple(
+        Protocol(
+            name,
+            us(p["base_us"]),
+            p["bandwidth_fraction"],
+            {k: us(v) for k, v in p["ring_step_us"].items()},
+            {k: us(v) for k, v in p["tree_step_us"].items()},
+        )
+        for name, p in raw.items()
+    )
 
 
-def aggregate(topo: Topology, phase_per_group: Sequence[Phase]) -> FlowSpec:
-    """Merge the same phase of every concurrent group into one aggregated flow."""
+def aggregate(topo: Topology, phase_per_group: Sequence[Phase]) -> Pattern:
+    """Merge the same phase of every concurrent group into one aggregated pattern."""
     links: Counter[int] = Counter()
-    latency = 0.0
+    crosses = False
+    gpn = topo.gpus_per_node
     for ph in phase_per_group:
         for src, dst in ph.pairs:
             links.update(topo.route(src, dst))
-            latency = max(latency, topo.path_latency_s(src, dst))
-    steps = phase_per_group[0].steps
-    return FlowSpec(dict(links), phase_per_group[0].bytes_per_flow, steps * (latency + step_overhead_s()))
+            crosses = crosses or src // gpn != dst // gpn
+    first = phase_per_group[0]
+    return Pattern(dict(links), first.bytes_per_flow, first.steps, first.tree, crosses)
 
 
-def flows_for(
+def patterns_for(
     topo: Topology, kind: Collective, algorithm: Algorithm, groups: Sequence[Sequence[int]]
-) -> list[FlowSpec]:
-    """Flows of one collective of 1 byte run by all `groups` at once (scale bytes linearly)."""
+) -> list[Pattern]:
+    """Patterns of one collective of 1 byte run by all `groups` at once (bytes scale linearly)."""
     per_group = [decompose(kind, algorithm, g, 1.0, topo.gpus_per_node) for g in groups]
     return [aggregate(topo, [phases[i] for phases in per_group]) for i in range(len(per_group[0]))]
 
 
+def bottleneck_Bps(topo: Topology, links: dict[int, float]) -> float:
+    """Rate each constituent gets on its most loaded link when nothing else competes."""
+    return min(topo.capacities[link] / m for link, m in links.items()) if links else float("inf")
+
+
+def realise(topo: Topology, patterns: Sequence[Pattern], size_bytes: float) -> list[FlowSpec]:
+    """Flows for a collective of `size_bytes`: each phase with its fastest NCCL protocol (wire bytes
+    inflated by the protocol's overhead; latency = steps x per-step latency, plus the base once)."""
+    flows = []
+    for i, pat in enumerate(patterns):
+        rate = bottleneck_Bps(topo, pat.links)
+        best = None
+        for proto in protocols():
+            wire = pat.bytes_per_unit * size_bytes / proto.bandwidth_fraction
+            latency = pat.steps * proto.step_s(pat) + (proto.base_s if i == 0 else 0.0)
+            t = wire / rate + latency
+            if best is None or t < best[0]:
+                best = (t, FlowSpec(pat.links, wire, latency))
+        assert best is not None
+        flows.append(best[1])
+    return flows
+
+
 def static_time_s(topo: Topology, flows: Sequence[FlowSpec]) -> float:
     """Phases run one after another; each ends when its most loaded link has carried its share."""
-    total = 0.0
-    for f in flows:
-        rate = min(topo.capacities[link] / m for link, m in f.links.items()) if f.links else float("inf")
-        total += f.bytes_per_flow / rate + f.latency_s
-    return total
+    return sum(f.bytes_per_flow / bottleneck_Bps(topo, f.links) + f.latency_s for f in flows)
 
 
 class CommPricer:
-    """Per-scenario cache of aggregated flows for every (collective, group kind, stage)."""
+    """Per-scenario cache of aggregated flows for every (collective, group kind, stage, size)."""
 
     def __init__(self, topo: Topology, layout: Layout, forced: Algorithm = Algorithm.AUTO):
         self.topo = topo
         self.layout = layout
         self.forced = forced
         self._cache: dict[tuple, tuple[Algorithm, list[FlowSpec]]] = {}
+        self._patterns: dict[tuple, list[Pattern]] = {}
 
     def _spans_nodes(self, group: Sequence[int]) -> bool:
         return len({r // self.topo.gpus_per_node for r in group}) > 1
+
+    def _options(self, kind: Collective, group: Sequence[int]) -> list[Algorithm]:
+        if self.forced is not Algorithm.AUTO and applicable(kind, self.forced):
+            return [self.forced]
+        return candidates(kind, self._spans_nodes(group))
+
+    def patterns(self, kind: Collective, algo: Algorithm, group: CommGroup, stage: int) -> list[Pattern]:
+        key = (kind, algo, group, stage)
+        if key not in self._patterns:
+            self._patterns[key] = patterns_for(self.topo, kind, algo, self.layout.concurrent_groups(group, stage))
+        return self._patterns[key]
 
     def unit_flows(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> list[FlowSpec]:
         """Flows for one collective of `size_bytes` on `group` at `stage` (all copies included)."""
         key = (kind, group, stage, size_bytes)
         if key not in self._cache:
-            groups = self.layout.concurrent_groups(group, stage)
-            options = candidates(kind, self._spans_nodes(groups[0]))
-            if self.forced is not Algorithm.AUTO and self.forced in options:
-                options = [self.forced]
+            members = self.layout.concurrent_groups(group, stage)[0]
             best: tuple[float, Algorithm, list[FlowSpec]] | None = None
-            for algo in options:
-                flows = [f.scaled(size_bytes) for f in self._unit(kind, algo, group, stage)]
+            for algo in self._options(kind, members):
+                flows = realise(self.topo, self.patterns(kind, algo, group, stage), size_bytes)
                 t = static_time_s(self.topo, flows)
                 if best is None or t < best[0]:
                     best = (t, algo, flows)
             assert best is not None
             self._cache[key] = (best[1], best[2])
         return self._cache[key][1]
-
-    @cache  # noqa: B019 - the pricer lives for one simulation
-    def _unit(self, kind: Collective, algo: Algorithm, group: CommGroup, stage: int) -> list[FlowSpec]:
-        return flows_for(self.topo, kind, algo, self.layout.concurrent_groups(group, stage))
 
     def algorithm(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> Algorithm:
         self.unit_flows(kind, group, stage, size_bytes)
@@ -111,8 +170,9 @@ class CommPricer:
     def time_s(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> float:
         return static_time_s(self.topo, self.unit_flows(kind, group, stage, size_bytes))
 
-    @cache  # noqa: B019
+    @cache  # noqa: B019 - the pricer lives for one simulation
     def p2p(self, src_stage: int, dst_stage: int, size_bytes: float) -> FlowSpec:
         """All replicas' sends of one pipeline hop as one aggregated flow."""
         pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage))
-        return aggregate(self.topo, [Phase(pairs, size_bytes, 1)])
+        pattern = aggregate(self.topo, [Phase(pairs, 1.0, 1)])
+        return realise(self.topo, [pattern], size_bytes)[0]

@@ -48,13 +48,21 @@ def gemm_efficiency(shape: GemmShape, sm_count: int) -> float:
     return best * k_eff
 
 
+def op_precision(op: Op, precision: Precision) -> Precision:
+    """Under an FP8 recipe only the block linear layers run in FP8; the rest runs in BF16."""
+    if precision is Precision.FP8 and not op.fp8_capable:
+        return Precision.BF16
+    return precision
+
+
 def compute_rate(op: Op, gpu: GpuSpec, precision: Precision) -> float:
     """Achieved FLOP/s for the op's math."""
-    peak = gpu.peak(precision)
+    prec = op_precision(op, precision)
+    peak = gpu.peak(prec)
     if op.kind is OpKind.ATTENTION and op.gemm is None:  # fused FlashAttention kernel
         return peak * gpu.flash_attention_efficiency
     assert op.gemm is not None, op.name
-    return peak * gpu.gemm_efficiency_max * gemm_efficiency(op.gemm, gpu.sm_count)
+    return peak * gpu.gemm_efficiency(prec) * gemm_efficiency(op.gemm, gpu.sm_count)
 
 
 def memory_time_s(bytes_moved: float, gpu: GpuSpec) -> float:

@@ -39,7 +39,7 @@ def head_forward(model: ModelSpec, r: RankShapes) -> list[Item]:
     return [
         elementwise("final_norm", Phase.FORWARD, 2 * r.norm_tokens * r.h * r.elem),
         *tp_comm("tp_head_gather", Phase.FORWARD, r, gather=True),
-        gemm_op("lm_head", Phase.FORWARD, head_shape(r), r.gemm_elem),
+        gemm_op("lm_head", Phase.FORWARD, head_shape(r), r.elem),
         # cast to fp32, max, exp-sum, target gather: ~3 passes over the fp32 logits
         elementwise("cross_entropy", Phase.FORWARD, logits * (r.elem + 3 * LOSS_ELEM_BYTES)),
     ]
@@ -50,7 +50,7 @@ def head_backward(model: ModelSpec, r: RankShapes) -> list[Item]:
     input_grad = tp_comm("tp_head_bwd", Phase.BACKWARD, r, gather=False) if r.sp else _head_input_allreduce(r)
     return [
         elementwise("cross_entropy_bwd", Phase.BACKWARD, logits * (2 * LOSS_ELEM_BYTES + r.elem)),
-        *backward_gemms("lm_head", head_shape(r), r.gemm_elem),
+        *backward_gemms("lm_head", head_shape(r), r.elem),
         *input_grad,
         elementwise("final_norm_bwd", Phase.BACKWARD, 3 * r.norm_tokens * r.h * r.elem),
     ]

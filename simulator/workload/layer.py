@@ -44,6 +44,34 @@ def backward_gemms(name: str, fwd: GemmShape, elem: int) -> list[Op]:
     ]
 
 
+# FP8 recipes (NVIDIA Transformer Engine) run the four linear layers of each block in FP8 and keep
+# attention, the LM head and everything else in BF16. Each FP8 GEMM input that is not produced by
+# a fused norm needs a cast-and-transpose kernel (read 2-byte values, write 1-byte value and its
+# transpose); in the backward the output gradient is cast and transposed the same way.
+FP8_CAST_TRANSPOSE_BYTES_PER_ELEM = 2 + 2 * 1
+
+
+def linear(name: str, phase: Phase, shape: GemmShape, r: RankShapes) -> list[Op]:
+    """A block linear layer: its GEMM (FP8-capable), preceded by the FP8 input cast when in FP8."""
+    gemm = gemm_op(name, phase, shape, r.gemm_elem)
+    gemm = Op(gemm.name, gemm.kind, gemm.phase, gemm.flops, gemm.bytes, gemm.gemm, fp8_capable=True)
+    if r.gemm_elem != 1:
+        return [gemm]
+    cast = elementwise(f"{name}_fp8_cast", phase, shape.m * shape.k * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM)
+    return [cast, gemm]
+
+
+def linear_backward(name: str, fwd: GemmShape, r: RankShapes) -> list[Op]:
+    ops = [
+        Op(o.name, o.kind, o.phase, o.flops, o.bytes, o.gemm, fp8_capable=True)
+        for o in backward_gemms(name, fwd, r.gemm_elem)
+    ]
+    if r.gemm_elem != 1:
+        return ops
+    cast = elementwise(f"{name}_grad_fp8_cast", Phase.BACKWARD, fwd.m * fwd.n * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM)
+    return [cast, *ops]
+
+
 def elementwise(name: str, phase: Phase, bytes_moved: float) -> Op:
     return Op(name, OpKind.ELEMENTWISE, phase, bytes=bytes_moved)
 
@@ -141,17 +169,17 @@ def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = P
     return [
         elementwise("norm1", phase, 2 * act),
         *tp_comm("tp_gather_attn", phase, r, gather=True),
-        gemm_op("qkv", phase, g["qkv"], r.gemm_elem),
+        *linear("qkv", phase, g["qkv"], r),
         *cp_comm("cp_kv_gather", phase, r, Collective.ALL_GATHER),
         *attention_forward(model, r, flash, phase),
-        gemm_op("attn_proj", phase, g["attn_proj"], r.gemm_elem),
+        *linear("attn_proj", phase, g["attn_proj"], r),
         *tp_comm("tp_reduce_attn", phase, r, gather=False),
         elementwise("dropout_residual1", phase, 3 * act + act / r.elem),
         elementwise("norm2", phase, 2 * act),
         *tp_comm("tp_gather_mlp", phase, r, gather=True),
-        gemm_op("mlp_up", phase, g["mlp_up"], r.gemm_elem),
+        *linear("mlp_up", phase, g["mlp_up"], r),
         elementwise("mlp_activation", phase, act_bytes),
-        gemm_op("mlp_down", phase, g["mlp_down"], r.gemm_elem),
+        *linear("mlp_down", phase, g["mlp_down"], r),
         *tp_comm("tp_reduce_mlp", phase, r, gather=False),
         elementwise("dropout_residual2", phase, 3 * act + act / r.elem),
     ]
@@ -168,18 +196,18 @@ def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
     return [
         elementwise("dropout_residual2_bwd", bwd, 2 * act + act / r.elem),
         *_tp_backward("tp_mlp_out_bwd", r, at_output=True),
-        *backward_gemms("mlp_down", g["mlp_down"], r.gemm_elem),
+        *linear_backward("mlp_down", g["mlp_down"], r),
         elementwise("mlp_activation_bwd", bwd, act_bytes),
-        *backward_gemms("mlp_up", g["mlp_up"], r.gemm_elem),
+        *linear_backward("mlp_up", g["mlp_up"], r),
         *_tp_backward("tp_mlp_in_bwd", r, at_output=False),
         elementwise("norm2_bwd", bwd, 3 * act),
         elementwise("dropout_residual1_bwd", bwd, 2 * act + act / r.elem),
         *_tp_backward("tp_attn_out_bwd", r, at_output=True),
-        *backward_gemms("attn_proj", g["attn_proj"], r.gemm_elem),
+        *linear_backward("attn_proj", g["attn_proj"], r),
         *cp_comm("cp_kv_gather_bwd", bwd, r, Collective.ALL_GATHER),
         *attention_backward(model, r, flash),
         *cp_comm("cp_dkv_reduce", bwd, r, Collective.REDUCE_SCATTER),
-        *backward_gemms("qkv", g["qkv"], r.gemm_elem),
+        *linear_backward("qkv", g["qkv"], r),
         *_tp_backward("tp_attn_in_bwd", r, at_output=False),
         elementwise("norm1_bwd", bwd, 3 * act),
     ]

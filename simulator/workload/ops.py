@@ -38,6 +38,7 @@ class Op:
     gemm: GemmShape | None = None
     work_factor: float = 1.0
     causal_fraction: float = 1.0  # share of the score matrix a causal kernel actually computes
+    fp8_capable: bool = False  # a transformer-block linear layer: runs in FP8 under an FP8 recipe
 
 
 @dataclass(frozen=True, slots=True)
