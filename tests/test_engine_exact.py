@@ -584,13 +584,6 @@ def test_dp_overlap_hides_reduction_with_interleaving() -> None:
     assert on.breakdown.average_s[Category.COMM_DP] < off.breakdown.average_s[Category.COMM_DP]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: dp_overlap is a no-op without interleaving. The DP reduction is issued per chunk "
-    "after the chunk's LAST backward (StepSimulation.stage_process), which with one chunk per stage is the "
-    "end of the stage's compute, so nothing overlaps; Megatron --overlap-grad-reduce / DDP overlap bucket "
-    "all-reduces with the last micro-batch's backward.",
-)
 def test_dp_overlap_hides_part_of_the_reduction_without_interleaving() -> None:
     off, on = step(dp_heavy(zero=0, dp_overlap=False)), step(dp_heavy(zero=0, dp_overlap=True))
     assert on.breakdown.average_s[Category.COMM_DP] < off.breakdown.average_s[Category.COMM_DP]

@@ -125,7 +125,7 @@ class StepSimulation:
             )
         )
 
-    def run_blocks(self, stage: int, blocks: Sequence[Block], task: Task) -> Generator:
+    def run_blocks(self, stage: int, blocks: Sequence[Block], task: Task, last: bool = False) -> Generator:
         gathers = self._prefetch(stage, blocks, 0)
         for i, block in enumerate(blocks):
             if block.gather:
@@ -136,6 +136,10 @@ class StepSimulation:
             if block.reduce:
                 self.pending_dp[stage].append(
                     self.collective(stage, self.dp_stream[stage], block.reduce, "zero3_reduce_scatter")
+                )
+            if block.bucket and last:
+                self.pending_dp[stage].append(
+                    self.collective(stage, self.dp_stream[stage], block.bucket, "dp_grad_bucket")
                 )
 
     def _prefetch(self, stage: int, blocks: Sequence[Block], i: int) -> simpy.Event | None:
@@ -156,11 +160,7 @@ class StepSimulation:
             if task.pass_ is Pass.FORWARD:
                 yield from self.forward(sp.stage, chunk, task)
             else:
-                yield from self.backward(sp.stage, chunk, task)
-                if plan.dp_overlap and last_backward[task.chunk] == i and chunk.grad_reduce:
-                    self.pending_dp[sp.stage].append(
-                        self.collective(sp.stage, self.dp_stream[sp.stage], chunk.grad_reduce, "dp_grad_reduce")
-                    )
+                yield from self.backward(sp.stage, chunk, task, last=last_backward[task.chunk] == i)
         yield from self.finish(sp)
 
     def forward(self, stage: int, chunk: ChunkProgram, task: Task) -> Generator:
@@ -171,23 +171,21 @@ class StepSimulation:
         if task.chunk < self.last_chunk:
             self.send((Pass.FORWARD, task.micro_batch, task.chunk + 1), stage, (task.chunk + 1) % self.setup.plan.pp)
 
-    def backward(self, stage: int, chunk: ChunkProgram, task: Task) -> Generator:
+    def backward(self, stage: int, chunk: ChunkProgram, task: Task, last: bool) -> Generator:
+        """`last`: the chunk's final backward of the step, where overlapped gradient buckets go out."""
         if task.chunk < self.last_chunk:
             key = (Pass.BACKWARD, task.micro_batch, task.chunk)
             yield from self.wait(stage, self.arrival(key), WaitReason.PP_RECV, key)
-        yield from self.run_blocks(stage, chunk.backward, task)
+        yield from self.run_blocks(stage, chunk.backward_blocks(last), task, last)
         if task.chunk > 0:
             self.send((Pass.BACKWARD, task.micro_batch, task.chunk - 1), stage, (task.chunk - 1) % self.setup.plan.pp)
 
     def finish(self, sp: StageProgram) -> Generator:
-        """Gradient reduction (unless already overlapped), optimizer, ZeRO-1/2 weight all-gather."""
+        """Gradient reduction (what was not overlapped), optimizer, ZeRO-1/2 weight all-gather."""
         s = sp.stage
-        if not self.setup.plan.dp_overlap:
-            for chunk in sp.chunks:
-                if chunk.grad_reduce:
-                    self.pending_dp[s].append(
-                        self.collective(s, self.dp_stream[s], chunk.grad_reduce, "dp_grad_reduce")
-                    )
+        for chunk in sp.chunks:
+            if chunk.grad_reduce:
+                self.pending_dp[s].append(self.collective(s, self.dp_stream[s], chunk.grad_reduce, "dp_grad_reduce"))
         if self.pending_dp[s]:
             yield from self.wait(s, self.env.all_of(self.pending_dp[s]), WaitReason.DP_COMM, "dp_grad_reduce")
         yield from self.compute(s, Block(sp.optimizer), None)

@@ -13,6 +13,7 @@ from simulator.scenario.setup import Setup
 from simulator.units import us_to_s
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
+from simulator.workload.params import layer_params
 from simulator.workload.step import ChunkWork, StepWork, chunk_params_on_rank
 
 
@@ -24,6 +25,7 @@ class Block:
     segment: Segment
     gather: tuple[FlowSpec, ...] = ()
     reduce: tuple[FlowSpec, ...] = ()
+    bucket: tuple[FlowSpec, ...] = ()  # DP gradient bucket issued after it in the chunk's last backward
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,12 @@ class ChunkProgram:
     stage: int
     forward: tuple[Block, ...]
     backward: tuple[Block, ...]
-    grad_reduce: tuple[FlowSpec, ...]  # DP gradient all-reduce (ZeRO-0) or reduce-scatter (1/2)
+    grad_reduce: tuple[FlowSpec, ...]  # DP gradient all-reduce (ZeRO-0) or reduce-scatter (1/2), after backward
     param_gather: tuple[FlowSpec, ...]  # ZeRO-1/2 all-gather of updated weights after the optimizer
+    backward_last: tuple[Block, ...] = ()  # the chunk's last backward when it reduces gradients per bucket
+
+    def backward_blocks(self, last: bool) -> tuple[Block, ...]:
+        return self.backward_last if last and self.backward_last else self.backward
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,36 @@ def _chunk_program(
         forward = (Block(concat(f"chunk{c.index}_forward", [pro_f, layer_f, epi_f], [1, c.layers, 1])),)
         backward = (Block(concat(f"chunk{c.index}_backward", [epi_b, layer_b, pro_b], [1, c.layers, 1])),)
     grad, params = _dp_flows(work, c, pricer)
-    return ChunkProgram(c.index, c.stage, forward, backward, grad, params)
+    backward_last: tuple[Block, ...] = ()
+    if work.setup.plan.dp_overlap and grad:
+        backward_last = _bucketed_backward(work, c, pricer, epi_b, layer_b, pro_b)
+        grad = ()
+    return ChunkProgram(c.index, c.stage, forward, backward, grad, params, backward_last)
+
+
+def _bucketed_backward(
+    work: StepWork, c: ChunkWork, pricer: CommPricer, epi_b: Segment, layer_b: Segment, pro_b: Segment
+) -> tuple[Block, ...]:
+    """Overlapped gradient reduction (PyTorch DDP buckets, Megatron --overlap-grad-reduce): in the last
+    micro-batch each layer's gradients are reduced as soon as its backward is done, hidden behind the
+    backward of the layers before it; the embedding/head rest goes with the chunk's ends."""
+    setup = work.setup
+    layer = layer_params(setup.model).per_rank(setup.plan.tp)
+    ends = chunk_params_on_rank(setup, c.index, c.layers) - c.layers * layer
+    head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
+    return (
+        Block(epi_b, bucket=_reduce_flows(work, c, pricer, head)),
+        *(Block(layer_b, bucket=_reduce_flows(work, c, pricer, layer)) for _ in range(c.layers)),
+        Block(pro_b, bucket=_reduce_flows(work, c, pricer, ends - head)),
+    )
+
+
+def _reduce_flows(work: StepWork, c: ChunkWork, pricer: CommPricer, params: float) -> tuple[FlowSpec, ...]:
+    if params <= 0:
+        return ()
+    grads = params * dtypes.gradient_bytes(work.setup.training.precision)
+    kind = Collective.ALL_REDUCE if work.setup.plan.zero == 0 else Collective.REDUCE_SCATTER
+    return tuple(pricer.unit_flows(kind, CommGroup.DP, c.stage, grads))
 
 
 def _flows(pricer: CommPricer, op: CommOp, stage: int) -> tuple[FlowSpec, ...]:
@@ -126,12 +161,8 @@ def _dp_flows(work: StepWork, c: ChunkWork, pricer: CommPricer) -> tuple[tuple[F
     if plan.dp * plan.cp == 1 or plan.zero == 3:
         return (), ()
     params = chunk_params_on_rank(setup, c.index, c.layers)
-    prec = setup.training.precision
-    grads = params * dtypes.gradient_bytes(prec)
+    grad = _reduce_flows(work, c, pricer, params)
     if plan.zero == 0:
-        return tuple(pricer.unit_flows(Collective.ALL_REDUCE, CommGroup.DP, c.stage, grads)), ()
-    weights = params * dtypes.weight_bytes(prec)
-    return (
-        tuple(pricer.unit_flows(Collective.REDUCE_SCATTER, CommGroup.DP, c.stage, grads)),
-        tuple(pricer.unit_flows(Collective.ALL_GATHER, CommGroup.DP, c.stage, weights)),
-    )
+        return grad, ()
+    weights = params * dtypes.weight_bytes(setup.training.precision)
+    return grad, tuple(pricer.unit_flows(Collective.ALL_GATHER, CommGroup.DP, c.stage, weights))

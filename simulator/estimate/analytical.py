@@ -1,112 +1,85 @@
-"""Analytical step time: per-op roofline costs summed per stage, the pipeline-bubble formula
-for the schedule, then exposed data-parallel communication and the optimizer.
+"""Analytical step time: the engine's compiled program (same per-op costs, same collective
+pricing) combined with the pipeline-bubble formula instead of an event simulation.
 
 1F1B / GPipe (Narayanan et al. 2021 sec. 2.2.1): t = (m - 1) * max_s(t_s) + sum_s(t_s), which is
-(m + p - 1) * t for equal stages, i.e. a bubble of (p - 1) / m. Interleaved with v chunks per
-stage (sec. 2.2.2): the bubble shrinks to (p - 1) / v chunks' worth. Communication inside a
-micro-batch (TP, CP, PP) is not overlapped with compute (Megatron-LM 2021); DP gradient
-reduction is exposed unless `dp_overlap`, in which case it hides behind one micro-batch's backward.
+(m + p - 1) * t for equal stages, a bubble of (p - 1) / m. Interleaved with v chunks per stage
+(sec. 2.2.2): the bubble shrinks to (p - 1) / v of a stage's micro-batch time. Pipeline messages
+are on the critical path once per chunk boundary; ZeRO-3 gathers count where they exceed the
+layer they prefetch behind; DP reduction is exposed after the pipeline drains (overlapped
+buckets hide behind the last micro-batch's backward).
 """
 
-from collections import defaultdict
 from dataclasses import dataclass
 
-from simulator.costs.collectives import p2p_time_s
-from simulator.costs.timing import item_time_s
+from simulator.collectives.groups import Layout
+from simulator.collectives.pricing import CommPricer, FlowSpec, static_time_s
+from simulator.engine.program import Block, ChunkProgram, compile_program
 from simulator.enums import Category, Schedule
-from simulator.metrics.categories import category_of, empty_breakdown
-from simulator.workload.layer import Item
-from simulator.workload.ops import CommOp
+from simulator.metrics.categories import empty_breakdown
+from simulator.topology import build_topology
 from simulator.workload.step import StepWork
-
-
-@dataclass(frozen=True)
-class StageTimes:
-    """Per-micro-batch work of one stage by category, and its forward/backward totals (s)."""
-
-    forward_s: float
-    backward_s: float
-    by_category: dict[Category, float]
 
 
 @dataclass(frozen=True)
 class StepEstimate:
     time_s: float
     breakdown_s: dict[Category, float]  # average GPU; sums to time_s
-    stage_busy_s: list[float]
 
 
-def _sum_items(work: StepWork, items, acc: dict[Category, float]) -> float:
-    """Total time of a sequence of items; ZeRO-3 gathers (non-blocking) only count where they
-    exceed the compute they prefetch behind, which this closed form ignores (they are added to
-    the category but not to the critical path)."""
+def _blocks_time(pricer: CommPricer, blocks: tuple[Block, ...], acc: dict[Category, float], m: int) -> float:
+    """Time of one pass over `blocks`; adds m passes' worth of categories to `acc`."""
     total = 0.0
-    cache: dict[int, float] = {}
-    for item in items:
-        key = id(item)
-        if key not in cache:
-            cache[key] = item_time_s(work.setup, item)
-        t = cache[key]
-        acc[category_of(item)] += t if _blocking(item) else 0.0
-        total += t if _blocking(item) else 0.0
+    for b in blocks:
+        exposed = max(0.0, static_time_s(pricer.topo, b.gather) - b.segment.duration_s) if b.gather else 0.0
+        total += b.segment.duration_s + exposed
+        acc[Category.COMM_DP] += m * exposed
+        for c, v in b.segment.by_category.items():
+            acc[c] += m * v
     return total
 
 
-def _blocking(item: Item) -> bool:
-    return not isinstance(item, CommOp) or item.blocking
-
-
-def stage_times(work: StepWork) -> list[StageTimes]:
-    setup = work.setup
-    p2p = p2p_time_s(setup, work.pp_message_bytes) if setup.plan.pp > 1 else 0.0
-    out = []
-    for stage in range(setup.plan.pp):
-        acc = empty_breakdown()
-        fwd = bwd = 0.0
-        for chunk in (c for c in work.chunks if c.stage == stage):
-            fwd += _sum_items(work, chunk.forward(work.layer), acc)
-            bwd += _sum_items(work, chunk.backward(work.layer), acc)
-            sends = (chunk.index < len(work.chunks) - 1) + (chunk.index > 0)
-            acc[Category.COMM_PP] += sends * p2p
-            fwd += (chunk.index < len(work.chunks) - 1) * p2p
-            bwd += (chunk.index > 0) * p2p
-        out.append(StageTimes(forward_s=fwd, backward_s=bwd, by_category=acc))
-    return out
-
-
-def pipeline_time_s(work: StepWork, stages: list[StageTimes]) -> float:
-    m, p = work.micro_batches, work.setup.plan.pp
-    per_mb = [s.forward_s + s.backward_s for s in stages]
-    if work.setup.plan.schedule is Schedule.INTERLEAVED:
-        v = work.setup.plan.virtual_stages
-        return m * max(per_mb) + (p - 1) * max(per_mb) / v
-    return (m - 1) * max(per_mb) + sum(per_mb)
+def _flows_s(pricer: CommPricer, groups: list[tuple[FlowSpec, ...]]) -> float:
+    return sum(static_time_s(pricer.topo, g) for g in groups)
 
 
 def estimate_step(work: StepWork) -> StepEstimate:
-    stages = stage_times(work)
+    setup = work.setup
+    plan = setup.plan
+    pricer = CommPricer(build_topology(setup.cluster), Layout.of(plan), setup.cluster.collective_algorithm)
+    program = compile_program(work, pricer)
     m = work.micro_batches
-    t_pipe = pipeline_time_s(work, stages)
-    tails = []
-    per_stage_cats = []
-    for st, stage_work in zip(stages, work.stages, strict=True):
-        cats = defaultdict(float, {c: v * m for c, v in st.by_category.items()})
-        dp = sum(item_time_s(work.setup, c) for c in stage_work.dp_comm)
-        if work.setup.plan.dp_overlap:
-            dp = max(0.0, dp - st.backward_s)
-        opt = item_time_s(work.setup, stage_work.optimizer)
-        cats[Category.COMM_DP] += dp
-        cats[Category.OPTIMIZER] += opt
-        tails.append(dp + opt)
-        per_stage_cats.append(cats)
+    p2p = static_time_s(pricer.topo, [pricer.p2p(0, 1 % plan.pp, program.pp_message_bytes)]) if plan.pp > 1 else 0.0
+    per_mb, tails, cats = [], [], []
+    for sp in program.stages:
+        acc = empty_breakdown()
+        t = 0.0
+        for chunk in sp.chunks:
+            t += _blocks_time(pricer, chunk.forward, acc, m) + _blocks_time(pricer, chunk.backward, acc, m)
+            t += _boundaries(chunk, plan.chunks) * p2p
+            acc[Category.COMM_PP] += m * _boundaries(chunk, plan.chunks) * p2p
+        dp = _flows_s(pricer, [c.grad_reduce for c in sp.chunks])
+        buckets = _flows_s(pricer, [b.bucket for c in sp.chunks for b in c.backward_last])
+        last_backward = sum(b.segment.duration_s for c in sp.chunks for b in c.backward)
+        dp += max(0.0, buckets - last_backward) + _flows_s(pricer, [c.param_gather for c in sp.chunks])
+        acc[Category.COMM_DP] += dp
+        acc[Category.OPTIMIZER] += sp.optimizer.duration_s
+        per_mb.append(t)
+        tails.append(dp + sp.optimizer.duration_s)
+        cats.append(acc)
+    if plan.schedule is Schedule.INTERLEAVED:
+        t_pipe = m * max(per_mb) + (plan.pp - 1) * max(per_mb) / plan.virtual_stages
+    else:
+        t_pipe = (m - 1) * max(per_mb) + sum(per_mb)
     time_s = t_pipe + max(tails)
     breakdown = empty_breakdown()
-    busy = []
-    for st, cats, tail in zip(stages, per_stage_cats, tails, strict=True):
-        pipe_busy = m * (st.forward_s + st.backward_s)
-        cats[Category.BUBBLE] += t_pipe - pipe_busy
-        cats[Category.IDLE] += time_s - t_pipe - tail
-        busy.append(pipe_busy + tail)
-        for c, v in cats.items():
-            breakdown[c] += v / len(stages)
-    return StepEstimate(time_s=time_s, breakdown_s=breakdown, stage_busy_s=busy)
+    for t, tail, acc in zip(per_mb, tails, cats, strict=True):
+        acc[Category.BUBBLE] += t_pipe - m * t
+        acc[Category.IDLE] += time_s - t_pipe - tail
+        for c, v in acc.items():
+            breakdown[c] += v / plan.pp
+    return StepEstimate(time_s=time_s, breakdown_s=breakdown)
+
+
+def _boundaries(chunk: ChunkProgram, chunks: int) -> int:
+    """Messages this chunk sends per micro-batch: activation forward, gradient backward."""
+    return (chunk.chunk < chunks - 1) + (chunk.chunk > 0)
