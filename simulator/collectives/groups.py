@@ -46,11 +46,13 @@ class Layout:
             return [self.group(kind, stage, t=t) for t in range(self.tp)]
         raise ValueError(kind)
 
-    def pipeline_pairs(self, src_stage: int, dst_stage: int) -> list[tuple[int, int]]:
-        """Every (sender, receiver) of one pipeline hop; all replicas send at the same time."""
+    def pipeline_pairs(self, src_stage: int, dst_stage: int, replica: int | None = None) -> list[tuple[int, int]]:
+        """Every (sender, receiver) of one pipeline hop: of all replicas at once (they send at the
+        same time), or of one data-parallel replica."""
+        replicas = range(self.dp) if replica is None else (replica,)
         return [
             (self.rank(t, c, d, src_stage), self.rank(t, c, d, dst_stage))
-            for d in range(self.dp)
+            for d in replicas
             for c in range(self.cp)
             for t in range(self.tp)
         ]

@@ -171,8 +171,8 @@ class CommPricer:
         return static_time_s(self.topo, self.unit_flows(kind, group, stage, size_bytes))
 
     @cache  # noqa: B019 - the pricer lives for one simulation
-    def p2p(self, src_stage: int, dst_stage: int, size_bytes: float) -> FlowSpec:
-        """All replicas' sends of one pipeline hop as one aggregated flow."""
-        pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage))
+    def p2p(self, src_stage: int, dst_stage: int, size_bytes: float, replica: int | None = None) -> FlowSpec:
+        """The sends of one pipeline hop as one aggregated flow: of all replicas, or of one."""
+        pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage, replica))
         pattern = aggregate(self.topo, [Phase(pairs, 1.0, 1)])
         return realise(self.topo, [pattern], size_bytes)[0]

@@ -23,5 +23,5 @@ def simulate_step(work: StepWork) -> SimulatedStep:
     topo = build_topology(setup.cluster)
     pricer = CommPricer(topo, Layout.of(setup.plan), setup.cluster.collective_algorithm)
     program = compile_program(work, pricer)
-    result = StepSimulation(setup, program, pricer).run()
-    return SimulatedStep(result, step_breakdown(result, setup.plan.pp), program)
+    result = StepSimulation(setup, program, pricer, full=setup.fidelity == "full").run()
+    return SimulatedStep(result, step_breakdown(result, result.ranks), program)

@@ -52,8 +52,10 @@ def step_breakdown(result: EngineResult, stages: int) -> StepBreakdown:
         if span.wait is not None:
             _account_wait(span, result, acc)
         else:
-            for c, v in span.segment.by_category.items():
-                acc[c] += v
+            seg = span.segment
+            scale = span.duration_s / seg.duration_s if seg.duration_s > 0 else 0.0  # a straggler's slowdown
+            for c, v in seg.by_category.items():
+                acc[c] += v * scale
     average = empty_breakdown()
     for acc in per_stage:
         for c, v in acc.items():

@@ -37,6 +37,7 @@ def resolve(sc: Scenario) -> Setup:
         scenario=sc,
         engine=sc.simulation.engine,
         fidelity=sc.simulation.fidelity,
+        compute_jitter=sc.simulation.compute_jitter,
     )
 
 

@@ -91,6 +91,9 @@ class SimulationSection(_Section):
 
     engine: Literal["event", "analytical"] = "event"
     fidelity: Literal["symmetric", "full"] = "symmetric"
+    # Full fidelity only: per-GPU compute speed varies log-normally with this coefficient of
+    # variation (0 = identical GPUs); slow GPUs become stragglers their replicas wait for.
+    compute_jitter: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class Scenario(_Section):

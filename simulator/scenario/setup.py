@@ -89,7 +89,8 @@ class Setup:
     seed: int
     scenario: Scenario
     engine: str = "event"
-    fidelity: str = "symmetric"  # the validated input, saved beside results as the resolved scenario
+    fidelity: str = "symmetric"
+    compute_jitter: float = 0.0  # the validated input, saved beside results as the resolved scenario
 
     @property
     def micro_batches(self) -> int:
