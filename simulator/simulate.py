@@ -14,13 +14,13 @@ from simulator.workload.flops import step_flops
 from simulator.workload.params import total_params
 
 
-def time_step(work: StepWork) -> tuple[float, dict[Category, float], dict[str, Any]]:
-    """Step time, average-GPU breakdown and engine details, by the scenario's chosen engine."""
+def time_step(work: StepWork) -> tuple[float, dict[Category, float], dict[str, Any], list]:
+    """Step time, average-GPU breakdown, engine details and spans, by the scenario's chosen engine."""
     if work.setup.engine == "analytical":
         from simulator.estimate import estimate_step
 
         est = estimate_step(work)
-        return est.time_s, est.breakdown_s, {"method": "analytical"}
+        return est.time_s, est.breakdown_s, {"method": "analytical"}, []
     from simulator.engine.run import simulate_step
 
     sim = simulate_step(work)
@@ -31,12 +31,12 @@ def time_step(work: StepWork) -> tuple[float, dict[Category, float], dict[str, A
         "events": r.events,
         "flows": r.flows,
     }
-    return r.time_s, sim.breakdown.average_s, extra
+    return r.time_s, sim.breakdown.average_s, extra, r.spans
 
 
 def simulate(setup: Setup) -> SimulationResult:
     work = build_step(setup)
-    t, breakdown, extra = time_step(work)
+    t, breakdown, extra, spans = time_step(work)
     flops = step_flops(work)
     peak = setup.cluster.gpu.peak(setup.training.precision) * setup.cluster.num_gpus
     energy = step_energy_per_gpu(setup, breakdown, t)
@@ -60,6 +60,7 @@ def simulate(setup: Setup) -> SimulationResult:
         run=whole_run(setup, t, energy),
         model={"name": setup.model.name, "parameters": total_params(setup.model)},
         plan={**{k: _plain(v) for k, v in asdict(setup.plan).items()}, "micro_batches": setup.micro_batches},
+        spans=spans,
     )
 
 

@@ -45,6 +45,7 @@ class SimulationResult:
     run: RunResult | None
     model: dict[str, Any]
     plan: dict[str, Any]
+    spans: list = field(default_factory=list, repr=False, compare=False)  # engine spans, for the trace
 
     @property
     def feasible(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from simulator.results.result import SimulationResult
+from simulator.results.trace import write_trace
 from simulator.scenario.setup import Setup
 
 
@@ -26,8 +27,11 @@ def resolved_scenario(setup: Setup) -> dict[str, Any]:
 
 
 def write_outputs(result: SimulationResult, setup: Setup, out_dir: Path) -> list[Path]:
+    """result.json, the resolved scenario, and (event engine) the Perfetto trace of the step."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "result.json", out_dir / "scenario.resolved.yaml"]
     paths[0].write_text(result_json(result) + "\n")
     paths[1].write_text(yaml.safe_dump(resolved_scenario(setup), sort_keys=False))
+    if result.spans:
+        paths.append(write_trace(result.spans, setup.plan.pp, out_dir / "trace.json.gz"))
     return paths

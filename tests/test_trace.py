@@ -1,0 +1,27 @@
+"""The Chrome/Perfetto trace written by `simulator run --out` (contract section 5)."""
+
+import gzip
+import json
+from pathlib import Path
+
+from simulator.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_trace_is_valid_trace_event_json(tmp_path: Path) -> None:
+    assert main(["run", str(ROOT / "scenarios" / "gpt3-175b-1024xa100.yaml"), "--out", str(tmp_path), "--json"]) == 0
+    trace = json.loads(gzip.open(tmp_path / "trace.json.gz", "rt").read())
+    events = trace["traceEvents"]
+    complete = [e for e in events if e["ph"] == "X"]
+    assert len(complete) >= 100
+    assert all(e["dur"] >= 0 and e["ts"] >= 0 and isinstance(e["pid"], int) for e in complete)
+    # one process per pipeline stage, named; kernels of the first micro-batch carry FLOPs
+    names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
+    assert names == {f"stage {s}" for s in range(8)}
+    gemms = [e for e in complete if e["cat"] == "gemm"]
+    assert gemms and all(e["args"]["flops"] > 0 for e in gemms)
+    # the last compute event ends at the step time
+    step_s = json.loads((tmp_path / "result.json").read_text())["step"]["time_s"]
+    end_us = max(e["ts"] + e["dur"] for e in complete if e["tid"] == 0)
+    assert abs(end_us - step_s * 1e6) <= 1e-6 * step_s * 1e6
