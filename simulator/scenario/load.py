@@ -113,10 +113,44 @@ def _describe(err: Any) -> str:
     return f"{path}: {err['msg'].lower()}{shown}"
 
 
+def merge_catalogue_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Fold the entries of `catalogue.files` (YAML with `gpus:` and/or `models:` mappings) into the
+    scenario's inline catalogue; inline entries win. Paths are relative to the scenario file."""
+    section = raw.get("catalogue")
+    if not isinstance(section, dict) or not section.get("files"):
+        return raw
+    files = section["files"]
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ConfigError(["catalogue.files: expected a list of file paths"])
+    merged = {"gpus": {}, "models": {}}
+    problems = []
+    for name in files:
+        path = base / name
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            problems.append(f"catalogue.files: cannot read {name} ({type(exc).__name__})")
+            continue
+        if not isinstance(data, dict) or set(data) - {"gpus", "models"}:
+            problems.append(f"catalogue.files: {name} must hold only `gpus:` and `models:` mappings")
+            continue
+        for kind in ("gpus", "models"):
+            merged[kind].update(data.get(kind) or {})
+    if problems:
+        raise ConfigError(problems)
+    out = dict(raw)
+    out["catalogue"] = {
+        **section,
+        "gpus": {**merged["gpus"], **(section.get("gpus") or {})},
+        "models": {**merged["models"], **(section.get("models") or {})},
+    }
+    return out
+
+
 def load_setup(path: str | Path, overrides: list[str] | None = None) -> Setup:
     """The whole input pipeline for `simulator run`."""
     raw = apply_overrides(read_scenario_file(path), overrides or [])
-    return resolve(validate(raw))
+    return resolve(validate(merge_catalogue_files(raw, Path(path).resolve().parent)))
 
 
 def setup_from_mapping(raw: dict[str, Any], overrides: list[str] | None = None) -> Setup:

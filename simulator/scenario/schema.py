@@ -78,8 +78,10 @@ class CostSection(_Section):
 
 
 class CatalogueSection(_Section):
-    """Scenario-local catalogue entries: a hypothetical accelerator or a private model."""
+    """Scenario-local catalogue entries: a hypothetical accelerator or a private model, inline or in
+    YAML files of the same shape (`files`, relative to the scenario file; read by load.py)."""
 
+    files: list[str] = Field(default_factory=list)
     gpus: dict[str, GpuEntry] = Field(default_factory=dict)
     models: dict[str, ModelEntry] = Field(default_factory=dict)
 
