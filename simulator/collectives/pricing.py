@@ -43,7 +43,7 @@ class Pattern:
     bytes_per_unit: float
     steps: int
     tree: bool
-    crosses_nodes: bool
+    inter_node_share: float  # share of the transfers that leave their node (NCCL's inter-node steps)
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,11 @@ class Protocol:
     tree_step_s: dict[str, float]
 
     def step_s(self, pattern: Pattern) -> float:
+        """Mean per-step latency: NCCL charges inter-node steps the network latency and the rest the
+        NVLink latency (tuning.cc: (nsteps - nInterSteps) * intraLat + nInterSteps * interLat)."""
         table = self.tree_step_s if pattern.tree else self.ring_step_s
-        return table["net" if pattern.crosses_nodes else "nvlink"]
+        f = pattern.inter_node_share
+        return (1.0 - f) * table["nvlink"] + f * table["net"]
 
 
 @cache
@@ -78,14 +81,15 @@ def protocols() -> tuple[Protocol, ...]:
 def aggregate(topo: Topology, phase_per_group: Sequence[Phase]) -> Pattern:
     """Merge the same phase of every concurrent group into one aggregated pattern."""
     links: Counter[int] = Counter()
-    crosses = False
     gpn = topo.gpus_per_node
     for ph in phase_per_group:
         for src, dst in ph.pairs:
             links.update(topo.route(src, dst))
-            crosses = crosses or src // gpn != dst // gpn
     first = phase_per_group[0]
-    return Pattern(dict(links), first.bytes_per_flow, first.steps, first.tree, crosses)
+    inter = sum(src // gpn != dst // gpn for src, dst in first.pairs) / len(first.pairs)
+    if first.tree and inter > 0:
+        inter = 1.0  # trees span nodes: every tree step waits on a network hop
+    return Pattern(dict(links), first.bytes_per_flow, first.steps, first.tree, inter)
 
 
 def patterns_for(
