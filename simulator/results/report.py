@@ -35,4 +35,9 @@ def human_report(r: SimulationResult) -> str:
             f"  run        {u.iterations:,} steps, {u.days:.1f} days, {u.gpu_hours:,.0f} GPU-hours, "
             f"{u.energy_mwh:,.0f} MWh, ${u.cost_usd:,.0f}, {u.co2_tonnes:,.0f} t CO2e"
         )
+        if u.goodput < 1.0:
+            lines.append(
+                f"  failures   {u.interruptions:,.0f} interruptions, goodput {100 * u.goodput:.1f} %, "
+                f"checkpoint every {u.checkpoint_interval_s:,.0f} s; {u.days_ideal:.1f} days without failures"
+            )
     return "\n".join(lines)

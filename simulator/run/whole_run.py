@@ -1,11 +1,14 @@
-"""Step result -> whole run. Without the reliability model the run is failure-free
-(`interruptions` 0, `goodput` 1): days = iterations x step time."""
+"""Step result -> whole run. Without the reliability model the run is failure-free (`interruptions`
+0, `goodput` 1): days = iterations x step time. With it (`reliability.enabled`), run/reliability.py
+adds checkpoints, failures, lost work and restarts; energy then counts re-done training at the
+step's power and checkpoint/restart time at idle power."""
 
 import math
 from dataclasses import dataclass
 
 from simulator import units
 from simulator.energy.power import StepEnergy
+from simulator.run.reliability import simulate_run
 from simulator.scenario.setup import Setup
 
 
@@ -20,16 +23,26 @@ class RunResult:
     interruptions: float
     goodput: float
     checkpoint_interval_s: float
+    days_ideal: float = 0.0  # failure-free: iterations x step time
+    interruptions_expected: float = 0.0  # wall time / system MTBF (0 without the reliability model)
+    lost_hours: float = 0.0  # wall time lost to failures: re-done training + restarts
+    checkpoint_hours: float = 0.0  # wall time spent writing checkpoints
 
 
 def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult | None:
     if setup.training.tokens is None:
         return None
     iterations = math.ceil(setup.training.tokens / setup.tokens_per_step)
-    wall_s = iterations * step_time_s
+    useful_s = iterations * step_time_s
     n = setup.cluster.num_gpus
-    gpu_hours = n * wall_s / units.SECONDS_PER_HOUR
     energy_J = n * iterations * energy.facility_J
+    rel = simulate_run(setup, useful_s) if setup.reliability.enabled else None
+    wall_s = rel.wall_s if rel else useful_s
+    if rel:
+        c = setup.cluster
+        idle_W = (c.gpu.idle_W + c.node_overhead_W / c.gpus_per_node) * setup.economics.pue
+        energy_J += n * (rel.redo_s * energy.facility_J / step_time_s + (rel.recovery_s + rel.checkpoint_s) * idle_W)
+    gpu_hours = n * wall_s / units.SECONDS_PER_HOUR
     kwh = units.joules_to_kwh(energy_J)
     e = setup.economics
     return RunResult(
@@ -39,7 +52,11 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
         energy_mwh=units.joules_to_mwh(energy_J),
         cost_usd=gpu_hours * e.usd_per_gpu_hour + kwh * e.usd_per_kWh,
         co2_tonnes=kwh * e.grid_kg_co2_per_kWh / 1000.0,
-        interruptions=0.0,
-        goodput=1.0,
-        checkpoint_interval_s=0.0,
+        interruptions=float(rel.interruptions) if rel else 0.0,
+        goodput=rel.goodput if rel else 1.0,
+        checkpoint_interval_s=rel.checkpoint_interval_s if rel else 0.0,
+        days_ideal=useful_s / units.SECONDS_PER_DAY,
+        interruptions_expected=rel.interruptions_expected if rel else 0.0,
+        lost_hours=rel.lost_s / units.SECONDS_PER_HOUR if rel else 0.0,
+        checkpoint_hours=rel.checkpoint_s / units.SECONDS_PER_HOUR if rel else 0.0,
     )

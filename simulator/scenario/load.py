@@ -108,6 +108,8 @@ def _describe(err: Any) -> str:
         return f"{path}: unknown key"
     if kind == "missing":
         return f"{path}: required key is missing"
+    if kind in ("model_type", "dict_type"):
+        return f"{path}: expected a mapping of keys, got {err.get('input')!r}"
     given = err.get("input")
     shown = f" (got {given!r})" if not isinstance(given, dict | list) else ""
     return f"{path}: {err['msg'].lower()}{shown}"

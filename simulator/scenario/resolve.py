@@ -7,7 +7,7 @@ from simulator.catalog.models import ModelEntry, ModelSpec, model_catalogue
 from simulator.enums import Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.schema import Scenario
-from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, Setup, TrainingSpec
+from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, ReliabilitySpec, Setup, TrainingSpec
 
 
 def resolve(sc: Scenario) -> Setup:
@@ -38,6 +38,7 @@ def resolve(sc: Scenario) -> Setup:
         engine=sc.simulation.engine,
         fidelity=sc.simulation.fidelity,
         compute_jitter=sc.simulation.compute_jitter,
+        reliability=_resolve_reliability(sc),
     )
 
 
@@ -168,4 +169,27 @@ def _resolve_economics(sc: Scenario, gpu: GpuSpec) -> Economics:
         ),
         usd_per_gpu_hour=price,
         usd_per_kWh=sc.cost.usd_per_kWh if sc.cost.usd_per_kWh is not None else d["usd_per_kWh"],
+    )
+
+
+def _resolve_reliability(sc: Scenario) -> ReliabilitySpec:
+    d = bundled("reliability")
+    r = sc.reliability
+
+    def pick(value: float | None, key: str) -> float:
+        return float(value if value is not None else d[key])
+
+    return ReliabilitySpec(
+        enabled=r.enabled,
+        gpu_failures_per_hour=pick(r.gpu_failures_per_hour, "gpu_failures_per_hour"),
+        node_failures_per_hour=pick(r.node_failures_per_hour, "node_failures_per_hour"),
+        checkpoint_interval_s=r.checkpoint_interval_s,
+        checkpoint_bytes_per_param=float(d["checkpoint_bytes_per_param"]),
+        write_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(
+            pick(r.storage_write_GBps_per_node, "storage_write_GBps_per_node")
+        ),
+        read_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(
+            pick(r.storage_read_GBps_per_node, "storage_read_GBps_per_node")
+        ),
+        restart_s=pick(r.restart_s, "restart_s"),
     )

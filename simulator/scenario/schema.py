@@ -72,6 +72,19 @@ class EnergySection(_Section):
     grid_kg_co2_per_kWh: NonNegativeFloat | None = None
 
 
+class ReliabilitySection(_Section):
+    """Failures, checkpoints and restarts over the whole run. Defaults: `simulator/specs/reliability.yaml`.
+    checkpoint_interval_s None: the Young/Daly optimum."""
+
+    enabled: bool = False
+    gpu_failures_per_hour: NonNegativeFloat | None = None  # per GPU
+    node_failures_per_hour: NonNegativeFloat | None = None  # per node: host, network, software
+    checkpoint_interval_s: PositiveFloat | None = None
+    storage_write_GBps_per_node: PositiveFloat | None = None
+    storage_read_GBps_per_node: PositiveFloat | None = None
+    restart_s: NonNegativeFloat | None = None  # after an interruption, checkpoint load excluded
+
+
 class CostSection(_Section):
     usd_per_gpu_hour: NonNegativeFloat | None = None  # default per GPU in economics.yaml
     usd_per_kWh: NonNegativeFloat | None = None  # energy billed separately (0 when the GPU-hour price includes it)
@@ -106,6 +119,7 @@ class Scenario(_Section):
     training: TrainingSection
     energy: EnergySection = EnergySection()
     cost: CostSection = CostSection()
+    reliability: ReliabilitySection = ReliabilitySection()
     catalogue: CatalogueSection = CatalogueSection()
     simulation: SimulationSection = SimulationSection()
     seed: int = 0

@@ -1,6 +1,6 @@
 """Resolved, frozen configuration objects (SI units) that every later stage reads."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
@@ -77,6 +77,20 @@ class Economics:
 
 
 @dataclass(frozen=True)
+class ReliabilitySpec:
+    """Resolved reliability model inputs (SI units; rates per hour as in the catalogue)."""
+
+    enabled: bool = False
+    gpu_failures_per_hour: float = 1.158e-5
+    node_failures_per_hour: float = 6.52e-5
+    checkpoint_interval_s: float | None = None  # None: the Young/Daly optimum
+    checkpoint_bytes_per_param: float = 14.0
+    write_bytes_per_s_per_node: float = 2e9
+    read_bytes_per_s_per_node: float = 3.4e9
+    restart_s: float = 900.0
+
+
+@dataclass(frozen=True)
 class Setup:
     """Everything one simulation needs, validated and resolved."""
 
@@ -91,6 +105,7 @@ class Setup:
     engine: str = "event"
     fidelity: str = "symmetric"
     compute_jitter: float = 0.0  # the validated input, saved beside results as the resolved scenario
+    reliability: ReliabilitySpec = field(default_factory=ReliabilitySpec)
 
     @property
     def micro_batches(self) -> int:
