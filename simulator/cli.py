@@ -22,12 +22,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.PATH=VALUE",
         help="override one scenario key (repeatable)",
     )
+    exp = sub.add_parser("explain", help="which operations consume the time, the energy and the money")
+    exp.add_argument("scenario", help="scenario YAML file")
+    exp.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    exp.add_argument("--out", type=Path, help="write explain.json and explain.png here")
+    exp.add_argument("--no-variants", action="store_true", help="skip the what-if runs (flash, recompute, zero)")
+    exp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     val = sub.add_parser("validate", help="compare predictions with published training runs")
     val.add_argument("files", nargs="*", type=Path, help="published-cases YAML or vTrain CSV (default: bundled)")
     val.add_argument("--markdown", type=Path, help="write the per-case table as Markdown here")
     val.add_argument("--csv", type=Path, help="write the per-case table as CSV here")
     val.add_argument("--json", action="store_true", help="print rows and summaries as one JSON object")
     return parser
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from simulator.explain.report import explain, text
+    from simulator.scenario import load_setup
+    from simulator.simulate import simulate
+
+    setup = load_setup(args.scenario, args.overrides)
+    report = explain(setup, simulate(setup), with_variants=not args.no_variants)
+    if args.out is not None:
+        from analysis.explain_plot import plot_shares
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "explain.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot_shares(report, args.out / "explain.png")
+        print(f"wrote {args.out / 'explain.json'} and {args.out / 'explain.png'}", file=sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else text(report))
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -51,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate}
+COMMANDS = {"run": cmd_run, "explain": cmd_explain, "validate": cmd_validate}
 
 
 def main(argv: list[str] | None = None) -> int:

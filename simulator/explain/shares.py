@@ -1,0 +1,132 @@
+"""Where one step's time, energy and money go, by operation: GEMMs by kind, attention, other compute,
+recomputation, each kind of communication, bubbles, optimizer, host overhead and idle; plus the run's
+failures and checkpoints when the reliability model is on.
+
+Time: the average GPU of the simulated step (engine spans). Energy: GPU power by activity
+(energy/power.py) plus the GPU's share of node overhead, times PUE. Money: GPU-hours are billed
+by time, so an operation's share of the money is its share of the time, plus its energy at
+`cost.usd_per_kWh` when energy is billed separately.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from simulator import units
+from simulator.energy.power import gpu_power_W
+from simulator.engine.segments import Composite, Segment
+from simulator.engine.spans import Span, Stream
+from simulator.enums import Category
+from simulator.results.result import SimulationResult
+from simulator.scenario.setup import Setup
+
+GEMM_KINDS = {
+    "qkv": "GEMM: Q/K/V projection",
+    "attn_proj": "GEMM: attention output projection",
+    "mlp_up": "GEMM: MLP up (+gate)",
+    "mlp_down": "GEMM: MLP down",
+    "lm_head": "GEMM: LM head (logits)",
+}
+LABELS = {
+    Category.ATTENTION: "attention core (QK^T, softmax, AV)",
+    Category.OTHER_COMPUTE: "other compute (norms, activations, dropout, embedding, loss)",
+    Category.RECOMPUTE: "recomputation (forward again)",
+    Category.COMM_TP: "tensor-parallel communication",
+    Category.COMM_CP: "context-parallel communication",
+    Category.COMM_PP: "pipeline communication (exposed)",
+    Category.COMM_DP: "data-parallel communication (exposed)",
+    Category.BUBBLE: "pipeline bubble",
+    Category.OPTIMIZER: "optimizer step",
+    Category.HOST_OVERHEAD: "host (CPU) overhead",
+    Category.IDLE: "idle (waiting for slower stages)",
+}
+
+
+@dataclass(frozen=True)
+class Share:
+    label: str
+    category: Category | None  # None for run-level rows (failures, checkpoints)
+    time_s: float  # per step, average GPU (run-level rows: per step on average over the run)
+    energy_J: float  # facility energy per GPU per step
+    cost_usd: float  # per GPU per step
+
+
+def _gemm_kind(name: str) -> str:
+    for key in GEMM_KINDS:
+        if name.startswith(key):
+            return key
+    return "other"
+
+
+def _segment_gemm_split(seg: Segment, memo: dict[int, dict[str, float]]) -> dict[str, float]:
+    """GEMM seconds of one segment by kind (composites unrolled), memoised per segment."""
+    if id(seg) in memo:
+        return memo[id(seg)]
+    out: dict[str, float] = defaultdict(float)
+    if isinstance(seg, Composite):
+        for part, n in seg.parts:
+            for k, v in _segment_gemm_split(part, memo).items():
+                out[k] += n * v
+    else:
+        for ti in seg.items:
+            if ti.category is Category.GEMM:
+                out[_gemm_kind(ti.item.name)] += ti.duration_s
+    memo[id(seg)] = dict(out)
+    return memo[id(seg)]
+
+
+def gemm_by_kind(spans: list[Span], ranks: int) -> dict[str, float]:
+    """Average-GPU GEMM seconds per step by kind, from the engine's compute spans."""
+    memo: dict[int, dict[str, float]] = {}
+    total: dict[str, float] = defaultdict(float)
+    for span in spans:
+        seg = span.segment
+        if span.stream is not Stream.COMPUTE or not isinstance(seg, Segment) or seg.duration_s <= 0:
+            continue
+        scale = span.duration_s / seg.duration_s
+        for k, v in _segment_gemm_split(seg, memo).items():
+            total[k] += v * scale / ranks
+    return dict(total)
+
+
+def _energy_J(setup: Setup, category: Category, seconds: float) -> float:
+    gpu = setup.cluster.gpu
+    node_W = setup.cluster.node_overhead_W / setup.cluster.gpus_per_node
+    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W) + node_W) * seconds * setup.economics.pue
+
+
+def _cost(setup: Setup, seconds: float, energy_J: float) -> float:
+    e = setup.economics
+    return seconds * e.usd_per_gpu_hour / units.SECONDS_PER_HOUR + units.joules_to_kwh(energy_J) * e.usd_per_kWh
+
+
+def step_shares(setup: Setup, result: SimulationResult) -> list[Share]:
+    """Rows that together make up the step (and the run's failure overheads, per step)."""
+    breakdown = result.step.breakdown_s
+    ranks = max(1, len({s.rank for s in result.spans}))
+    rows: list[Share] = []
+    gemms = gemm_by_kind(result.spans, ranks) if result.spans else {}
+    split = sum(gemms.values())
+    for kind, seconds in sorted(gemms.items(), key=lambda kv: -kv[1]):
+        t = seconds * breakdown[Category.GEMM] / split if split > 0 else 0.0
+        e = _energy_J(setup, Category.GEMM, t)
+        rows.append(Share(GEMM_KINDS.get(kind, "GEMM: other"), Category.GEMM, t, e, _cost(setup, t, e)))
+    if not gemms and breakdown[Category.GEMM] > 0:
+        t = breakdown[Category.GEMM]
+        e = _energy_J(setup, Category.GEMM, t)
+        rows.append(Share("GEMMs", Category.GEMM, t, e, _cost(setup, t, e)))
+    for cat, label in LABELS.items():
+        t = breakdown.get(cat, 0.0)
+        if t > 0:
+            e = _energy_J(setup, cat, t)
+            rows.append(Share(label, cat, t, e, _cost(setup, t, e)))
+    run = result.run
+    if run is not None and run.goodput < 1.0:
+        per_step = units.SECONDS_PER_HOUR / run.iterations
+        for label, hours in (
+            ("failures: lost work and restarts", run.lost_hours),
+            ("checkpoint writes", run.checkpoint_hours),
+        ):
+            t = hours * per_step
+            e = _energy_J(setup, Category.IDLE, t)
+            rows.append(Share(label, None, t, e, _cost(setup, t, e)))
+    return rows
