@@ -6,6 +6,7 @@ from functools import cache
 from simulator.catalog.loader import bundled
 from simulator.enums import Category
 from simulator.scenario.setup import Setup
+from simulator.topology.builders import fabric_switches
 
 
 @cache
@@ -21,8 +22,8 @@ def gpu_power_W(category: Category, idle_W: float, tdp_W: float) -> float:
 
 @dataclass(frozen=True)
 class StepEnergy:
-    """Energy of one step per GPU (J): GPU by category, the GPU's share of node overhead, and
-    the total at the facility meter (x PUE)."""
+    """Energy of one step per GPU (J): GPU by category, the GPU's share of node and switch
+    overhead, and the total at the facility meter (x PUE)."""
 
     gpu_J_by_category: dict[Category, float]
     node_share_J: float
@@ -33,9 +34,16 @@ class StepEnergy:
         return sum(self.gpu_J_by_category.values())
 
 
+def overhead_W_per_gpu(setup: Setup) -> float:
+    """Each GPU's share of its node's overhead (CPUs, memory, fans, NICs) and of the fabric's switches."""
+    c = setup.cluster
+    switches_W = fabric_switches(c) * bundled("network")["nics"][c.nic.name]["switch_power_W"]
+    return c.node_overhead_W / c.gpus_per_node + switches_W / c.num_gpus
+
+
 def step_energy_per_gpu(setup: Setup, breakdown_s: dict[Category, float], time_s: float) -> StepEnergy:
     gpu = setup.cluster.gpu
     by_cat = {c: t * gpu_power_W(c, gpu.idle_W, gpu.tdp_W) for c, t in breakdown_s.items()}
-    node_share = setup.cluster.node_overhead_W / setup.cluster.gpus_per_node * time_s
+    node_share = overhead_W_per_gpu(setup) * time_s
     facility = (sum(by_cat.values()) + node_share) * setup.economics.pue
     return StepEnergy(gpu_J_by_category=by_cat, node_share_J=node_share, facility_J=facility)

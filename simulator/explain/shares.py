@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from simulator import units
-from simulator.energy.power import gpu_power_W
+from simulator.energy.power import gpu_power_W, overhead_W_per_gpu
 from simulator.engine.segments import Composite, Segment
 from simulator.engine.spans import Span, Stream
 from simulator.enums import Category
@@ -90,8 +90,8 @@ def gemm_by_kind(spans: list[Span], ranks: int) -> dict[str, float]:
 
 def _energy_J(setup: Setup, category: Category, seconds: float) -> float:
     gpu = setup.cluster.gpu
-    node_W = setup.cluster.node_overhead_W / setup.cluster.gpus_per_node
-    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W) + node_W) * seconds * setup.economics.pue
+    overhead_W = overhead_W_per_gpu(setup)
+    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W) + overhead_W) * seconds * setup.economics.pue
 
 
 def _cost(setup: Setup, seconds: float, energy_J: float) -> float:

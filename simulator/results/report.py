@@ -35,6 +35,10 @@ def human_report(r: SimulationResult) -> str:
             f"  run        {u.iterations:,} steps, {u.days:.1f} days, {u.gpu_hours:,.0f} GPU-hours, "
             f"{u.energy_mwh:,.0f} MWh, ${u.cost_usd:,.0f}, {u.co2_tonnes:,.0f} t CO2e"
         )
+        if u.goodput == 1.0 and u.days_with_failures > u.days:
+            lines.append(
+                f"  failures   off; with the reliability model the run would take {u.days_with_failures:.1f} days"
+            )
         if u.goodput < 1.0:
             lines.append(
                 f"  failures   {u.interruptions:,.0f} interruptions, goodput {100 * u.goodput:.1f} %, "

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from simulator import units
-from simulator.energy.power import StepEnergy
+from simulator.energy.power import StepEnergy, overhead_W_per_gpu
 from simulator.run.reliability import simulate_run
 from simulator.scenario.setup import Setup
 
@@ -27,6 +27,7 @@ class RunResult:
     interruptions_expected: float = 0.0  # wall time / system MTBF (0 without the reliability model)
     lost_hours: float = 0.0  # wall time lost to failures: re-done training + restarts
     checkpoint_hours: float = 0.0  # wall time spent writing checkpoints
+    days_with_failures: float = 0.0  # what the reliability model predicts, reported even when it is off
 
 
 def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult | None:
@@ -36,11 +37,11 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
     useful_s = iterations * step_time_s
     n = setup.cluster.num_gpus
     energy_J = n * iterations * energy.facility_J
-    rel = simulate_run(setup, useful_s) if setup.reliability.enabled else None
+    what_if = simulate_run(setup, useful_s)  # cheap (one event per segment), so always reported
+    rel = what_if if setup.reliability.enabled else None
     wall_s = rel.wall_s if rel else useful_s
     if rel:
-        c = setup.cluster
-        idle_W = (c.gpu.idle_W + c.node_overhead_W / c.gpus_per_node) * setup.economics.pue
+        idle_W = (setup.cluster.gpu.idle_W + overhead_W_per_gpu(setup)) * setup.economics.pue
         energy_J += n * (rel.redo_s * energy.facility_J / step_time_s + (rel.recovery_s + rel.checkpoint_s) * idle_W)
     gpu_hours = n * wall_s / units.SECONDS_PER_HOUR
     kwh = units.joules_to_kwh(energy_J)
@@ -59,4 +60,5 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
         interruptions_expected=rel.interruptions_expected if rel else 0.0,
         lost_hours=rel.lost_s / units.SECONDS_PER_HOUR if rel else 0.0,
         checkpoint_hours=rel.checkpoint_s / units.SECONDS_PER_HOUR if rel else 0.0,
+        days_with_failures=what_if.wall_s / units.SECONDS_PER_DAY,
     )

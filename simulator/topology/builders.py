@@ -114,6 +114,20 @@ BUILDERS: dict[str, ClosBuilder] = {
 }
 
 
+def fabric_switches(cluster: ClusterSpec) -> int:
+    """Physical switches of the scale-out fabric (for power): the leaves the builder would create,
+    plus the spine switches their uplinks fill (radix ports each)."""
+    if cluster.num_nodes <= 1:
+        return 0
+    p = LinkParams.for_cluster(cluster)
+    builder = BUILDERS[cluster.topology]
+    leaves = max(builder.leaf_of_nics(cluster.num_nodes, cluster.nics_per_node, p.leaf_down_ports)) + 1
+    if leaves == 1:
+        return 1
+    radix = p.leaf_down_ports + p.leaf_up_ports
+    return leaves + -(-leaves * p.leaf_up_ports // radix)
+
+
 def build_topology(cluster: ClusterSpec) -> Topology:
     """The network of `cluster`, made by the builder its `topology` names."""
     builder = BUILDERS.get(cluster.topology)

@@ -1,0 +1,49 @@
+"""Energy accounting: GPU power by activity, node and switch overheads, PUE; the run's failure what-if."""
+
+from pathlib import Path
+
+import pytest
+
+from simulator.energy.power import gpu_power_W, overhead_W_per_gpu
+from simulator.scenario import load_setup, setup_from_mapping
+from simulator.simulate import simulate
+from simulator.topology.builders import fabric_switches
+
+ROOT = Path(__file__).resolve().parent.parent
+GPT3 = ROOT / "scenarios" / "gpt3-175b-1024xa100.yaml"
+
+
+def cluster(num_gpus: int):
+    return setup_from_mapping(
+        {
+            "name": "e",
+            "model": {"preset": "gpt3-125m"},
+            "cluster": {"gpu": "a100-sxm-80gb", "num_gpus": num_gpus},
+            "training": {"global_batch": num_gpus},
+        }
+    ).cluster
+
+
+def test_fabric_switch_count() -> None:
+    assert fabric_switches(cluster(8)) == 0  # one node: no fabric
+    assert fabric_switches(cluster(16)) == 1  # 16 HDR ports fit one 20-down-port leaf
+    # 1024 GPUs: 1024 NIC ports / 20 per leaf = 52 leaves; 52 x 20 uplinks / 40 ports = 26 spines
+    assert fabric_switches(load_setup(GPT3).cluster) == 78
+
+
+def test_step_energy_closes() -> None:
+    setup = load_setup(GPT3)
+    r = simulate(setup)
+    gpu = setup.cluster.gpu
+    gpu_J = sum(t * gpu_power_W(c, gpu.idle_W, gpu.tdp_W) for c, t in r.step.breakdown_s.items())
+    expected = (gpu_J + overhead_W_per_gpu(setup) * r.step.time_s) * setup.economics.pue
+    assert r.step.energy_J_per_gpu == pytest.approx(expected, rel=1e-12)
+    # the run: every GPU, every step
+    assert r.run.energy_mwh == pytest.approx(expected * setup.cluster.num_gpus * r.run.iterations / 3.6e9, rel=1e-9)
+    assert r.run.co2_tonnes == pytest.approx(r.run.energy_mwh * 1000 * setup.economics.grid_kg_co2_per_kWh / 1000)
+
+
+def test_failure_what_if_is_reported_beside_the_ideal_run() -> None:
+    r = simulate(load_setup(GPT3)).run
+    assert r.goodput == 1.0 and r.days == r.days_ideal
+    assert r.days_with_failures > r.days
