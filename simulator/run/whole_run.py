@@ -20,11 +20,11 @@ class RunResult:
     energy_mwh: float
     cost_usd: float
     co2_tonnes: float
-    interruptions: float
+    interruptions: float  # expected unexpected interruptions over the run: wall time / system MTBF (contract)
     goodput: float
     checkpoint_interval_s: float
     days_ideal: float = 0.0  # failure-free: iterations x step time
-    interruptions_expected: float = 0.0  # wall time / system MTBF (0 without the reliability model)
+    interruptions_simulated: int = 0  # what the seeded run simulation drew
     lost_hours: float = 0.0  # wall time lost to failures: re-done training + restarts
     checkpoint_hours: float = 0.0  # wall time spent writing checkpoints
     days_with_failures: float = 0.0  # what the reliability model predicts, reported even when it is off
@@ -53,11 +53,11 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
         energy_mwh=units.joules_to_mwh(energy_J),
         cost_usd=gpu_hours * e.usd_per_gpu_hour + kwh * e.usd_per_kWh,
         co2_tonnes=kwh * e.grid_kg_co2_per_kWh / 1000.0,
-        interruptions=float(rel.interruptions) if rel else 0.0,
+        interruptions=rel.interruptions_expected if rel else 0.0,
         goodput=rel.goodput if rel else 1.0,
         checkpoint_interval_s=rel.checkpoint_interval_s if rel else 0.0,
         days_ideal=useful_s / units.SECONDS_PER_DAY,
-        interruptions_expected=rel.interruptions_expected if rel else 0.0,
+        interruptions_simulated=rel.interruptions if rel else 0,
         lost_hours=rel.lost_s / units.SECONDS_PER_HOUR if rel else 0.0,
         checkpoint_hours=rel.checkpoint_s / units.SECONDS_PER_HOUR if rel else 0.0,
         days_with_failures=what_if.wall_s / units.SECONDS_PER_DAY,
