@@ -25,3 +25,10 @@ def test_trace_is_valid_trace_event_json(tmp_path: Path) -> None:
     step_s = json.loads((tmp_path / "result.json").read_text())["step"]["time_s"]
     end_us = max(e["ts"] + e["dur"] for e in complete if e["tid"] == 0)
     assert abs(end_us - step_s * 1e6) <= 1e-6 * step_s * 1e6
+
+
+def test_out_writes_the_step_plots(tmp_path: Path) -> None:
+    assert main(["run", str(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml"), "--out", str(tmp_path), "--json"]) == 0
+    for name in ("breakdown.png", "memory.png", "timeline.png", "utilisation.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5_000, name

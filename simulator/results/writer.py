@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from simulator.memory.budget import software_overheads, stage_breakdown
 from simulator.results.result import SimulationResult
 from simulator.results.trace import write_trace
 from simulator.scenario.setup import Setup
@@ -35,4 +36,9 @@ def write_outputs(result: SimulationResult, setup: Setup, out_dir: Path) -> list
     paths[1].write_text(yaml.safe_dump(resolved_scenario(setup), sort_keys=False))
     if result.spans:
         paths.append(write_trace(result.spans, setup.plan.pp, out_dir / "trace.json.gz"))
+    from analysis.plots import write_step_plots  # matplotlib lives in analysis/ only
+
+    sw = software_overheads()
+    per_stage = [stage_breakdown(setup, s, sw) for s in range(setup.plan.pp)]
+    paths.extend(write_step_plots(result.to_dict(), result.spans, per_stage, setup.plan.pp, out_dir))
     return paths
