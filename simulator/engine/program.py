@@ -4,13 +4,11 @@ forward and backward blocks, and the flows of the data-parallel collectives."""
 from dataclasses import dataclass
 
 from simulator import dtypes
-from simulator.catalog.loader import bundled
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.costs.compute import op_time_s
 from simulator.engine.segments import Segment, SegmentBuilder, concat
 from simulator.enums import Collective, CommGroup
 from simulator.scenario.setup import Setup
-from simulator.units import us_to_s
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
 from simulator.workload.params import layer_params
@@ -55,10 +53,6 @@ class Program:
     pp_message_bytes: float
 
 
-def host_dispatch_s() -> float:
-    return us_to_s(bundled("software")["host_dispatch_us"])
-
-
 def item_timer(setup: Setup, pricer: CommPricer):
     """Duration of an item on the compute stream: roofline ops; blocking TP/CP collectives priced on
     the topology (identical on every stage by symmetry, so priced on stage 0)."""
@@ -73,7 +67,7 @@ def item_timer(setup: Setup, pricer: CommPricer):
 
 def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
-    builder = SegmentBuilder(item_timer(setup, pricer), host_dispatch_s())
+    builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s)
     layer_f = builder.build("layer_forward", work.layer.forward)
     layer_b = builder.build("layer_backward", work.layer.recompute + work.layer.backward)
     stages = []

@@ -38,6 +38,11 @@ def resolve(sc: Scenario) -> Setup:
         engine=sc.simulation.engine,
         fidelity=sc.simulation.fidelity,
         compute_jitter=sc.simulation.compute_jitter,
+        host_time_per_op_s=units.us_to_s(
+            sc.framework.host_time_per_op_us
+            if sc.framework.host_time_per_op_us is not None
+            else bundled("software")["host_dispatch_us"]
+        ),
         reliability=_resolve_reliability(sc),
     )
 

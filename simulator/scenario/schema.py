@@ -99,6 +99,13 @@ class CatalogueSection(_Section):
     models: dict[str, ModelEntry] = Field(default_factory=dict)
 
 
+class FrameworkSection(_Section):
+    """The training framework's host-side cost. Default: calibrated on eager Megatron-DeepSpeed
+    (simulator/specs/software.yaml); fused-kernel stacks or CUDA graphs need less."""
+
+    host_time_per_op_us: NonNegativeFloat | None = None
+
+
 class SimulationSection(_Section):
     """How to simulate. engine: `event` (SimPy, the default) or `analytical` (closed form, for
     quick estimates). fidelity: `symmetric` simulates one representative rank per pipeline stage
@@ -122,4 +129,5 @@ class Scenario(_Section):
     reliability: ReliabilitySection = ReliabilitySection()
     catalogue: CatalogueSection = CatalogueSection()
     simulation: SimulationSection = SimulationSection()
+    framework: FrameworkSection = FrameworkSection()
     seed: int = 0

@@ -101,10 +101,11 @@ class Setup:
     training: TrainingSpec
     economics: Economics
     seed: int
-    scenario: Scenario
+    scenario: Scenario  # the validated input, saved beside results as the resolved scenario
     engine: str = "event"
     fidelity: str = "symmetric"
-    compute_jitter: float = 0.0  # the validated input, saved beside results as the resolved scenario
+    compute_jitter: float = 0.0
+    host_time_per_op_s: float = 0.0  # framework CPU time per modelled op (engine/segments.py)
     reliability: ReliabilitySpec = field(default_factory=ReliabilitySpec)
 
     @property
