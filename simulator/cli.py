@@ -22,6 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.PATH=VALUE",
         help="override one scenario key (repeatable)",
     )
+    cmp_ = sub.add_parser("compare", help="run several scenarios and compare them side by side")
+    cmp_.add_argument("scenarios", nargs="+", type=Path, help="scenario YAML files")
+    cmp_.add_argument("--json", action="store_true", help="print the list of results as one JSON array")
+    cmp_.add_argument("--out", type=Path, help="write compare.md, results.json and compare.png here")
+    cmp_.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a key in every scenario (repeatable)",
+    )
     exp = sub.add_parser("explain", help="which operations consume the time, the energy and the money")
     exp.add_argument("scenario", help="scenario YAML file")
     exp.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -34,6 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--csv", type=Path, help="write the per-case table as CSV here")
     val.add_argument("--json", action="store_true", help="print rows and summaries as one JSON object")
     return parser
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from simulator.compare.table import markdown, run_all, table
+
+    results = run_all(args.scenarios, args.overrides)
+    if args.out is not None:
+        from analysis.compare_plot import plot_comparison
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "compare.md").write_text(markdown(results) + "\n")
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        plot_comparison(results, args.out / "compare.png")
+        print(f"wrote compare.md, results.json, compare.png in {args.out}", file=sys.stderr)
+    print(json.dumps(results, indent=2) if args.json else table(results))
+    return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -77,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "explain": cmd_explain, "validate": cmd_validate}
+COMMANDS = {"run": cmd_run, "compare": cmd_compare, "explain": cmd_explain, "validate": cmd_validate}
 
 
 def main(argv: list[str] | None = None) -> int:
