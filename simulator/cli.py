@@ -7,39 +7,37 @@ from pathlib import Path
 from simulator.scenario.errors import ConfigError
 
 
+def _outputs(p: argparse.ArgumentParser, json_help: str, out_help: str) -> None:
+    """The options every simulating subcommand shares: --json, --out, --set."""
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--out", type=Path, help=out_help)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override one scenario key (repeatable; applies to every scenario given)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simulator", description="Simulate LLM pretraining on a GPU cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="simulate one scenario")
     run.add_argument("scenario", help="scenario YAML file")
-    run.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
-    run.add_argument("--out", type=Path, help="write result.json and the resolved scenario here")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override one scenario key (repeatable)",
+    _outputs(
+        run,
+        "print exactly one JSON object on stdout",
+        "write result.json, the resolved scenario, the trace and plots here",
     )
     cmp_ = sub.add_parser("compare", help="run several scenarios and compare them side by side")
     cmp_.add_argument("scenarios", nargs="+", type=Path, help="scenario YAML files")
-    cmp_.add_argument("--json", action="store_true", help="print the list of results as one JSON array")
-    cmp_.add_argument("--out", type=Path, help="write compare.md, results.json and compare.png here")
-    cmp_.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a key in every scenario (repeatable)",
-    )
+    _outputs(cmp_, "print the list of results as one JSON array", "write compare.md, results.json and compare.png here")
     exp = sub.add_parser("explain", help="which operations consume the time, the energy and the money")
     exp.add_argument("scenario", help="scenario YAML file")
-    exp.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    exp.add_argument("--out", type=Path, help="write explain.json and explain.png here")
     exp.add_argument("--no-variants", action="store_true", help="skip the what-if runs (flash, recompute, zero)")
-    exp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    _outputs(exp, "print the report as one JSON object", "write explain.json and explain.png here")
     val = sub.add_parser("validate", help="compare predictions with published training runs")
     val.add_argument("files", nargs="*", type=Path, help="published-cases YAML or vTrain CSV (default: bundled)")
     val.add_argument("--markdown", type=Path, help="write the per-case table as Markdown here")
