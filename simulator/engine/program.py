@@ -3,16 +3,15 @@ forward and backward blocks, and the flows of the data-parallel collectives."""
 
 from dataclasses import dataclass
 
-from simulator import dtypes
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.costs.compute import op_time_s
 from simulator.engine.segments import Segment, SegmentBuilder, concat
-from simulator.enums import Collective, CommGroup
+from simulator.enums import Collective
 from simulator.scenario.setup import Setup
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
 from simulator.workload.params import layer_params
-from simulator.workload.step import ChunkWork, StepWork, chunk_params_on_rank
+from simulator.workload.step import ChunkWork, StepWork, chunk_params_on_rank, gradient_reduction, weight_gather
 
 
 @dataclass(frozen=True)
@@ -116,11 +115,8 @@ def _bucketed_backward(
 
 
 def _reduce_flows(work: StepWork, c: ChunkWork, pricer: CommPricer, params: float) -> tuple[FlowSpec, ...]:
-    if params <= 0:
-        return ()
-    grads = params * dtypes.gradient_bytes(work.setup.training.precision)
-    kind = Collective.ALL_REDUCE if work.setup.plan.zero == 0 else Collective.REDUCE_SCATTER
-    return tuple(pricer.unit_flows(kind, CommGroup.DP, c.stage, grads))
+    op = gradient_reduction(work.setup, params)
+    return _flows(pricer, op, c.stage) if op else ()
 
 
 def _flows(pricer: CommPricer, op: CommOp, stage: int) -> tuple[FlowSpec, ...]:
@@ -150,13 +146,6 @@ def _zero3_blocks(c: ChunkWork, pricer: CommPricer, fwd: tuple, bwd: tuple) -> t
 
 def _dp_flows(work: StepWork, c: ChunkWork, pricer: CommPricer) -> tuple[tuple[FlowSpec, ...], tuple[FlowSpec, ...]]:
     """Per-chunk data-parallel traffic (the bucket granularity of overlapped reduction)."""
-    setup = work.setup
-    plan = setup.plan
-    if plan.dp * plan.cp == 1 or plan.zero == 3:
-        return (), ()
-    params = chunk_params_on_rank(setup, c.index, c.layers)
-    grad = _reduce_flows(work, c, pricer, params)
-    if plan.zero == 0:
-        return grad, ()
-    weights = params * dtypes.weight_bytes(setup.training.precision)
-    return grad, tuple(pricer.unit_flows(Collective.ALL_GATHER, CommGroup.DP, c.stage, weights))
+    params = chunk_params_on_rank(work.setup, c.index, c.layers)
+    gather = weight_gather(work.setup, params)
+    return _reduce_flows(work, c, pricer, params), (_flows(pricer, gather, c.stage) if gather else ())

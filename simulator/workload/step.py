@@ -140,29 +140,37 @@ def stage_params_on_rank(setup: Setup, stage: int, counts: list[int]) -> float:
     return sum(chunk_params_on_rank(setup, c, counts[c]) for c in chunks_of_stage(stage, p.pp, p.virtual_stages))
 
 
+def gradient_reduction(setup: Setup, params: float) -> CommOp | None:
+    """The once-per-step reduction of `params` parameters' gradients over DP x CP (CP ranks hold the
+    same weights): all-reduce with ZeRO-0, reduce-scatter with ZeRO-1/2; ZeRO-3 reduces per layer."""
+    group = setup.plan.dp * setup.plan.cp
+    if group == 1 or setup.plan.zero == 3 or params <= 0:
+        return None
+    grads = params * dtypes.gradient_bytes(setup.training.precision)
+    if setup.plan.zero == 0:
+        return CommOp("dp_grad_allreduce", CommGroup.DP, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group)
+    return CommOp("dp_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
+
+
+def weight_gather(setup: Setup, params: float) -> CommOp | None:
+    """ZeRO-1/2: all-gather of the updated working weights after the sharded optimizer step."""
+    group = setup.plan.dp * setup.plan.cp
+    if group == 1 or setup.plan.zero not in (1, 2) or params <= 0:
+        return None
+    weights = params * dtypes.weight_bytes(setup.training.precision)
+    return CommOp("dp_param_allgather", CommGroup.DP, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
+
+
 def _stage_work(setup: Setup, stage: int, counts: list[int]) -> StageWork:
     prec = setup.training.precision
     params = stage_params_on_rank(setup, stage, counts)
-    group = setup.plan.dp * setup.plan.cp  # CP ranks hold the same weights and reduce with DP
-    grads = params * dtypes.gradient_bytes(prec)
-    weights = params * dtypes.weight_bytes(prec)
-    zero = setup.plan.zero
-    comm: list[CommOp] = []
-    if group > 1:
-        if zero == 0:
-            comm.append(CommOp("dp_grad_allreduce", CommGroup.DP, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group))
-        elif zero in (1, 2):
-            comm.append(
-                CommOp("dp_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
-            )
-            comm.append(
-                CommOp("dp_param_allgather", CommGroup.DP, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
-            )
-    shard = params / group if zero >= 1 else params
+    comm = tuple(op for op in (gradient_reduction(setup, params), weight_gather(setup, params)) if op)
+    group = setup.plan.dp * setup.plan.cp
+    shard = params / group if setup.plan.zero >= 1 else params
     optimizer = ends.optimizer_op(
         shard, dtypes.weight_bytes(prec), dtypes.gradient_bytes(prec), dtypes.optimizer_bytes_per_param(prec)
     )
-    return StageWork(stage=stage, params_on_rank=params, dp_comm=tuple(comm), optimizer=optimizer)
+    return StageWork(stage=stage, params_on_rank=params, dp_comm=comm, optimizer=optimizer)
 
 
 def _zero3_layer_comm(setup: Setup) -> tuple[tuple[CommOp, ...], tuple[CommOp, ...]]:
