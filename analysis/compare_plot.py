@@ -1,4 +1,5 @@
-"""Comparison plot of several scenarios: step time split by category, and memory per GPU vs capacity."""
+"""Comparison plots of several scenarios: step time split by category and memory per GPU vs capacity
+(compare.png); throughput and MFU against the GPU count when the scenarios differ in it (compare_scaling.png)."""
 
 from pathlib import Path
 from typing import Any
@@ -7,6 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
+
+from simulator.results.labels import gpu_count  # noqa: E402
 
 GB = 1e9
 
@@ -34,6 +38,55 @@ def plot_comparison(results: list[dict[str, Any]], path: Path) -> Path:
     ax2.set_title("memory")
     ax2.invert_yaxis()
     ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_scaling(results: list[dict[str, Any]], path: Path) -> Path | None:
+    """Tokens/s and MFU against the GPU count (dp * tp * pp * cp) of each scenario, one line per model,
+    with linear scaling from each model's smallest run for reference. None (nothing written) unless
+    the scenarios differ in GPU count."""
+    gpus = [g for g in (gpu_count(r) for r in results) if g is not None]
+    if len(gpus) < len(results) or len(set(gpus)) < 2:
+        return None
+    ticks = sorted(set(gpus))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    models: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for g, r in zip(gpus, results, strict=True):
+        models.setdefault(r.get("model", {}).get("name", r["name"]), []).append((g, r))
+    cmap = plt.get_cmap("tab10")
+    for m, (model, runs) in enumerate(models.items()):
+        runs.sort(key=lambda gr: gr[0])
+        ok = [(g, r) for g, r in runs if r["feasible"]]
+        colour = cmap(m % 10)
+        xs = [g for g, _ in ok]
+        tokens = [r["step"]["tokens_per_s"] for _, r in ok]
+        ax1.plot(xs, tokens, "o-", color=colour, label=model)
+        ax2.plot(xs, [100 * r["step"]["mfu"] for _, r in ok], "o-", color=colour, label=model)
+        if len(ok) > 1:
+            ax1.plot(xs, [tokens[0] * g / xs[0] for g in xs], ":", color=colour, lw=1)
+        for g, r in runs:
+            if not r["feasible"]:
+                ax1.plot(g, r["step"]["tokens_per_s"], "x", color="#c44e52", ms=9)
+                ax2.plot(g, 100 * r["step"]["mfu"], "x", color="#c44e52", ms=9)
+    ax1.plot([], [], ":", color="grey", label="linear scaling")
+    if not all(r["feasible"] for r in results):
+        ax1.plot([], [], "x", color="#c44e52", ls="none", label="does not fit in memory")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(g) for g in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("GPUs (dp x tp x pp x cp)")
+        ax.grid(alpha=0.3, which="both")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("throughput (tokens/s)")
+    ax1.set_title("throughput")
+    ax1.legend(fontsize=8)
+    ax2.set_ylim(0, 100)
+    ax2.set_ylabel("MFU (%)")
+    ax2.set_title("model FLOPs utilisation")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from simulator.units import us_to_s  # noqa: E402
+
 GB = 1e9
 PASS_COLOURS = {"forward": "#4c72b0", "backward": "#dd8452", "other": "#55a868", "wait": "#e0e0e0"}
 
@@ -39,44 +41,63 @@ def plot_memory(name: str, per_stage: list[dict[str, float]], capacity_bytes: fl
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(per_stage) + 3), 4.5))
     bottom = [0.0] * len(per_stage)
     stages = [str(s) for s in range(len(per_stage))]
+    handles = []
     for kind in per_stage[0]:
         values = [st[kind] / GB for st in per_stage]
-        ax.bar(stages, values, bottom=bottom, label=kind)
+        handles.append(ax.bar(stages, values, bottom=bottom, label=kind))
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    ax.axhline(capacity_bytes / GB, color="red", linestyle="--", label=f"capacity {capacity_bytes / GB:.0f} GB")
+    cap = ax.axhline(capacity_bytes / GB, color="red", linestyle="--", label=f"capacity {capacity_bytes / GB:.0f} GB")
+    pad = max(0.0, (3 - len(per_stage)) / 2)  # a single stage stays a bar, not a wall
+    ax.set_xlim(-0.5 - pad, len(per_stage) - 0.5 + pad)
     ax.set_xlabel("pipeline stage")
     ax.set_ylabel("GB per GPU")
     ax.set_title(f"{name}: memory per GPU")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # legend top-down in the order of the stack
+    ax.legend(handles=[cap, *handles[::-1]], fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
 
 
-def plot_timeline(name: str, spans: list[Any], pp: int, time_s: float, path: Path) -> Path:
-    """Gantt chart of every stage's compute stream in one replica: forward, backward, waits."""
-    fig, ax = plt.subplots(figsize=(12, 0.45 * pp + 1.8))
+def timeline_bars(trace: dict[str, Any]) -> tuple[int, dict[str, list[tuple[int, float, float]]]]:
+    """Pipeline stages of one replica and their compute-stream intervals (stage, start_s, duration_s)
+    by kind, read from a Chrome trace (simulator/results/trace.py: pid = rank, tid 0 = compute stream,
+    cat "wait" for idle, the stream name for a forward/backward span, layers and kernels below it)."""
+    events = trace["traceEvents"]
+    labels = [e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"]
+    pp = sum(1 for label in labels if "replica" not in label)
     bars: dict[str, list[tuple[int, float, float]]] = {k: [] for k in PASS_COLOURS}
-    for s in spans:
-        if s.stream.value != "compute" or s.rank >= pp:
+    for e in events:
+        if e.get("ph") != "X" or e.get("tid") != 0 or e["pid"] >= pp or e.get("cat") not in ("compute", "wait"):
             continue
+        name = e["name"]
         kind = (
             "wait"
-            if s.wait is not None
+            if e["cat"] == "wait"
             else "forward"
-            if "forward" in s.name
-            else ("backward" if "backward" in s.name else "other")
+            if "forward" in name
+            else ("backward" if "backward" in name else "other")
         )
-        bars[kind].append((s.rank, s.start_s, s.duration_s))
+        bars[kind].append((e["pid"], us_to_s(e["ts"]), us_to_s(e["dur"])))
+    return pp, bars
+
+
+def plot_timeline(name: str, trace: dict[str, Any], time_s: float, path: Path) -> Path:
+    """Gantt chart of every stage's compute stream in one replica: forward, backward, waits."""
+    pp, bars = timeline_bars(trace)
+    fig, ax = plt.subplots(figsize=(12, 0.45 * pp + 1.8))
     for kind, rows in bars.items():
         for stage in range(pp):
             ranges = [(start, dur) for st, start, dur in rows if st == stage]
             ax.broken_barh(ranges, (stage - 0.4, 0.8), facecolors=PASS_COLOURS[kind], edgecolor="none")
     ax.set_yticks(range(pp), [f"stage {i}" for i in range(pp)])
-    ax.invert_yaxis()
+    ax.set_ylim(pp - 0.5, -0.5)
     ax.set_xlim(0, time_s)
     ax.set_xlabel("time in the step (s)")
     ax.set_title(f"{name}: pipeline timeline (one data-parallel replica)")
-    handles = [Patch(color=c, label=k if k != "wait" else "waiting (bubble, comm)") for k, c in PASS_COLOURS.items()]
-    ax.legend(handles=handles, ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    handles = [
+        Patch(color=c, label=k if k != "wait" else "waiting (bubble, comm)") for k, c in PASS_COLOURS.items() if bars[k]
+    ]
+    # at the right, outside the axes: clear of the time axis however few stages there are
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
     return _save(fig, path)
 
 
@@ -90,16 +111,22 @@ def plot_utilisation(name: str, utilisation: list[float], path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_step_plots(
-    result: dict[str, Any], spans: list[Any], per_stage_memory: list[dict[str, float]], pp: int, out_dir: Path
-) -> list[Path]:
+def stage_memory(memory: dict[str, Any]) -> list[dict[str, float]]:
+    """Bytes per category of every pipeline stage; a result written before `per_stage_bytes`
+    existed has only its most loaded stage."""
+    return memory.get("per_stage_bytes") or [memory["per_gpu_bytes"]]
+
+
+def write_step_plots(result: dict[str, Any], trace: dict[str, Any] | None, out_dir: Path) -> list[Path]:
+    """The step plots of a result JSON (contract section 3) and, for the Gantt, its Chrome trace:
+    the one code path of `simulator run --out` and `simulator plot`."""
     name = result["name"]
     paths = [
         plot_breakdown(result, out_dir / "breakdown.png"),
-        plot_memory(name, per_stage_memory, result["memory"]["capacity_bytes"], out_dir / "memory.png"),
+        plot_memory(name, stage_memory(result["memory"]), result["memory"]["capacity_bytes"], out_dir / "memory.png"),
     ]
-    if spans:
-        paths.append(plot_timeline(name, spans, pp, result["step"]["time_s"], out_dir / "timeline.png"))
+    if trace is not None:
+        paths.append(plot_timeline(name, trace, result["step"]["time_s"], out_dir / "timeline.png"))
     if "stage_utilisation" in result["step"]:
         paths.append(plot_utilisation(name, result["step"]["stage_utilisation"], out_dir / "utilisation.png"))
     return paths

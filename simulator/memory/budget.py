@@ -31,14 +31,17 @@ class MemoryResult:
     fits: bool
     stage: int
     reason: str | None  # why it does not fit; None when it fits
+    # bytes per category on one GPU of every pipeline stage, stage 0 first (the memory plot)
+    per_stage_bytes: tuple[dict[str, float], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """The contract's `memory` object."""
+        """The contract's `memory` object, plus `per_stage_bytes` (an added key, contract section 3)."""
         return {
             "per_gpu_bytes": dict(self.per_gpu_bytes),
             "peak_bytes": self.peak_bytes,
             "capacity_bytes": self.capacity_bytes,
             "fits": self.fits,
+            "per_stage_bytes": [dict(s) for s in self.per_stage_bytes],
         }
 
 
@@ -89,6 +92,7 @@ def memory_budget(setup: Setup) -> MemoryResult:
         fits=fits,
         stage=stage,
         reason=None if fits else oom_reason(breakdown, peak, stage, gpu.name, gpu.hbm_bytes),
+        per_stage_bytes=tuple(per_stage),
     )
 
 

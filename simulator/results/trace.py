@@ -14,7 +14,7 @@ from typing import Any
 
 from simulator.engine.segments import Composite, Segment
 from simulator.engine.spans import Span, Stream
-from simulator.units import s_to_us
+from simulator.units import s_to_us, us_to_s
 from simulator.workload.ops import Op
 
 THREADS = {Stream.COMPUTE: 0, Stream.PP_SEND: 1, Stream.DP: 2}
@@ -83,8 +83,24 @@ def chrome_trace(spans: list[Span], pp: int, kernel_micro_batches: int = 1) -> d
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
-def write_trace(spans: list[Span], pp: int, path: Path) -> Path:
+def write_trace(trace: dict[str, Any], path: Path) -> Path:
     """Write `trace.json.gz` (Perfetto and chrome://tracing open it directly)."""
     with gzip.open(path, "wt") as fh:
-        json.dump(chrome_trace(spans, pp), fh)
+        json.dump(trace, fh)
     return path
+
+
+def read_trace(path: Path) -> dict[str, Any]:
+    """A trace written by `write_trace` (gzip or plain JSON). Raises OSError or ValueError if unreadable."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        trace = json.load(fh)
+    if not isinstance(trace, dict) or not isinstance(trace.get("traceEvents"), list):
+        raise ValueError("not a Chrome trace (no traceEvents list)")
+    return trace
+
+
+def trace_end_s(trace: dict[str, Any]) -> float:
+    """When the last compute-stream event of the trace ends: the step time. Units: seconds."""
+    ends = [e["ts"] + e["dur"] for e in trace["traceEvents"] if e.get("ph") == "X" and e.get("tid") == 0]
+    return us_to_s(max(ends, default=0.0))

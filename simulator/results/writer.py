@@ -1,4 +1,4 @@
-"""Write a result to disk: result.json and the resolved scenario (contract section 5)."""
+"""Write a result to disk: result.json, the resolved scenario, the trace and the plots (contract section 5)."""
 
 import json
 from dataclasses import asdict
@@ -7,9 +7,8 @@ from typing import Any
 
 import yaml
 
-from simulator.memory.budget import software_overheads, stage_breakdown
 from simulator.results.result import SimulationResult
-from simulator.results.trace import write_trace
+from simulator.results.trace import chrome_trace, write_trace
 from simulator.scenario.setup import Setup
 
 
@@ -29,16 +28,17 @@ def resolved_scenario(setup: Setup) -> dict[str, Any]:
 
 
 def write_outputs(result: SimulationResult, setup: Setup, out_dir: Path) -> list[Path]:
-    """result.json, the resolved scenario, and (event engine) the Perfetto trace of the step."""
+    """result.json, the resolved scenario, (event engine) the Perfetto trace of the step, and the plots.
+
+    The plots are drawn from the result JSON and the trace alone, as `simulator plot` redraws them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "result.json", out_dir / "scenario.resolved.yaml"]
     paths[0].write_text(result_json(result) + "\n")
     paths[1].write_text(yaml.safe_dump(resolved_scenario(setup), sort_keys=False))
-    if result.spans:
-        paths.append(write_trace(result.spans, setup.plan.pp, out_dir / "trace.json.gz"))
+    trace = chrome_trace(result.spans, setup.plan.pp) if result.spans else None
+    if trace is not None:
+        paths.append(write_trace(trace, out_dir / "trace.json.gz"))
     from analysis.plots import write_step_plots  # matplotlib lives in analysis/ only
 
-    sw = software_overheads()
-    per_stage = [stage_breakdown(setup, s, sw) for s in range(setup.plan.pp)]
-    paths.extend(write_step_plots(result.to_dict(), result.spans, per_stage, setup.plan.pp, out_dir))
+    paths.extend(write_step_plots(result.to_dict(), trace, out_dir))
     return paths

@@ -1,0 +1,192 @@
+"""Plots of `simulator search`: the time/cost trade-off of every feasible plan with its Pareto front
+(search_pareto.png), and where the step time of the best plans goes (search_top.png)."""
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from simulator.results.labels import plan_label  # noqa: E402
+
+LABELLED = 5  # best plans named on the scatter
+TOP = 15  # plans in the bar chart
+LOG_SPAN = 8.0  # an axis whose values span more than this factor is drawn in log scale
+
+
+def plot_search(search: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write search_pareto.png and search_top.png for a search result (contract section 4)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ranked = [(i, r) for i, r in enumerate(search["results"]) if r.get("feasible", True)]
+    return [
+        plot_pareto(search, ranked, out_dir / "search_pareto.png"),
+        plot_top(search, ranked, out_dir / "search_top.png"),
+    ]
+
+
+def _axes(ranked: list[tuple[int, dict[str, Any]]]) -> tuple[str, str, list[float], list[float]]:
+    """Y and colour of the scatter: run cost and run energy when every plan has a run, else the
+    step's energy per GPU and the MFU. Returns (y label, colour label, y values, colour values)."""
+    results = [r for _, r in ranked]
+    if results and all("cost_usd" in r.get("run", {}) for r in results):
+        return (
+            "cost of the whole run (USD)",
+            "energy of the whole run (MWh)",
+            [r["run"]["cost_usd"] for r in results],
+            [r["run"].get("energy_mwh", 0.0) for r in results],
+        )
+    return (
+        "energy per GPU per step (J)",
+        "MFU (%)",
+        [r["step"].get("energy_J_per_gpu", 0.0) for r in results],
+        [100 * r["step"]["mfu"] for r in results],
+    )
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both coordinates (lower is better), by x."""
+    front: list[int] = []
+    best_y = float("inf")
+    for i in sorted(range(len(points)), key=lambda k: points[k]):
+        if points[i][1] < best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+def _title(search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]]) -> str:
+    name = search["results"][0]["name"] if search["results"] else "search"
+    objective = search.get("objective")
+    best = f", ranked by {objective}" if objective else ""
+    return f"{name}: {search.get('feasible', len(ranked))} feasible of {search['candidates_evaluated']} plans{best}"
+
+
+def plot_pareto(search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    ax.set_title(_title(search, ranked), fontsize=11)
+    if not ranked:
+        ax.text(0.5, 0.5, "no feasible plan", ha="center", va="center", transform=ax.transAxes, fontsize=14)
+        ax.set_axis_off()
+        return _save(fig, path)
+    y_label, c_label, ys, cs = _axes(ranked)
+    xs = [r["step"]["time_s"] for _, r in ranked]
+    sc = ax.scatter(xs, ys, c=cs, cmap="viridis", s=28, alpha=0.85, zorder=2)
+    fig.colorbar(sc, ax=ax, label=c_label)
+    front = _front(search, ranked, xs, ys)
+    fx, fy = [xs[k] for k in front], [ys[k] for k in front]
+    ax.plot(fx, fy, "-", color="#c44e52", lw=1.2, zorder=3)
+    ax.scatter(fx, fy, s=90, facecolors="none", edgecolors="#c44e52", linewidths=1.5, zorder=4)
+    ax.set_xlabel("step time (s)")
+    ax.set_ylabel(y_label)
+    _log_if_wide(ax, xs, ys)
+    if y_label.endswith("(USD)"):
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _usd(v)))
+    ax.grid(alpha=0.3, which="both")
+    _label_best(ax, xs, ys, [r for _, r in ranked[:LABELLED]])
+    plans = "plan" if len(front) == 1 else "plans"
+    handles = [Line2D([], [], color="#c44e52", marker="o", mfc="none", label=f"Pareto front ({len(front)} {plans})")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
+def _front(
+    search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]], xs: list[float], ys: list[float]
+) -> list[int]:
+    """Positions in `ranked` of the Pareto front: the search's own `pareto` indices when it wrote
+    them, else the non-dominated plans in (step time, y)."""
+    given = search.get("pareto")
+    if given is None:
+        return pareto_front(list(zip(xs, ys, strict=True)))
+    position = {i: k for k, (i, _) in enumerate(ranked)}
+    return sorted((position[i] for i in given if i in position), key=lambda k: (xs[k], ys[k]))
+
+
+def _label_best(ax: Any, xs: list[float], ys: list[float], best: list[dict[str, Any]]) -> None:
+    """Name the best plans in a column of text in the emptiest corner of the axes, an arrow to each
+    point: the best plans are often a tight cluster that labels next to the points would cover."""
+    ax.autoscale_view()
+    to_axes = ax.transData + ax.transAxes.inverted()
+    pts = to_axes.transform(list(zip(xs, ys, strict=True)))
+    corners = {  # text anchor (x, y, ha) -> the region the column covers, in axes fractions
+        (0.02, 0.97, "left"): (0.0, 0.5, 0.55, 1.0),
+        (0.98, 0.97, "right"): (0.5, 0.5, 1.0, 1.0),
+        (0.02, 0.03 + 0.065 * (len(best) - 1), "left"): (0.0, 0.0, 0.55, 0.45),
+        (0.98, 0.03 + 0.065 * (len(best) - 1), "right"): (0.5, 0.0, 1.0, 0.45),
+    }
+    x0, y0, ha = min(corners, key=lambda c: sum(_inside(p, corners[c]) for p in pts))
+    for k, r in enumerate(best):
+        ax.annotate(
+            f"{k + 1}. {plan_label(r)}  ({_summary(r)})",
+            (xs[k], ys[k]),
+            xytext=(x0, y0 - 0.065 * k),
+            textcoords="axes fraction",
+            ha=ha,
+            va="top",
+            fontsize=8,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999", "alpha": 0.9},
+            arrowprops={"arrowstyle": "->", "color": "#555555", "lw": 0.8, "shrinkB": 4},
+            zorder=5,
+        )
+
+
+def _inside(p: Any, box: tuple[float, float, float, float]) -> bool:
+    return box[0] <= p[0] <= box[2] and box[1] <= p[1] <= box[3]
+
+
+def plot_top(search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]], path: Path) -> Path:
+    top = [r for _, r in ranked[:TOP]]
+    fig, ax = plt.subplots(figsize=(11, 0.38 * max(len(top), 3) + 2.2))
+    ax.set_title(f"{_title(search, ranked)}: where the step goes", fontsize=11)
+    if not top:
+        ax.text(0.5, 0.5, "no feasible plan", ha="center", va="center", transform=ax.transAxes, fontsize=14)
+        ax.set_axis_off()
+        return _save(fig, path)
+    labels = [f"{k + 1}. {plan_label(r)}" for k, r in enumerate(top)]
+    keys = list(top[0]["step"]["breakdown_s"])
+    categories = [c for c in keys if any(r["step"]["breakdown_s"].get(c, 0.0) > 0 for r in top)]
+    cmap = plt.get_cmap("tab20")
+    left = [0.0] * len(top)
+    for c in categories:
+        values = [max(r["step"]["breakdown_s"].get(c, 0.0), 0.0) for r in top]
+        ax.barh(labels, values, left=left, color=cmap(keys.index(c) % 20), label=c.replace("_", " "))
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    for k, r in enumerate(top):
+        ax.text(left[k], k, f" {_summary(r)}", va="center", fontsize=8)
+    ax.set_xlim(0, max(left) * 1.3)
+    ax.set_ylim(len(top) - 0.5, -0.5)  # best at the top
+    ax.set_xlabel("step time (s), average GPU, by category")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+    return _save(fig, path)
+
+
+def _summary(r: dict[str, Any]) -> str:
+    """Step time, and run cost when known: '3.12 s, $4.5M'."""
+    text = f"{r['step']['time_s']:.3g} s"
+    if "cost_usd" in r.get("run", {}):
+        text += f", {_usd(r['run']['cost_usd'])}"
+    return text
+
+
+def _usd(v: float) -> str:
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"${v / scale:.3g}{suffix}"
+    return f"${v:.3g}"
+
+
+def _log_if_wide(ax: Any, xs: list[float], ys: list[float]) -> None:
+    if min(xs) > 0 and max(xs) / min(xs) > LOG_SPAN:
+        ax.set_xscale("log")
+    if min(ys) > 0 and max(ys) / min(ys) > LOG_SPAN:
+        ax.set_yscale("log")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
