@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("scenario", help="scenario YAML file")
     exp.add_argument("--no-variants", action="store_true", help="skip the what-if runs (flash, recompute, zero)")
     _outputs(exp, "print the report as one JSON object", "write explain.json and explain.png here")
+    from simulator.search.command import add_search_parser
+
+    add_search_parser(sub, _outputs)
+    plot = sub.add_parser("plot", help="regenerate the plots of a result.json (run), a search or a compare JSON")
+    plot.add_argument("result", type=Path, help="result JSON written by run --out, search --out or compare --out")
+    plot.add_argument("--out", type=Path, help="write the PNGs here (default: next to the JSON)")
     val = sub.add_parser("validate", help="compare predictions with published training runs")
     val.add_argument("files", nargs="*", type=Path, help="published-cases YAML or vTrain CSV (default: bundled)")
     val.add_argument("--markdown", type=Path, help="write the per-case table as Markdown here")
@@ -53,13 +59,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     results = run_all(args.scenarios, args.overrides)
     if args.out is not None:
-        from analysis.compare_plot import plot_comparison
+        from analysis.compare_plot import plot_comparison, plot_scaling
 
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "compare.md").write_text(markdown(results) + "\n")
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        plot_comparison(results, args.out / "compare.png")
-        print(f"wrote compare.md, results.json, compare.png in {args.out}", file=sys.stderr)
+        scaling = plot_scaling(results, args.out / "compare_scaling.png")  # None: one cluster size only
+        written = [plot_comparison(results, args.out / "compare.png"), scaling]
+        names = ", ".join(["compare.md", "results.json", *(p.name for p in written if p is not None)])
+        print(f"wrote {names} in {args.out}", file=sys.stderr)
     print(json.dumps(results, indent=2) if args.json else table(results))
     return 0
 
@@ -90,6 +98,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return run_validation(args)
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from simulator.search.command import run_search
+
+    return run_search(args)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from simulator.results.replot import run_plot
+
+    return run_plot(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from simulator.results.report import human_report
     from simulator.results.writer import result_json, write_outputs
@@ -105,7 +125,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "compare": cmd_compare, "explain": cmd_explain, "validate": cmd_validate}
+COMMANDS = {
+    "run": cmd_run,
+    "compare": cmd_compare,
+    "explain": cmd_explain,
+    "search": cmd_search,
+    "plot": cmd_plot,
+    "validate": cmd_validate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

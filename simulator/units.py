@@ -51,6 +51,11 @@ def joules_to_mwh(joules: float) -> float:
     return joules / 3.6e9
 
 
+def mwh_to_joules(mwh: float) -> float:
+    """MWh -> J."""
+    return mwh * 3.6e9
+
+
 def joules_to_kwh(joules: float) -> float:
     """J -> kWh."""
     return joules / 3.6e6

@@ -42,6 +42,8 @@ def cell(result: dict[str, Any], dotted: str, fmt: str) -> str:
         return "-"
     if dotted == "memory.peak_bytes":
         value = value / GIGA
+    if dotted == "objectives.energy":
+        value = value / 1e3  # J -> kJ
     if fmt == "{:.1%}":
         return f"{100 * value:.1f}"
     return fmt.format(value)

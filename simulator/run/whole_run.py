@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from simulator import units
 from simulator.energy.power import StepEnergy, overhead_W_per_gpu
 from simulator.run.reliability import simulate_run
-from simulator.scenario.setup import Setup
+from simulator.scenario.setup import Economics, Setup
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,12 @@ class RunResult:
     lost_hours: float = 0.0  # wall time lost to failures: re-done training + restarts
     checkpoint_hours: float = 0.0  # wall time spent writing checkpoints
     days_with_failures: float = 0.0  # what the reliability model predicts, reported even when it is off
+
+
+def cost_usd(economics: Economics, gpu_hours: float, kwh: float) -> float:
+    """What the run is billed: GPU-hours at the hourly price plus the facility energy at the
+    energy price (0 when the hourly price already includes power)."""
+    return gpu_hours * economics.usd_per_gpu_hour + kwh * economics.usd_per_kWh
 
 
 def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult | None:
@@ -51,7 +57,7 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
         days=wall_s / units.SECONDS_PER_DAY,
         gpu_hours=gpu_hours,
         energy_mwh=units.joules_to_mwh(energy_J),
-        cost_usd=gpu_hours * e.usd_per_gpu_hour + kwh * e.usd_per_kWh,
+        cost_usd=cost_usd(e, gpu_hours, kwh),
         co2_tonnes=kwh * e.grid_kg_co2_per_kWh / 1000.0,
         interruptions=rel.interruptions_expected if rel else 0.0,
         goodput=rel.goodput if rel else 1.0,

@@ -47,6 +47,16 @@ def resolve(sc: Scenario) -> Setup:
     )
 
 
+def resolve_model_and_gpu(sc: Scenario) -> tuple[ModelSpec, GpuSpec]:
+    """The model and the GPU alone, without the plan (a search enumerates the plans itself)."""
+    problems: list[str] = []
+    model = _resolve_model(sc, problems)
+    gpu = _resolve_gpu(sc, problems)
+    if problems:
+        raise ConfigError(problems)
+    return model, gpu
+
+
 def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
     presets = model_catalogue() | dict(sc.catalogue.models)
     explicit = ModelEntry.model_validate(sc.model.model_dump(exclude={"preset"}, exclude_none=True))

@@ -1,0 +1,125 @@
+"""One candidate plan: its scenario, its memory check, its simulation and its objective values.
+
+`evaluate` is the unit of work sent to a local process or a Dask worker: it takes a plain mapping
+(the scenario with the plan applied, catalogue files already folded in) so that a worker on
+another machine needs nothing but the installed package.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator import __version__, units
+from simulator.memory.budget import memory_budget
+from simulator.run.whole_run import cost_usd
+from simulator.scenario.errors import ConfigError
+from simulator.scenario.load import merge_catalogue_files, read_scenario_file, validate
+from simulator.scenario.resolve import resolve, resolve_model_and_gpu
+from simulator.scenario.setup import Setup
+from simulator.search.space import Frame, Plan
+
+OBJECTIVES = ("time", "cost", "energy")
+
+
+def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], Frame]:
+    """The scenario mapping (overrides applied, catalogue files folded in) and the frame its plans
+    are enumerated in. The file's own parallelism section need not be a valid plan."""
+    from simulator.scenario.load import apply_overrides
+
+    raw = merge_catalogue_files(apply_overrides(read_scenario_file(path), overrides), Path(path).resolve().parent)
+    sc = validate(raw)
+    model, gpu = resolve_model_and_gpu(sc)
+    frame = Frame(
+        model=model,
+        num_gpus=sc.cluster.num_gpus,
+        gpus_per_node=min(sc.cluster.gpus_per_node, sc.cluster.num_gpus),
+        global_batch=sc.training.global_batch,
+        sequence_parallel=sc.parallelism.sequence_parallel,
+        dp_overlap=sc.parallelism.dp_overlap,
+        flash_attention=sc.training.flash_attention,
+    )
+    return raw, frame
+
+
+def with_plan(raw: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The scenario mapping with `plan` in place of its parallelism and micro-batch."""
+    sections = plan.sections()
+    out = dict(raw)
+    out["parallelism"] = sections["parallelism"]
+    out["training"] = {**raw["training"], **sections["training"]}
+    return out
+
+
+def resolve_plan(raw: dict[str, Any]) -> Setup | None:
+    """The resolved Setup, or None when the resolver rejects the plan (a rule the enumeration does
+    not know about, e.g. a GPU without the scenario's precision)."""
+    try:
+        return resolve(validate(raw))
+    except ConfigError:
+        return None
+
+
+def store_key(setup: Setup) -> str:
+    """Hash of the resolved scenario (every default filled in) and the simulator version: two
+    candidates with the same key simulate to the same result."""
+    from simulator.results.writer import resolved_scenario
+
+    text = json.dumps({"scenario": resolved_scenario(setup), "version": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A plan that passed the structural rules: its scenario mapping, store key and memory verdict."""
+
+    plan: Plan
+    raw: dict[str, Any]
+    key: str
+    fits: bool
+
+
+def screen(raw: dict[str, Any], plans: list[Plan]) -> list[Candidate]:
+    """Resolve each plan and check its memory (cheap, no simulation); drop what the resolver rejects."""
+    out = []
+    for plan in plans:
+        scenario = with_plan(raw, plan)
+        setup = resolve_plan(scenario)
+        if setup is None:
+            continue
+        out.append(Candidate(plan, scenario, store_key(setup), memory_budget(setup).fits))
+    return out
+
+
+def objective_values(setup: Setup, result: dict[str, Any]) -> dict[str, float]:
+    """What the objectives rank by: the whole run when `training.tokens` is given, else one step.
+    time: seconds; cost: USD (GPU-hours plus billed energy); energy: facility joules."""
+    run = result.get("run")
+    if run is not None:
+        return {
+            "time": run["days"] * units.SECONDS_PER_DAY,
+            "cost": run["cost_usd"],
+            "energy": units.mwh_to_joules(run["energy_mwh"]),
+        }
+    n, step = setup.cluster.num_gpus, result["step"]
+    energy_J = n * step["energy_J_per_gpu"]
+    gpu_hours = n * step["time_s"] / units.SECONDS_PER_HOUR
+    return {
+        "time": step["time_s"],
+        "cost": cost_usd(setup.economics, gpu_hours, units.joules_to_kwh(energy_J)),
+        "energy": energy_J,
+    }
+
+
+def evaluate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Simulate one candidate: the contract's run JSON plus its `parallelism` and `training`
+    settings and the `objectives` it is ranked by. Runs in a worker process."""
+    from simulator.simulate import simulate
+
+    setup = resolve(validate(raw))
+    result = simulate(setup).to_dict()
+    result["parallelism"] = setup.scenario.parallelism.model_dump(mode="json") | {"dp": setup.plan.dp}
+    result["training"] = setup.scenario.training.model_dump(mode="json")
+    result["objectives"] = objective_values(setup, result)
+    return result

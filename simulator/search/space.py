@@ -1,0 +1,246 @@
+"""The parallel plans a search may try: every combination of the knobs that the scenario's model,
+cluster and global batch allow, within bounds the user can fix or narrow.
+
+The structural rules mirror what Megatron-LM accepts (and `scenario/resolve.py` checks again for
+each candidate): tp divides the attention heads, the KV heads and the FFN width; tp*pp*cp divides
+the GPU count and dp is what is left; dp*micro_batch divides the global batch; interleaving needs
+an even split of the layers over pp*virtual_stages chunks and micro-batches a multiple of pp.
+
+Default bounds (each overridable with `--fix`/`--max`/`--min`):
+- tp <= GPUs per node: tensor parallelism stays on NVLink (Narayanan et al. 2021, sec. 3.2
+  takeaway 1).
+- cp <= seq_len / 4096: every context-parallel rank keeps at least 4,096 tokens of the sequence;
+  below that the attention work split off is too small to pay for its ring (Llama 3 uses cp=16 at
+  131k tokens, i.e. 8k per rank; Llama Team 2024, sec. 3.3.2).
+- micro_batch <= 8 and virtual_stages <= 4: beyond these the activation memory or the p2p count
+  grows with no published run using them at scale.
+- pp divides the layers, or leaves the first and last stage one layer short (the Llama 3 405B
+  split of 126 layers over 16 stages).
+- zero 2 and 3 only without a pipeline (pp=1): DeepSpeed's pipeline engine refuses ZeRO stages 2
+  and 3, and Megatron-core pairs pipelines with its distributed optimizer (ZeRO-1). Naming them in
+  `--fix zero=...` tries them with pipelines too.
+- with FlashAttention, selective recompute is not tried: what it recomputes (the attention scores
+  and softmax; Korthikanti et al. 2022, sec. 5) is never stored by the fused kernel, so it is the
+  same plan as no recompute.
+- sequence_parallel and dp_overlap keep the scenario's setting (fix them to try both).
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields
+from itertools import product
+from typing import Any
+
+from simulator.catalog.models import ModelSpec
+from simulator.enums import Recompute, Schedule
+from simulator.scenario.errors import ConfigError
+
+MIN_TOKENS_PER_CP_RANK = 4096
+DEFAULT_MAX = {"micro_batch": 8, "virtual_stages": 4}
+
+
+@dataclass(frozen=True, order=True)
+class Plan:
+    """One candidate: the parallelism and training settings a search varies."""
+
+    tp: int
+    pp: int
+    cp: int
+    dp: int
+    schedule: str
+    virtual_stages: int
+    zero: int
+    micro_batch: int
+    recompute: str
+    sequence_parallel: bool
+    dp_overlap: bool
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The scenario keys this plan sets: `parallelism` and `training.micro_batch`."""
+        par = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "micro_batch"}
+        if self.tp == 1:
+            par["sequence_parallel"] = False  # nothing to split without TP: keeps one store key per plan
+        return {"parallelism": par, "training": {"micro_batch": self.micro_batch}}
+
+    def label(self) -> str:
+        """Short human label, e.g. 'TP8 PP8 DP16 v2 Z1 mb1 full' (the one used by plots and tables)."""
+        from simulator.results.labels import plan_label
+
+        return plan_label(self.sections())
+
+
+# knob -> how a --fix value string is parsed
+KNOBS: dict[str, type] = {
+    "tp": int,
+    "pp": int,
+    "cp": int,
+    "dp": int,
+    "virtual_stages": int,
+    "zero": int,
+    "micro_batch": int,
+    "schedule": str,
+    "recompute": str,
+    "sequence_parallel": bool,
+    "dp_overlap": bool,
+}
+NUMERIC = tuple(k for k, t in KNOBS.items() if t is int)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """User limits: `fixed[knob]` is the set of allowed values; `low`/`high` bound numeric knobs."""
+
+    fixed: dict[str, tuple[Any, ...]]
+    low: dict[str, int]
+    high: dict[str, int]
+
+    def allows(self, knob: str, value: Any) -> bool:
+        if knob in self.fixed and value not in self.fixed[knob]:
+            return False
+        if knob in self.low and value < self.low[knob]:
+            return False
+        return not (knob in self.high and value > self.high[knob])
+
+
+def parse_bounds(fix: Iterable[str], at_most: Iterable[str], at_least: Iterable[str]) -> Bounds:
+    """`--fix tp=4,8 --max pp=16 --min micro_batch=2` -> Bounds; ConfigError names each bad option."""
+    problems: list[str] = []
+    fixed: dict[str, tuple[Any, ...]] = {}
+    low: dict[str, int] = {}
+    high: dict[str, int] = {}
+    for option, items, numeric_only in (("--fix", fix, False), ("--max", at_most, True), ("--min", at_least, True)):
+        for item in items:
+            knob, sep, text = item.partition("=")
+            knob = knob.strip().removeprefix("parallelism.").removeprefix("training.")
+            allowed = NUMERIC if numeric_only else tuple(KNOBS)
+            if not sep or knob not in allowed:
+                problems.append(f"{option} {item}: expected KNOB=VALUE with KNOB one of {', '.join(allowed)}")
+                continue
+            try:
+                values = tuple(_parse(knob, v.strip()) for v in text.split(","))
+            except ValueError as exc:
+                problems.append(f"{option} {item}: {exc}")
+                continue
+            if option == "--fix":
+                fixed[knob] = values
+            elif len(values) != 1:
+                problems.append(f"{option} {item}: give one number")
+            else:
+                (high if option == "--max" else low)[knob] = values[0]
+    if problems:
+        raise ConfigError(problems)
+    return Bounds(fixed, low, high)
+
+
+def _parse(knob: str, text: str) -> Any:
+    kind = KNOBS[knob]
+    if kind is bool:
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"{knob} takes true or false, got {text!r}")
+    if kind is int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{knob} takes whole numbers, got {text!r}") from None
+        if value < (0 if knob == "zero" else 1):
+            raise ValueError(f"{knob} must be positive, got {value}")
+        return value
+    choices = [s.value for s in (Schedule if knob == "schedule" else Recompute)]
+    if text not in choices:
+        raise ValueError(f"{knob} is one of {', '.join(choices)}, got {text!r}")
+    return text
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the plans are enumerated against: the model, the cluster size and the global batch."""
+
+    model: ModelSpec
+    num_gpus: int
+    gpus_per_node: int
+    global_batch: int
+    sequence_parallel: bool
+    dp_overlap: bool
+    flash_attention: bool = False
+
+
+def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[Plan]:
+    """Every structurally valid plan within the bounds, in a fixed order (tp, cp, pp, ... ascending)."""
+    m = frame.model
+    default_high = {"tp": frame.gpus_per_node, "cp": max(1, m.seq_len // MIN_TOKENS_PER_CP_RANK), **DEFAULT_MAX}
+
+    def ok(knob: str, value: Any) -> bool:
+        if knob not in bounds.fixed and knob not in bounds.high and value > default_high.get(knob, value):
+            return False
+        return bounds.allows(knob, value)
+
+    zeros = [z for z in range(4) if ok("zero", z)]
+    recomputes = [r.value for r in Recompute if ok("recompute", r.value)]
+    if frame.flash_attention and "recompute" not in bounds.fixed and Recompute.SELECTIVE.value in recomputes:
+        recomputes.remove(Recompute.SELECTIVE.value)
+    sps = sorted(set(bounds.fixed.get("sequence_parallel", (frame.sequence_parallel,))))
+    overlaps = sorted(set(bounds.fixed.get("dp_overlap", (frame.dp_overlap,))))
+    for tp, cp, pp, dp in _layouts(frame, ok):
+        for mb in _divisors(frame.global_batch // dp):
+            if not ok("micro_batch", mb):
+                continue
+            for schedule, v in _schedules(m.layers, pp, frame.global_batch // (dp * mb)):
+                if not ok("schedule", schedule) or not ok("virtual_stages", v):
+                    continue
+                for zero, rc, sp, overlap in product(zeros, recomputes, sps, overlaps):
+                    if zero >= 2 and pp > 1 and "zero" not in bounds.fixed:
+                        continue
+                    if sp and tp == 1 and len(sps) > 1:
+                        continue  # sequence parallelism is a no-op without TP
+                    yield Plan(tp, pp, cp, dp, schedule, v, zero, mb, rc, sp, overlap)
+
+
+def _layouts(frame: Frame, ok: Callable[[str, Any], bool]) -> Iterator[tuple[int, int, int, int]]:
+    """(tp, cp, pp, dp) with tp*cp*pp*dp = GPUs, tp dividing heads, KV heads and FFN width, cp the
+    sequence, pp the layers, and dp the global batch."""
+    m, n = frame.model, frame.num_gpus
+    for tp in _divisors(n):
+        if m.heads % tp or m.kv_heads % tp or m.ffn_hidden % tp or not ok("tp", tp):
+            continue
+        for cp in _divisors(n // tp):
+            if m.seq_len % cp or not ok("cp", cp):
+                continue
+            for pp in _divisors(n // (tp * cp)):
+                if pp > m.layers or not _splits_layers(m.layers, pp) or not ok("pp", pp):
+                    continue
+                dp = n // (tp * cp * pp)
+                if frame.global_batch % dp == 0 and ok("dp", dp):
+                    yield tp, cp, pp, dp
+
+
+def _splits_layers(layers: int, pp: int) -> bool:
+    """pp divides the layers, or the first and last stage hold one layer fewer (Llama 3 405B)."""
+    return layers % pp == 0 or (pp > 2 and (layers + 2) % pp == 0)
+
+
+def _schedules(layers: int, pp: int, micro_batches: int) -> Iterator[tuple[str, int]]:
+    """(schedule, virtual_stages) pairs for a pipeline depth. Without a pipeline the schedule has no
+    meaning: one entry, 1F1B."""
+    if pp == 1:
+        yield Schedule.ONE_F_ONE_B.value, 1
+        return
+    yield Schedule.GPIPE.value, 1
+    yield Schedule.ONE_F_ONE_B.value, 1
+    if micro_batches % pp:
+        return  # Megatron-LM's interleaved schedule needs micro-batches to be a multiple of pp
+    for v in range(2, layers // pp + 1):
+        if layers % (pp * v) == 0:
+            yield Schedule.INTERLEAVED.value, v
+
+
+def frame_problem(frame: Frame) -> str | None:
+    """Why no plan at all can exist, or None."""
+    if frame.num_gpus > frame.gpus_per_node and frame.num_gpus % frame.gpus_per_node:
+        return f"cluster.num_gpus: {frame.num_gpus} is not a whole number of {frame.gpus_per_node}-GPU nodes"
+    return None
