@@ -1,5 +1,5 @@
-"""Plots of `simulator search`: the time/cost trade-off of every feasible plan with its Pareto front
-(search_pareto.png), and where the step time of the best plans goes (search_top.png)."""
+"""Plots of `simulator search`: the time/cost and time/energy trade-offs of every feasible plan with
+the Pareto front (search_pareto.png), and where the step time of the best plans goes (search_top.png)."""
 
 from pathlib import Path
 from typing import Any
@@ -28,34 +28,19 @@ def plot_search(search: dict[str, Any], out_dir: Path) -> list[Path]:
     ]
 
 
-def _axes(ranked: list[tuple[int, dict[str, Any]]]) -> tuple[str, str, list[float], list[float]]:
-    """Y and colour of the scatter: run cost and run energy when every plan has a run, else the
-    step's energy per GPU and the MFU. Returns (y label, colour label, y values, colour values)."""
-    results = [r for _, r in ranked]
+def _panels(results: list[dict[str, Any]]) -> list[tuple[str, list[float]]]:
+    """(y label, values) of each panel: the run's cost and energy when every plan has a run, else
+    the step's cost (when the search wrote it) and energy per GPU."""
     if results and all("cost_usd" in r.get("run", {}) for r in results):
-        return (
-            "cost of the whole run (USD)",
-            "energy of the whole run (MWh)",
-            [r["run"]["cost_usd"] for r in results],
-            [r["run"].get("energy_mwh", 0.0) for r in results],
-        )
-    return (
-        "energy per GPU per step (J)",
-        "MFU (%)",
-        [r["step"].get("energy_J_per_gpu", 0.0) for r in results],
-        [100 * r["step"]["mfu"] for r in results],
-    )
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both coordinates (lower is better), by x."""
-    front: list[int] = []
-    best_y = float("inf")
-    for i in sorted(range(len(points)), key=lambda k: points[k]):
-        if points[i][1] < best_y:
-            front.append(i)
-            best_y = points[i][1]
-    return front
+        return [
+            ("cost of the whole run (USD)", [r["run"]["cost_usd"] for r in results]),
+            ("energy of the whole run (MWh)", [r["run"].get("energy_mwh", 0.0) for r in results]),
+        ]
+    panels = []
+    if all("objectives" in r for r in results):
+        panels.append(("cost of one step (USD)", [r["objectives"]["cost"] for r in results]))
+    panels.append(("energy per GPU per step (J)", [r["step"].get("energy_J_per_gpu", 0.0) for r in results]))
+    return panels
 
 
 def _title(search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]]) -> str:
@@ -66,43 +51,53 @@ def _title(search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]]) -> 
 
 
 def plot_pareto(search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(10, 6.5))
-    ax.set_title(_title(search, ranked), fontsize=11)
+    """Step time against cost and against energy (one panel each), every feasible plan coloured by
+    its peak memory per GPU (how much headroom it leaves), the time/cost/energy Pareto front circled."""
+    results = [r for _, r in ranked]
+    panels = _panels(results)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 6.5), squeeze=False)
+    axes = axes[0]
+    fig.suptitle(_title(search, ranked), fontsize=12)
     if not ranked:
-        ax.text(0.5, 0.5, "no feasible plan", ha="center", va="center", transform=ax.transAxes, fontsize=14)
-        ax.set_axis_off()
+        for ax in axes:
+            ax.text(0.5, 0.5, "no feasible plan", ha="center", va="center", transform=ax.transAxes, fontsize=14)
+            ax.set_axis_off()
         return _save(fig, path)
-    y_label, c_label, ys, cs = _axes(ranked)
-    xs = [r["step"]["time_s"] for _, r in ranked]
-    sc = ax.scatter(xs, ys, c=cs, cmap="viridis", s=28, alpha=0.85, zorder=2)
-    fig.colorbar(sc, ax=ax, label=c_label)
-    front = _front(search, ranked, xs, ys)
-    fx, fy = [xs[k] for k in front], [ys[k] for k in front]
-    ax.plot(fx, fy, "-", color="#c44e52", lw=1.2, zorder=3)
-    ax.scatter(fx, fy, s=90, facecolors="none", edgecolors="#c44e52", linewidths=1.5, zorder=4)
-    ax.set_xlabel("step time (s)")
-    ax.set_ylabel(y_label)
-    _log_if_wide(ax, xs, ys)
-    if y_label.endswith("(USD)"):
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _usd(v)))
-    ax.grid(alpha=0.3, which="both")
-    _label_best(ax, xs, ys, [r for _, r in ranked[:LABELLED]])
+    xs = [r["step"]["time_s"] for r in results]
+    memory_GB = [r["memory"]["peak_bytes"] / 1e9 for r in results]
+    front = _front(search, ranked, xs)
+    for ax, (y_label, ys) in zip(axes, panels, strict=True):
+        sc = ax.scatter(xs, ys, c=memory_GB, cmap="viridis", s=28, alpha=0.85, zorder=2)
+        fx, fy = [xs[k] for k in front], [ys[k] for k in front]
+        ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="#c44e52", linewidths=1.6, zorder=4)
+        ax.set_xlabel("step time (s)")
+        ax.set_ylabel(y_label)
+        _log_if_wide(ax, xs, ys)
+        if "(USD)" in y_label:
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _usd(v)))
+        ax.grid(alpha=0.3, which="both")
+    fig.colorbar(sc, ax=list(axes), label="peak memory per GPU (GB)", fraction=0.03, pad=0.02)
+    _label_best(axes[0], xs, panels[0][1], results[:LABELLED])
     plans = "plan" if len(front) == 1 else "plans"
-    handles = [Line2D([], [], color="#c44e52", marker="o", mfc="none", label=f"Pareto front ({len(front)} {plans})")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
+    label = f"Pareto front over time, cost and energy ({len(front)} {plans})"
+    handles = [Line2D([], [], ls="none", marker="o", mfc="none", mec="#c44e52", ms=9, label=label)]
+    axes[0].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=9, frameon=False)
     return _save(fig, path)
 
 
-def _front(
-    search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]], xs: list[float], ys: list[float]
-) -> list[int]:
+def _front(search: dict[str, Any], ranked: list[tuple[int, dict[str, Any]]], xs: list[float]) -> list[int]:
     """Positions in `ranked` of the Pareto front: the search's own `pareto` indices when it wrote
-    them, else the non-dominated plans in (step time, y)."""
+    them, else computed from the plans' objectives (none when they have no objectives)."""
     given = search.get("pareto")
     if given is None:
-        return pareto_front(list(zip(xs, ys, strict=True)))
+        results = [r for _, r in ranked]
+        if not all("objectives" in r for r in results):
+            return []
+        from simulator.search.rank import pareto_front
+
+        return pareto_front(results)
     position = {i: k for k, (i, _) in enumerate(ranked)}
-    return sorted((position[i] for i in given if i in position), key=lambda k: (xs[k], ys[k]))
+    return sorted((position[i] for i in given if i in position), key=lambda k: xs[k])
 
 
 def _label_best(ax: Any, xs: list[float], ys: list[float], best: list[dict[str, Any]]) -> None:
