@@ -82,9 +82,10 @@ def test_zero3_rows_within_tolerance() -> None:
 
 
 def test_vtrain_multi_node() -> None:
-    """vTrain's 109 multi-node measurements (Bang et al. 2024): MAPE <= 13 %."""
+    """vTrain's 109 multi-node measurements (Bang et al. 2024): MAPE <= 10 % (the issue's target;
+    vTrain itself reports 14.7 %)."""
     rows = [r for c in load_cases(bundled_path("vtrain/ground_truth_multi.csv")) for r in run_case(c)]
-    assert mean(abs(r.error_pct) for r in rows) <= 13.0
+    assert mean(abs(r.error_pct) for r in rows) <= 10.0
 
 
 def test_vtrain_single_node_sample() -> None:

@@ -56,7 +56,14 @@ def padded_vocab(vocab: int, tp: int) -> int:
 
 def vtrain_scenario(row: dict[str, str], idx: str) -> dict[str, Any]:
     """A vTrain measurement as a scenario: Megatron-DeepSpeed GPT on A100 SXM nodes of 8, 1F1B,
-    full recompute, mixed precision; vTrain's cluster: 800 Gbit/s per node, 150 GB/s NVLink."""
+    full recompute, mixed precision; 800 Gbit/s of InfiniBand per node (vTrain's description).
+
+    Intra-node bandwidth is the A100 SXM's own (the catalogue's 300 GB/s per direction through
+    NVSwitch; NVIDIA A100 datasheet: 600 GB/s bidirectional NVLink), not the 150 GB/s of vTrain's
+    configuration files: no A100 SXM node has a 150 GB/s per-direction NVLink, so that figure is
+    read as a parameter of vTrain's own communication model (about the ring all-reduce *algorithm*
+    bandwidth an 8-GPU NVSwitch node reaches), which this simulator derives itself from the link
+    rate and the NCCL efficiency in specs/kernels.yaml."""
     tp = int(row["tensor parallelism"])
     gpus = int(row["# GPUs"])
     return {
@@ -72,7 +79,6 @@ def vtrain_scenario(row: dict[str, str], idx: str) -> dict[str, Any]:
             "gpu": "a100-sxm-80gb",
             "num_gpus": gpus,
             "gpus_per_node": min(8, gpus),
-            "intra_node_GBps": 150,
             "inter_node_Gbps": 100,
             "nics_per_node": 8,
         },
