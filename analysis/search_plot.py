@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from analysis.compare_plot import plot_scaling  # noqa: E402
 from simulator.results.labels import plan_label  # noqa: E402
 
 LABELLED = 5  # best plans named on the scatter
@@ -22,10 +23,13 @@ def plot_search(search: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write search_pareto.png and search_top.png for a search result (contract section 4)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ranked = [(i, r) for i, r in enumerate(search["results"]) if r.get("feasible", True)]
-    return [
+    paths = [
         plot_pareto(search, ranked, out_dir / "search_pareto.png"),
         plot_top(search, ranked, out_dir / "search_top.png"),
     ]
+    best = [p["best"] for p in search.get("sweep", []) if p.get("best")]
+    scaling = plot_scaling(best, out_dir / "search_scaling.png") if best else None  # a sweep over cluster sizes
+    return paths + ([scaling] if scaling else [])
 
 
 def _panels(results: list[dict[str, Any]]) -> list[tuple[str, list[float]]]:

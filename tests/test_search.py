@@ -263,3 +263,34 @@ def test_search_ignores_the_files_own_plan(capsys: pytest.CaptureFixture[str], t
     assert data["results"] and all(r["parallelism"]["tp"] == 8 for r in data["results"])
     with pytest.raises(Exception):  # noqa: B017 (the same file is not a valid `run`)
         setup_from_mapping(yaml.safe_load(path.read_text()))
+
+
+def test_sweep_over_cluster_sizes(capsys: pytest.CaptureFixture[str], scenario_path: Path) -> None:
+    """One search over two cluster sizes: every plan tagged with its sweep point, the best of each
+    point named, and per point the same plans as a search of that size alone."""
+    bounds = ["--fix", "zero=1", "--fix", "recompute=full", "--fix", "micro_batch=1", "--no-store", "--top", "0"]
+    data = run_search(capsys, str(scenario_path), *bounds, "--sweep", "cluster.num_gpus=8,16")
+    assert [p["values"] for p in data["sweep"]] == [{"cluster.num_gpus": 8}, {"cluster.num_gpus": 16}]
+    for point in data["sweep"]:
+        mine = [r for r in data["results"] if r["sweep"] == point["values"]]
+        assert point["feasible"] == len(mine) > 0
+        assert point["best"] == mine[0] == data["results"][point["rank"] - 1]
+        gpus = point["values"]["cluster.num_gpus"]
+        assert all(r["parallelism"]["tp"] * r["parallelism"]["pp"] * r["parallelism"]["dp"] == gpus for r in mine)
+        alone = run_search(capsys, str(scenario_path), *bounds, "--set", f"cluster.num_gpus={gpus}")
+        assert [r["label"] for r in alone["results"]] == [r["label"] for r in mine]
+    assert data["feasible"] == sum(p["feasible"] for p in data["sweep"])
+
+
+@pytest.mark.parametrize(
+    ("sweep", "needle"),
+    [
+        ("parallelism.tp=2,4", "chooses parallelism.tp"),
+        ("cluster.num_gpus", "KEY.PATH=V1"),
+        ("cluster.num_gpus=12", "12"),
+    ],
+)
+def test_bad_sweep_exits_2(capsys: pytest.CaptureFixture[str], scenario_path: Path, sweep: str, needle: str) -> None:
+    assert main(["search", str(scenario_path), "--sweep", sweep, "--no-store"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]

@@ -43,6 +43,13 @@ def add_search_parser(sub: Any, outputs: Callable[..., None]) -> None:
     p.add_argument("--max", dest="at_most", action="append", default=[], metavar="KNOB=N", help="upper bound")
     p.add_argument("--min", dest="at_least", action="append", default=[], metavar="KNOB=N", help="lower bound")
     p.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=V1,V2,...",
+        help="also search over the values of a scenario key, e.g. cluster.num_gpus=256,512,1024 (repeatable)",
+    )
+    p.add_argument(
         "--store",
         type=Path,
         help="SQLite result store (default: DIR/results.sqlite with --out, else "
@@ -74,11 +81,20 @@ def run_search(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(problems)
     bounds = parse_bounds(args.fix, args.at_most, args.at_least)
+    sweep = parse_sweep(args.sweep)
     store = None if args.no_store else ResultStore(args.store or default_store_path(args.out))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         outcome = search(
-            args.scenario, args.overrides, bounds, args.objective, args.workers, args.scheduler, store, progress
+            args.scenario,
+            args.overrides,
+            bounds,
+            args.objective,
+            args.workers,
+            args.scheduler,
+            store,
+            progress,
+            sweep=sweep,
         )
     finally:
         if store:
@@ -96,16 +112,52 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_sweep(items: list[str]) -> list[tuple[str, list[Any]]]:
+    """`cluster.num_gpus=256,512` -> [("cluster.num_gpus", [256, 512])]; values parsed as YAML."""
+    import yaml
+
+    from simulator.scenario.errors import ConfigError
+
+    problems, out = [], []
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or not key or not values:
+            problems.append(f"--sweep {item}: expected KEY.PATH=V1,V2,...")
+        elif key.startswith("parallelism.") or key == "training.micro_batch":
+            problems.append(f"--sweep {item}: the search chooses {key} itself (bound it with --fix/--max/--min)")
+        elif any(key == k for k, _ in out):
+            problems.append(f"--sweep {item}: {key} is swept twice")
+        else:
+            out.append((key, [yaml.safe_load(v) for v in values]))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
 def _rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     per_run = all(r.get("run") for r in data["results"])
     columns = STEP_COLUMNS + (RUN_COLUMNS if per_run else PER_STEP_COLUMNS)
-    head = ["#", "plan", *(h for h, _, _ in columns), "Pareto"]
+    swept = any("sweep" in r for r in data["results"])
+    head = ["#", *(["sweep"] if swept else []), "plan", *(h for h, _, _ in columns), "Pareto"]
     pareto = set(data["pareto"])
     rows = [
-        [str(i + 1), r["label"], *(cell(r, k, f) for _, k, f in columns), "*" if i in pareto else ""]
+        [
+            str(i + 1),
+            *([_point(r.get("sweep", {}))] if swept else []),
+            r["label"],
+            *(cell(r, k, f) for _, k, f in columns),
+            "*" if i in pareto else "",
+        ]
         for i, r in enumerate(data["results"])
     ]
     return head, rows
+
+
+def _point(values: dict[str, Any]) -> str:
+    """'num_gpus=512' for {'cluster.num_gpus': 512}."""
+    return " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
 
 
 def report(data: dict[str, Any]) -> str:
@@ -113,17 +165,27 @@ def report(data: dict[str, Any]) -> str:
     head, rows = _rows(data)
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
 
+    text_columns = {i for i, h in enumerate(head) if h in ("plan", "sweep", "Pareto")}
+
     def line(row: list[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i in (1, len(row) - 1) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            c.ljust(w) if i in text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
 
     title = (
         f"{data['candidates_evaluated']} candidate plans, {data['feasible']} fit in memory; "
         f"best {len(rows)} by {data['objective']} (* = on the time/cost/energy Pareto front)"
     )
-    return "\n".join([title, "", line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
+    lines = [title, "", line(head), "  ".join("-" * w for w in widths), *map(line, rows)]
+    if data.get("sweep"):
+        lines += ["", "best plan of each sweep point:"]
+        for point in data["sweep"]:
+            best = point["best"]
+            what = (
+                "no plan fits" if best is None else f"#{point['rank']} {best['label']}, {best['step']['time_s']:.3f} s"
+            )
+            lines.append(f"  {_point(point['values'])}: {point['feasible']} plans fit; {what}")
+    return "\n".join(lines)
 
 
 def markdown(data: dict[str, Any]) -> str:

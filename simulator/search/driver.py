@@ -1,9 +1,14 @@
 """A whole search: enumerate the plans, prune those that do not fit in memory, take what the store
-already holds, simulate the rest (here, in local processes or on Dask), rank, find the Pareto front."""
+already holds, simulate the rest (here, in local processes or on Dask), rank, find the Pareto front.
+
+A sweep (`--sweep cluster.num_gpus=256,512,1024`) searches the plans of every value of one or more
+scenario keys at once: all candidates go to the same workers, and the outcome names the best plan
+of each sweep point."""
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ class SearchOutcome:
     wall_s: float
     results: list[dict[str, Any]]  # every feasible plan, best first
     pareto: list[int]  # indices into results
+    sweep: list[dict[str, Any]] = field(default_factory=list)  # per sweep point: its values, best result index
 
     def as_json(self, top: int | None = None) -> dict[str, Any]:
         """Contract section 4, plus the objective, counts and the Pareto front (indices into the
@@ -40,6 +46,7 @@ class SearchOutcome:
             "from_store": self.reused,
             "wall_s": self.wall_s,
             "pareto": [i for i in self.pareto if i < len(shown)],
+            **({"sweep": self.sweep} if self.sweep else {}),
             "results": shown,
         }
 
@@ -54,27 +61,36 @@ def search(
     store: ResultStore | None = None,
     progress: bool = False,
     on_result: Callable[[int], None] | None = None,
+    sweep: list[tuple[str, list[Any]]] | None = None,
 ) -> SearchOutcome:
     start_s = time.monotonic()
-    raw, frame = load_base(path, overrides)
-    problem = frame_problem(frame)
-    if problem:
-        raise ConfigError([problem])
-    plans = list(enumerate_plans(frame, bounds))
-    candidates = screen(raw, plans)
-    if not candidates:
-        raise ConfigError([f"{path}: no parallel plan satisfies the model, cluster, global batch and the bounds given"])
+    points = sweep_points(sweep or [])
+    candidates: list[Candidate] = []
+    point_of: dict[str, dict[str, Any]] = {}  # store key -> its sweep point
+    name = str(path)
+    for point in points:
+        raw, frame = load_base(path, overrides + [f"{k}={v}" for k, v in point.items()])
+        name = str(raw.get("name", path))
+        problem = frame_problem(frame)
+        if problem:
+            raise ConfigError([f"{problem}{_at(point)}"])
+        found_here = screen(raw, list(enumerate_plans(frame, bounds)))
+        if not found_here:
+            why = "no parallel plan satisfies the model, cluster, global batch and the bounds given"
+            raise ConfigError([f"{path}: {why}{_at(point)}"])
+        candidates += found_here
+        point_of.update({c.key: point for c in found_here})
     fitting = _unique([c for c in candidates if c.fits])
     found = store.get_many(c.key for c in fitting) if store else {}
     todo = [c for c in fitting if c.key not in found]
     labels = {c.key: c.plan.label() for c in fitting}
-    results = {k: _labelled(r, labels[k]) for k, r in found.items()}
+    results = {k: _labelled(r, labels[k], point_of[k]) for k, r in found.items()}
     bar = Progress(len(todo), f"simulating {len(todo)} plans", progress)
 
     def arrived(key: str, result: dict[str, Any]) -> None:
-        results[key] = _labelled(result, labels[key])
         if store:
-            store.put(key, labels[key], results[key])
+            store.put(key, labels[key], result)
+        results[key] = _labelled(result, labels[key], point_of[key])
         bar.advance()
         if on_result:
             on_result(len(results))
@@ -86,7 +102,7 @@ def search(
     ranked = rank(list(results.values()), objective)
     wall_s = time.monotonic() - start_s
     outcome = SearchOutcome(
-        scenario=str(raw.get("name", path)),
+        scenario=name,
         objective=objective,
         candidates=len(candidates),
         feasible=sum(c.fits for c in candidates),
@@ -95,12 +111,34 @@ def search(
         wall_s=wall_s,
         results=ranked,
         pareto=pareto_front(ranked),
+        sweep=_best_per_point(points, ranked) if sweep else [],
     )
     if store:
         counts = {"candidates": outcome.candidates, "feasible": outcome.feasible}
         counts |= {"simulated": len(todo), "reused": len(found)}
         store.record_search(outcome.scenario, objective, counts, wall_s)
     return outcome
+
+
+def sweep_points(sweep: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Every combination of the swept keys' values ([{}] without a sweep: one plain search)."""
+    keys = [k for k, _ in sweep]
+    return [dict(zip(keys, values, strict=True)) for values in product(*(v for _, v in sweep))]
+
+
+def _best_per_point(points: list[dict[str, Any]], ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each sweep point: its values, how many of its plans fit, and its best plan (the full
+    result, with its 1-based `rank` among all plans; both None when none fits)."""
+    out = []
+    for point in points:
+        mine = [i for i, r in enumerate(ranked) if r.get("sweep") == point]
+        best = ranked[mine[0]] if mine else None
+        out.append({"values": point, "feasible": len(mine), "rank": mine[0] + 1 if mine else None, "best": best})
+    return out
+
+
+def _at(point: dict[str, Any]) -> str:
+    return f" (at {', '.join(f'{k}={v}' for k, v in point.items())})" if point else ""
 
 
 def _unique(candidates: list[Candidate]) -> list[Candidate]:
@@ -111,5 +149,7 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
-def _labelled(result: dict[str, Any], label: str) -> dict[str, Any]:
-    return {**result, "label": label}
+def _labelled(result: dict[str, Any], label: str, point: dict[str, Any]) -> dict[str, Any]:
+    """The result as listed: with its plan label and, in a sweep, the sweep point it belongs to."""
+    plain = {k: v for k, v in result.items() if k not in ("label", "sweep")}
+    return {**plain, "label": label, **({"sweep": point} if point else {})}
