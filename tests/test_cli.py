@@ -191,3 +191,16 @@ def test_does_not_fit_is_a_result_not_an_error(tmp_path: Path, capsys: pytest.Ca
     assert result["memory"]["fits"] is False
     assert result["memory"]["peak_bytes"] > result["memory"]["capacity_bytes"]
     check_contract(result, "gpt3-175b-dp8", has_tokens=False)
+
+
+def test_analytical_run_into_an_old_out_dir_drops_the_old_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trace (and its Gantt) left by an earlier event-engine run would not belong to the new result."""
+    path = ROOT / "scenarios" / "gpt3-125m-8xa100.yaml"
+    run_json(capsys, str(path), "--out", str(tmp_path))
+    assert (tmp_path / "trace.json.gz").is_file() and (tmp_path / "timeline.png").is_file()
+    run_json(capsys, str(path), "--set", "simulation.engine=analytical", "--out", str(tmp_path))
+    assert not (tmp_path / "trace.json.gz").exists()
+    assert not (tmp_path / "timeline.png").exists()
+    assert (tmp_path / "breakdown.png").is_file()

@@ -38,6 +38,10 @@ def write_outputs(result: SimulationResult, setup: Setup, out_dir: Path) -> list
     trace = chrome_trace(result.spans, setup.plan.pp) if result.spans else None
     if trace is not None:
         paths.append(write_trace(trace, out_dir / "trace.json.gz"))
+    else:  # analytical engine: no trace; one left by an earlier run here would not belong to this result
+        (out_dir / "trace.json.gz").unlink(missing_ok=True)
+        for stale in ("timeline.png", "utilisation.png"):
+            (out_dir / stale).unlink(missing_ok=True)
     from analysis.plots import write_step_plots  # matplotlib lives in analysis/ only
 
     paths.extend(write_step_plots(result.to_dict(), trace, out_dir))
