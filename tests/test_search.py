@@ -294,3 +294,22 @@ def test_bad_sweep_exits_2(capsys: pytest.CaptureFixture[str], scenario_path: Pa
     assert main(["search", str(scenario_path), "--sweep", sweep, "--no-store"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def test_ctrl_c_keeps_the_store_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, scenario_path: Path
+) -> None:
+    import simulator.search.driver as driver
+
+    real = driver.run_jobs
+
+    def interrupted(jobs, on_result, **kw):  # noqa: ANN001, ANN003, ANN202
+        real(jobs[:3], on_result, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "run_jobs", interrupted)
+    db = tmp_path / "s.sqlite"
+    assert main(["search", str(scenario_path), *BOUNDS, "--store", str(db)]) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert "interrupted" in err and "3 results" in err and "resume" in err

@@ -96,6 +96,10 @@ def run_search(args: argparse.Namespace) -> int:
             progress,
             sweep=sweep,
         )
+    except KeyboardInterrupt:
+        kept = f"; the {store.count()} results in {store.path} are kept: rerun to resume" if store else ""
+        print(f"search interrupted{kept}", file=sys.stderr)
+        return 130
     finally:
         if store:
             store.close()
