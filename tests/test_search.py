@@ -313,3 +313,22 @@ def test_ctrl_c_keeps_the_store_and_says_so(
     out, err = capsys.readouterr()
     assert out == "" and "Traceback" not in err
     assert "interrupted" in err and "3 results" in err and "resume" in err
+
+
+def test_nothing_fits_is_a_result_with_the_leanest_plan(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "oom.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "gpt3-175b-8",
+                "model": {"preset": "gpt3-175b"},
+                "cluster": {"gpu": "a100-sxm-80gb", "num_gpus": 8},
+                "training": {"global_batch": 8},
+            }
+        )
+    )
+    data = run_search(capsys, str(path), "--no-store", "--fix", "micro_batch=1")
+    assert data["feasible"] == 0 and data["results"] == [] and data["candidates_evaluated"] > 0
+    assert data["leanest"]["peak_bytes"] > data["leanest"]["capacity_bytes"]
+    assert main(["search", str(path), "--no-store", "--fix", "micro_batch=1"]) == 0
+    assert "no plan fits" in capsys.readouterr().out

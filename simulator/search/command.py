@@ -181,6 +181,13 @@ def report(data: dict[str, Any]) -> str:
         f"best {len(rows)} by {data['objective']} (* = on the time/cost/energy Pareto front)"
     )
     lines = [title, "", line(head), "  ".join("-" * w for w in widths), *map(line, rows)]
+    if data.get("leanest"):
+        lean = data["leanest"]
+        lines += [
+            "",
+            f"no plan fits: the leanest, {lean['label']}, needs {lean['peak_bytes'] / 1e9:.1f} GB per GPU "
+            f"of {lean['capacity_bytes'] / 1e9:.1f} GB",
+        ]
     if data.get("sweep"):
         lines += ["", "best plan of each sweep point:"]
         for point in data["sweep"]:

@@ -33,6 +33,7 @@ class SearchOutcome:
     results: list[dict[str, Any]]  # every feasible plan, best first
     pareto: list[int]  # indices into results
     sweep: list[dict[str, Any]] = field(default_factory=list)  # per sweep point: its values, best result index
+    leanest: dict[str, Any] | None = None  # when nothing fits: the plan that needs the least memory
 
     def as_json(self, top: int | None = None) -> dict[str, Any]:
         """Contract section 4, plus the objective, counts and the Pareto front (indices into the
@@ -47,6 +48,7 @@ class SearchOutcome:
             "wall_s": self.wall_s,
             "pareto": [i for i in self.pareto if i < len(shown)],
             **({"sweep": self.sweep} if self.sweep else {}),
+            **({"leanest": self.leanest} if self.leanest else {}),
             "results": shown,
         }
 
@@ -112,6 +114,7 @@ def search(
         results=ranked,
         pareto=pareto_front(ranked),
         sweep=_best_per_point(points, ranked) if sweep else [],
+        leanest=None if fitting else _leanest(candidates),
     )
     if store:
         counts = {"candidates": outcome.candidates, "feasible": outcome.feasible}
@@ -135,6 +138,12 @@ def _best_per_point(points: list[dict[str, Any]], ranked: list[dict[str, Any]]) 
         best = ranked[mine[0]] if mine else None
         out.append({"values": point, "feasible": len(mine), "rank": mine[0] + 1 if mine else None, "best": best})
     return out
+
+
+def _leanest(candidates: list[Candidate]) -> dict[str, Any]:
+    """The candidate with the smallest peak memory: how far the search is from any plan fitting."""
+    c = min(candidates, key=lambda c: (c.peak_bytes, c.plan))
+    return {"label": c.plan.label(), "peak_bytes": c.peak_bytes, "capacity_bytes": c.capacity_bytes}
 
 
 def _at(point: dict[str, Any]) -> str:

@@ -78,6 +78,8 @@ class Candidate:
     raw: dict[str, Any]
     key: str
     fits: bool
+    peak_bytes: float  # of the most loaded stage (memory model)
+    capacity_bytes: float
 
 
 def screen(raw: dict[str, Any], plans: list[Plan]) -> list[Candidate]:
@@ -88,7 +90,8 @@ def screen(raw: dict[str, Any], plans: list[Plan]) -> list[Candidate]:
         setup = resolve_plan(scenario)
         if setup is None:
             continue
-        out.append(Candidate(plan, scenario, store_key(setup), memory_budget(setup).fits))
+        memory = memory_budget(setup)
+        out.append(Candidate(plan, scenario, store_key(setup), memory.fits, memory.peak_bytes, memory.capacity_bytes))
     return out
 
 
