@@ -31,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
         "print exactly one JSON object on stdout",
         "write result.json, the resolved scenario, the trace and plots here",
     )
+    run.add_argument(
+        "--trace-kernels",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --out: every kernel and TP collective of the first N micro-batches in the trace "
+        "(default 1; 0: of every micro-batch, a much larger file)",
+    )
     cmp_ = sub.add_parser("compare", help="run several scenarios and compare them side by side")
     cmp_.add_argument("scenarios", nargs="+", type=Path, help="scenario YAML files")
     _outputs(cmp_, "print the list of results as one JSON array", "write compare.md, results.json and compare.png here")
@@ -116,10 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from simulator.scenario import load_setup
     from simulator.simulate import simulate
 
+    if args.trace_kernels < 0:
+        raise ConfigError([f"--trace-kernels: must be 0 (all) or more, got {args.trace_kernels}"])
     setup = load_setup(args.scenario, args.overrides)
     result = simulate(setup)
     if args.out is not None:
-        for path in write_outputs(result, setup, args.out):
+        for path in write_outputs(result, setup, args.out, args.trace_kernels or None):
             print(f"wrote {path}", file=sys.stderr)
     print(result_json(result) if args.json else human_report(result))
     return 0

@@ -32,3 +32,21 @@ def test_out_writes_the_step_plots(tmp_path: Path) -> None:
     for name in ("breakdown.png", "memory.png", "timeline.png", "utilisation.png"):
         png = (tmp_path / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5_000, name
+
+
+def _gemm_events(out: Path, *extra: str) -> int:
+    scenario = str(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml")
+    assert main(["run", scenario, "--out", str(out), "--json", *extra]) == 0
+    events = json.loads(gzip.open(out / "trace.json.gz", "rt").read())["traceEvents"]
+    return sum(1 for e in events if e.get("cat") == "gemm")
+
+
+def test_trace_kernels_expands_more_micro_batches(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """4 micro-batches per step: --trace-kernels 2 doubles the kernel events of the default, 0 gives all 4."""
+    one = _gemm_events(tmp_path / "one")
+    assert one > 0
+    assert _gemm_events(tmp_path / "two", "--trace-kernels", "2") == 2 * one
+    assert _gemm_events(tmp_path / "all", "--trace-kernels", "0") == 4 * one
+    capsys.readouterr()
+    assert main(["run", str(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml"), "--trace-kernels", "-1"]) == 2
+    assert "--trace-kernels" in capsys.readouterr().err

@@ -27,15 +27,19 @@ def resolved_scenario(setup: Setup) -> dict[str, Any]:
     return d
 
 
-def write_outputs(result: SimulationResult, setup: Setup, out_dir: Path) -> list[Path]:
+def write_outputs(
+    result: SimulationResult, setup: Setup, out_dir: Path, kernel_micro_batches: int | None = 1
+) -> list[Path]:
     """result.json, the resolved scenario, (event engine) the Perfetto trace of the step, and the plots.
+    The trace details every kernel of the first `kernel_micro_batches` micro-batches (None: all).
 
     The plots are drawn from the result JSON and the trace alone, as `simulator plot` redraws them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "result.json", out_dir / "scenario.resolved.yaml"]
     paths[0].write_text(result_json(result) + "\n")
     paths[1].write_text(yaml.safe_dump(resolved_scenario(setup), sort_keys=False))
-    trace = chrome_trace(result.spans, setup.plan.pp) if result.spans else None
+    kernels = kernel_micro_batches if kernel_micro_batches is not None else setup.micro_batches
+    trace = chrome_trace(result.spans, setup.plan.pp, kernels) if result.spans else None
     if trace is not None:
         paths.append(write_trace(trace, out_dir / "trace.json.gz"))
     else:  # analytical engine: no trace; one left by an earlier run here would not belong to this result
