@@ -12,8 +12,9 @@ from statistics import mean
 import pytest
 from published import CASES, result_of
 
-from simulator.validation.cases import bundled_path, load_cases
-from simulator.validation.runner import run_case
+from simulator.validation.cases import Case, bundled_path, load_cases
+from simulator.validation.ranking import rank_agreement
+from simulator.validation.runner import Row, run_case
 
 TIME = "iteration_time_s"
 
@@ -84,8 +85,13 @@ def test_zero3_rows_within_tolerance() -> None:
 def test_vtrain_multi_node() -> None:
     """vTrain's 109 multi-node measurements (Bang et al. 2024): MAPE <= 10 % (the issue's target;
     vTrain itself reports 14.7 %)."""
-    rows = [r for c in load_cases(bundled_path("vtrain/ground_truth_multi.csv")) for r in run_case(c)]
+    cases = load_cases(bundled_path("vtrain/ground_truth_multi.csv"))
+    rows = [r for c in cases for r in run_case(c)]
     assert mean(abs(r.error_pct) for r in rows) <= 10.0
+    # within each study (same model, cluster and batch), plan pairs in the measured order: 81.8 %
+    # measured (a coin would give 50 %)
+    (ranking,) = rank_agreement(cases, rows)
+    assert ranking.studies == 4 and ranking.agreement_pct >= 80.0
 
 
 def test_vtrain_single_node_sample() -> None:
@@ -93,3 +99,31 @@ def test_vtrain_single_node_sample() -> None:
     cases = load_cases(bundled_path("vtrain/ground_truth_single.csv"))[::12]
     rows = [r for c in cases for r in run_case(c)]
     assert mean(abs(r.error_pct) for r in rows) <= 12.0
+
+
+def _case(cid: str, group: str, gpus: int) -> Case:
+    scenario = {"model": {"preset": "m"}, "cluster": {"gpu": "g", "num_gpus": gpus}, "training": {"global_batch": 8}}
+    return Case(id=cid, group=group, scenario=scenario, published={"iteration_time_s": 1.0})
+
+
+def test_rank_agreement_counts_pairs_within_studies() -> None:
+    """Two studies (8 and 16 GPUs): pairs compare only inside a study; a study spanning two groups
+    is reported under both names."""
+    cases = [_case("a", "x", 8), _case("b", "x", 8), _case("c", "y", 8), _case("d", "x", 16), _case("e", "x", 16)]
+    times = {"a": (1.0, 1.1), "b": (2.0, 1.9), "c": (3.0, 1.5), "d": (1.0, 2.0), "e": (2.0, 1.0)}
+    rows = [Row(k, "x", "iteration_time_s", p, s) for k, (p, s) in times.items()]
+    by = {s.group: s for s in rank_agreement(cases, rows)}
+    assert set(by) == {"x+y", "x"}
+    # 8 GPUs: a<b agrees, a<c agrees, b<c disagrees (1.9 > 1.5); fastest a found
+    assert (by["x+y"].pairs, round(by["x+y"].agreement_pct, 1), by["x+y"].fastest_found) == (3, 66.7, 1)
+    # 16 GPUs: d<e published, e<d predicted
+    assert (by["x"].pairs, by["x"].agreement_pct, by["x"].fastest_found) == (1, 0.0, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: DeepSpeed-2021 ZeRO-3 overheads are not modelled (README)")
+def test_table2_ptdp_faster_than_zero3_as_published() -> None:
+    """Megatron-LM Table 2: at the same model, GPU count and batch, PTD-P beats ZeRO-3 (6-70 %)."""
+    cases = [c for c in load_cases(bundled_path("published_cases.yaml")) if c.id.startswith("megatron2021_t2")]
+    rows = [Row(c.id, c.group, TIME, c.published[TIME], result_of(c.id)["step"]["time_s"]) for c in cases]
+    (ranking,) = rank_agreement(cases, rows)
+    assert ranking.studies == 5 and ranking.agreement_pct == 100.0
