@@ -52,6 +52,7 @@ def add_search_parser(sub: Any, outputs: Callable[..., None]) -> None:
     p.add_argument(
         "--store",
         type=Path,
+        metavar="PATH",
         help="SQLite result store (default: DIR/results.sqlite with --out, else "
         "~/.cache/llm-cluster-simulator/results.sqlite)",
     )
