@@ -162,7 +162,7 @@ def test_killed_search_loses_nothing_it_finished(tmp_path: Path, scenario_path: 
     stored = 0
     deadline = time.monotonic() + 60
     try:
-        while stored < 10 and time.monotonic() < deadline and proc.poll() is None:
+        while stored < 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
             if db.exists():
                 try:
@@ -173,7 +173,7 @@ def test_killed_search_loses_nothing_it_finished(tmp_path: Path, scenario_path: 
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert 10 <= stored < full["feasible"], "the search finished before it could be killed"
+    assert 3 <= stored < full["feasible"], "the search finished before it could be killed"
     store = ResultStore(db)
     kept = store.count()
     assert kept >= stored  # everything committed before the kill survived it
