@@ -332,3 +332,25 @@ def test_nothing_fits_is_a_result_with_the_leanest_plan(capsys: pytest.CaptureFi
     assert data["leanest"]["peak_bytes"] > data["leanest"]["capacity_bytes"]
     assert main(["search", str(path), "--no-store", "--fix", "micro_batch=1"]) == 0
     assert "no plan fits" in capsys.readouterr().out
+
+
+def test_refine_estimates_everything_then_simulates_the_best_k(
+    capsys: pytest.CaptureFixture[str], scenario_path: Path, full: dict[str, Any]
+) -> None:
+    data = run_search(capsys, str(scenario_path), *BOUNDS, "--refine", "5", "--top", "0", "--no-store")
+    assert data["estimated"] == data["feasible"] == full["feasible"]
+    assert data["simulated"] == 5
+    methods = [r["step"]["method"] for r in data["results"]]
+    assert methods == ["event"] * 5 + ["analytical"] * (data["feasible"] - 5)
+    top = data["results"][:5]
+    assert [r["objectives"]["time"] for r in top] == sorted(r["objectives"]["time"] for r in top)
+    # the refined plans simulate exactly as in the full event-by-event search
+    by_label = {r["label"]: r for r in full["results"]}
+    assert all(r["step"] == by_label[r["label"]]["step"] for r in top)
+    # and the analytical pre-ranking keeps the event search's best plan among them
+    assert full["results"][0]["label"] in {r["label"] for r in top}
+
+
+def test_refine_must_be_positive(capsys: pytest.CaptureFixture[str], scenario_path: Path) -> None:
+    assert main(["search", str(scenario_path), "--refine", "0", "--no-store"]) == 2
+    assert "--refine" in capsys.readouterr().err

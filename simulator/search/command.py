@@ -43,6 +43,13 @@ def add_search_parser(sub: Any, outputs: Callable[..., None]) -> None:
     p.add_argument("--max", dest="at_most", action="append", default=[], metavar="KNOB=N", help="upper bound")
     p.add_argument("--min", dest="at_least", action="append", default=[], metavar="KNOB=N", help="lower bound")
     p.add_argument(
+        "--refine",
+        type=int,
+        metavar="K",
+        help="estimate every plan with the analytical engine first, then simulate only the best K event by event "
+        "(for searches over thousands of plans)",
+    )
+    p.add_argument(
         "--sweep",
         action="append",
         default=[],
@@ -77,6 +84,8 @@ def run_search(args: argparse.Namespace) -> int:
         problems.append(f"--workers: must be at least 1, got {args.workers}")
     if args.top < 0:
         problems.append(f"--top: must be 0 (all) or more, got {args.top}")
+    if args.refine is not None and args.refine < 1:
+        problems.append(f"--refine: must be at least 1, got {args.refine}")
     if args.scheduler is not None and args.workers != 1:
         problems.append("--workers: not used with --scheduler (the Dask cluster has its own workers)")
     if problems:
@@ -96,6 +105,7 @@ def run_search(args: argparse.Namespace) -> int:
             store,
             progress,
             sweep=sweep,
+            refine=args.refine,
         )
     except KeyboardInterrupt:
         kept = f"; the {store.count()} results in {store.path} are kept: rerun to resume" if store else ""
@@ -105,7 +115,9 @@ def run_search(args: argparse.Namespace) -> int:
         if store:
             store.close()
     print(
-        f"{outcome.candidates} candidate plans, {outcome.feasible} fit in memory; simulated {outcome.simulated}, "
+        f"{outcome.candidates} candidate plans, {outcome.feasible} fit in memory; "
+        + (f"estimated {outcome.estimated} analytically, " if outcome.estimated else "")
+        + f"simulated {outcome.simulated}, "
         f"{outcome.reused} from the store, in {outcome.wall_s:.1f} s",
         file=sys.stderr,
     )
@@ -151,7 +163,7 @@ def _rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         [
             str(i + 1),
             *([_point(r.get("sweep", {}))] if swept else []),
-            r["label"],
+            r["label"] + (" (estimate)" if r["step"].get("method") == "analytical" and data.get("estimated") else ""),
             *(cell(r, k, f) for _, k, f in columns),
             "*" if i in pareto else "",
         ]

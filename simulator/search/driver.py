@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.scenario.errors import ConfigError
-from simulator.search.evaluate import Candidate, load_base, screen
+from simulator.search.evaluate import Candidate, load_base, screen, with_engine
 from simulator.search.executors import run_jobs
 from simulator.search.progress import Progress
 from simulator.search.rank import pareto_front, rank
@@ -34,6 +34,7 @@ class SearchOutcome:
     pareto: list[int]  # indices into results
     sweep: list[dict[str, Any]] = field(default_factory=list)  # per sweep point: its values, best result index
     leanest: dict[str, Any] | None = None  # when nothing fits: the plan that needs the least memory
+    estimated: int = 0  # with refine: plans estimated analytically by this search
 
     def as_json(self, top: int | None = None) -> dict[str, Any]:
         """Contract section 4, plus the objective, counts and the Pareto front (indices into the
@@ -44,6 +45,7 @@ class SearchOutcome:
             "feasible": self.feasible,
             "objective": self.objective,
             "simulated": self.simulated,
+            **({"estimated": self.estimated} if self.estimated else {}),
             "from_store": self.reused,
             "wall_s": self.wall_s,
             "pareto": [i for i in self.pareto if i < len(shown)],
@@ -64,7 +66,11 @@ def search(
     progress: bool = False,
     on_result: Callable[[int], None] | None = None,
     sweep: list[tuple[str, list[Any]]] | None = None,
+    refine: int | None = None,
 ) -> SearchOutcome:
+    """`refine` K: estimate every plan with the analytical engine first (same compiled program,
+    pipeline bubble by formula, ~5x cheaper), then simulate only the best K event by event; the
+    other plans keep their estimate (`step.method` says which) and are listed after the K."""
     start_s = time.monotonic()
     points = sweep_points(sweep or [])
     candidates: list[Candidate] = []
@@ -83,33 +89,22 @@ def search(
         candidates += found_here
         point_of.update({c.key: point for c in found_here})
     fitting = _unique([c for c in candidates if c.fits])
-    found = store.get_many(c.key for c in fitting) if store else {}
-    todo = [c for c in fitting if c.key not in found]
     labels = {c.key: c.plan.label() for c in fitting}
-    results = {k: _labelled(r, labels[k], point_of[k]) for k, r in found.items()}
-    bar = Progress(len(todo), f"simulating {len(todo)} plans", progress)
-
-    def arrived(key: str, result: dict[str, Any]) -> None:
-        if store:
-            store.put(key, labels[key], result)
-        results[key] = _labelled(result, labels[key], point_of[key])
-        bar.advance()
-        if on_result:
-            on_result(len(results))
-
-    try:
-        run_jobs([(c.key, c.raw) for c in todo], arrived, workers=workers, scheduler=scheduler)
-    finally:
-        bar.close()
-    ranked = rank(list(results.values()), objective)
+    run = _Runner(store, workers, scheduler, progress, on_result)
+    if refine is None:
+        results = run(fitting, labels, point_of, "simulating")
+        ranked = rank(list(results.values()), objective)
+    else:
+        ranked = _refined(fitting, labels, point_of, run, objective, refine)
     wall_s = time.monotonic() - start_s
     outcome = SearchOutcome(
         scenario=name,
         objective=objective,
         candidates=len(candidates),
         feasible=sum(c.fits for c in candidates),
-        simulated=len(todo),
-        reused=len(found),
+        simulated=run.simulated,
+        estimated=run.estimated,
+        reused=run.reused,
         wall_s=wall_s,
         results=ranked,
         pareto=pareto_front(ranked),
@@ -118,9 +113,75 @@ def search(
     )
     if store:
         counts = {"candidates": outcome.candidates, "feasible": outcome.feasible}
-        counts |= {"simulated": len(todo), "reused": len(found)}
+        counts |= {"simulated": run.simulated, "reused": run.reused}
         store.record_search(outcome.scenario, objective, counts, wall_s)
     return outcome
+
+
+class _Runner:
+    """Simulates candidates (in this process, local processes or on Dask), taking what the store
+    already holds and recording each new result in it as it arrives; counts both."""
+
+    def __init__(
+        self,
+        store: ResultStore | None,
+        workers: int,
+        scheduler: str | None,
+        progress: bool,
+        on_result: Callable[[int], None] | None,
+    ) -> None:
+        self.store, self.workers, self.scheduler = store, workers, scheduler
+        self.progress, self.on_result = progress, on_result
+        self.simulated = self.estimated = self.reused = 0  # event simulations, analytical estimates, from the store
+
+    def __call__(
+        self, cands: list[Candidate], labels: dict[str, str], point_of: dict[str, dict[str, Any]], what: str
+    ) -> dict[str, dict[str, Any]]:
+        found = self.store.get_many(c.key for c in cands) if self.store else {}
+        todo = [c for c in cands if c.key not in found]
+        results = {k: _labelled(r, labels[k], point_of[k]) for k, r in found.items()}
+        bar = Progress(len(todo), f"{what} {len(todo)} plans", self.progress)
+
+        def arrived(key: str, result: dict[str, Any]) -> None:
+            if self.store:
+                self.store.put(key, labels[key], result)
+            results[key] = _labelled(result, labels[key], point_of[key])
+            bar.advance()
+            if self.on_result:
+                self.on_result(len(results))
+
+        try:
+            run_jobs([(c.key, c.raw) for c in todo], arrived, workers=self.workers, scheduler=self.scheduler)
+        finally:
+            bar.close()
+        if what == "estimating":
+            self.estimated += len(todo)
+        else:
+            self.simulated += len(todo)
+        self.reused += len(found)
+        return results
+
+
+def _refined(
+    fitting: list[Candidate],
+    labels: dict[str, str],
+    point_of: dict[str, dict[str, Any]],
+    run: _Runner,
+    objective: str,
+    k: int,
+) -> list[dict[str, Any]]:
+    """Analytical estimates of every plan, then the best k simulated event by event."""
+    estimates = {c.key: with_engine(c, "analytical") for c in fitting}
+    by_estimate = {e.key: c for c, e in zip(fitting, estimates.values(), strict=True)}
+    e_labels = {e.key: labels[c.key] for c, e in zip(fitting, estimates.values(), strict=True)}
+    e_points = {e.key: point_of[c.key] for c, e in zip(fitting, estimates.values(), strict=True)}
+    estimated = run(list(estimates.values()), e_labels, e_points, "estimating")
+    order = rank(list(estimated.values()), objective)
+    key_of = {id(r): key for key, r in estimated.items()}
+    best = [by_estimate[key_of[id(r)]] for r in order[:k]]
+    simulated = run(best, labels, point_of, "simulating")
+    rest = [r for r in order[k:]]
+    return rank(list(simulated.values()), objective) + rest
 
 
 def sweep_points(sweep: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:

@@ -95,6 +95,12 @@ def screen(raw: dict[str, Any], plans: list[Plan]) -> list[Candidate]:
     return out
 
 
+def with_engine(c: Candidate, engine: str) -> Candidate:
+    """The same plan timed by another engine ("analytical" or "event"): another store key."""
+    raw = {**c.raw, "simulation": {**(c.raw.get("simulation") or {}), "engine": engine}}
+    return Candidate(c.plan, raw, store_key(resolve(validate(raw))), c.fits, c.peak_bytes, c.capacity_bytes)
+
+
 def objective_values(setup: Setup, result: dict[str, Any]) -> dict[str, float]:
     """What the objectives rank by: the whole run when `training.tokens` is given, else one step.
     time: seconds; cost: USD (GPU-hours plus billed energy); energy: facility joules."""
