@@ -149,10 +149,16 @@ def merge_catalogue_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+def load_raw(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The scenario file as a mapping: `--set` overrides applied, `catalogue.files` folded in (so the
+    mapping stands alone, e.g. on a Dask worker that has not got the files)."""
+    raw = apply_overrides(read_scenario_file(path), overrides or [])
+    return merge_catalogue_files(raw, Path(path).resolve().parent)
+
+
 def load_setup(path: str | Path, overrides: list[str] | None = None) -> Setup:
     """The whole input pipeline for `simulator run`."""
-    raw = apply_overrides(read_scenario_file(path), overrides or [])
-    return resolve(validate(merge_catalogue_files(raw, Path(path).resolve().parent)))
+    return resolve(validate(load_raw(path, overrides)))
 
 
 def setup_from_mapping(raw: dict[str, Any], overrides: list[str] | None = None) -> Setup:

@@ -11,11 +11,8 @@ from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, Relia
 
 
 def resolve(sc: Scenario) -> Setup:
+    model, gpu = resolve_model_and_gpu(sc)
     problems: list[str] = []
-    model = _resolve_model(sc, problems)
-    gpu = _resolve_gpu(sc, problems)
-    if problems:
-        raise ConfigError(problems)
     plan = _resolve_plan(sc, model, problems)
     _check_training(sc, model, gpu, plan, problems)
     if problems:
@@ -55,6 +52,13 @@ def resolve_model_and_gpu(sc: Scenario) -> tuple[ModelSpec, GpuSpec]:
     if problems:
         raise ConfigError(problems)
     return model, gpu
+
+
+def node_problem(num_gpus: int, gpus_per_node: int) -> str | None:
+    """A cluster larger than one node must be whole nodes; None when it is."""
+    if num_gpus > gpus_per_node and num_gpus % gpus_per_node:
+        return f"cluster.num_gpus: {num_gpus} is not a whole number of {gpus_per_node}-GPU nodes"
+    return None
 
 
 def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
@@ -111,8 +115,8 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, problems: list[str]) -> Parall
         problems.append("parallelism.virtual_stages: more than 1 needs schedule: interleaved")
     if model.seq_len % p.cp:
         problems.append(f"parallelism.cp: must divide model.seq_len ({model.seq_len}), got {p.cp}")
-    if c.num_gpus > c.gpus_per_node and c.num_gpus % c.gpus_per_node:
-        problems.append(f"cluster.num_gpus: {c.num_gpus} is not a whole number of {c.gpus_per_node}-GPU nodes")
+    if nodes := node_problem(c.num_gpus, c.gpus_per_node):
+        problems.append(nodes)
     schedule = p.schedule
     if schedule is Schedule.INTERLEAVED and p.virtual_stages == 1:
         schedule = Schedule.ONE_F_ONE_B  # one chunk per GPU: interleaving degenerates to 1F1B

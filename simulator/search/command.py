@@ -177,6 +177,13 @@ def _point(values: dict[str, Any]) -> str:
     return " ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
 
 
+def _title(data: dict[str, Any]) -> str:
+    return (
+        f"{data['candidates_evaluated']} candidate plans, {data['feasible']} fit in memory; "
+        f"best {len(data['results'])} by {data['objective']} (* = on the time/cost/energy Pareto front)"
+    )
+
+
 def report(data: dict[str, Any]) -> str:
     """The ranked plans as an aligned text table, with the counts above it."""
     head, rows = _rows(data)
@@ -189,11 +196,7 @@ def report(data: dict[str, Any]) -> str:
             c.ljust(w) if i in text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
 
-    title = (
-        f"{data['candidates_evaluated']} candidate plans, {data['feasible']} fit in memory; "
-        f"best {len(rows)} by {data['objective']} (* = on the time/cost/energy Pareto front)"
-    )
-    lines = [title, "", line(head), "  ".join("-" * w for w in widths), *map(line, rows)]
+    lines = [_title(data), "", line(head), "  ".join("-" * w for w in widths), *map(line, rows)]
     if data.get("leanest"):
         lean = data["leanest"]
         lines += [
@@ -228,7 +231,7 @@ def write_search(data: dict[str, Any], out_dir: Path) -> list[Path]:
     paths = [out_dir / "search.json", out_dir / "search.md"]
     paths[0].write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     title = f"# Search: {data['results'][0]['name'] if data['results'] else ''}\n\n"
-    paths[1].write_text(title + report(data).split("\n")[0] + "\n\n" + markdown(data) + "\n")
+    paths[1].write_text(title + _title(data) + "\n\n" + markdown(data) + "\n")
     from analysis.search_plot import plot_search  # matplotlib lives in analysis/ only
 
     paths.extend(plot_search(data, out_dir))

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from simulator.scenario.errors import ConfigError
+from simulator.scenario.resolve import node_problem
 from simulator.search.evaluate import Candidate, load_base, screen, with_engine
 from simulator.search.executors import run_jobs
 from simulator.search.progress import Progress
-from simulator.search.rank import pareto_front, rank
-from simulator.search.space import Bounds, enumerate_plans, frame_problem
+from simulator.search.rank import pareto_front, rank, rank_key
+from simulator.search.space import Bounds, enumerate_plans
 from simulator.search.store import ResultStore
 
 
@@ -79,7 +80,7 @@ def search(
     for point in points:
         raw, frame = load_base(path, overrides + [f"{k}={v}" for k, v in point.items()])
         name = str(raw.get("name", path))
-        problem = frame_problem(frame)
+        problem = node_problem(frame.num_gpus, frame.gpus_per_node)
         if problem:
             raise ConfigError([f"{problem}{_at(point)}"])
         found_here = screen(raw, list(enumerate_plans(frame, bounds)))
@@ -171,17 +172,14 @@ def _refined(
     k: int,
 ) -> list[dict[str, Any]]:
     """Analytical estimates of every plan, then the best k simulated event by event."""
-    estimates = {c.key: with_engine(c, "analytical") for c in fitting}
-    by_estimate = {e.key: c for c, e in zip(fitting, estimates.values(), strict=True)}
-    e_labels = {e.key: labels[c.key] for c, e in zip(fitting, estimates.values(), strict=True)}
-    e_points = {e.key: point_of[c.key] for c, e in zip(fitting, estimates.values(), strict=True)}
-    estimated = run(list(estimates.values()), e_labels, e_points, "estimating")
-    order = rank(list(estimated.values()), objective)
-    key_of = {id(r): key for key, r in estimated.items()}
-    best = [by_estimate[key_of[id(r)]] for r in order[:k]]
-    simulated = run(best, labels, point_of, "simulating")
-    rest = [r for r in order[k:]]
-    return rank(list(simulated.values()), objective) + rest
+    pairs = [(c, with_engine(c, "analytical")) for c in fitting]
+    original = {e.key: c for c, e in pairs}
+    e_labels = {e.key: labels[c.key] for c, e in pairs}
+    e_points = {e.key: point_of[c.key] for c, e in pairs}
+    estimated = run([e for _, e in pairs], e_labels, e_points, "estimating")
+    order = sorted(estimated, key=lambda key: rank_key(estimated[key], objective))
+    simulated = run([original[key] for key in order[:k]], labels, point_of, "simulating")
+    return rank(list(simulated.values()), objective) + [estimated[key] for key in order[k:]]
 
 
 def sweep_points(sweep: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:

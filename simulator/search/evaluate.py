@@ -15,7 +15,7 @@ from simulator import __version__, units
 from simulator.memory.budget import memory_budget
 from simulator.run.whole_run import cost_usd
 from simulator.scenario.errors import ConfigError
-from simulator.scenario.load import merge_catalogue_files, read_scenario_file, validate
+from simulator.scenario.load import load_raw, validate
 from simulator.scenario.resolve import resolve, resolve_model_and_gpu
 from simulator.scenario.setup import Setup
 from simulator.search.space import Frame, Plan
@@ -26,9 +26,7 @@ OBJECTIVES = ("time", "cost", "energy")
 def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], Frame]:
     """The scenario mapping (overrides applied, catalogue files folded in) and the frame its plans
     are enumerated in. The file's own parallelism section need not be a valid plan."""
-    from simulator.scenario.load import apply_overrides
-
-    raw = merge_catalogue_files(apply_overrides(read_scenario_file(path), overrides), Path(path).resolve().parent)
+    raw = load_raw(path, overrides)
     sc = validate(raw)
     model, gpu = resolve_model_and_gpu(sc)
     frame = Frame(

@@ -5,14 +5,17 @@ from typing import Any
 from simulator.search.evaluate import OBJECTIVES
 
 
-def rank(results: list[dict[str, Any]], objective: str) -> list[dict[str, Any]]:
-    """Best first by `objective`; ties broken by the other objectives, then by the plan label, so
-    the order does not depend on which worker finished first."""
+def rank_key(result: dict[str, Any], objective: str) -> tuple:
+    """Sort key: the objective, ties broken by the other objectives, then by the plan label, so the
+    order does not depend on which worker finished first."""
     assert objective in OBJECTIVES, objective
     others = [o for o in OBJECTIVES if o != objective]
-    return sorted(
-        results, key=lambda r: (r["objectives"][objective], *(r["objectives"][o] for o in others), r["label"])
-    )
+    return (result["objectives"][objective], *(result["objectives"][o] for o in others), result["label"])
+
+
+def rank(results: list[dict[str, Any]], objective: str) -> list[dict[str, Any]]:
+    """Best first by `objective` (see rank_key)."""
+    return sorted(results, key=lambda r: rank_key(r, objective))
 
 
 def pareto_front(results: list[dict[str, Any]]) -> list[int]:

@@ -237,10 +237,3 @@ def _schedules(layers: int, pp: int, micro_batches: int) -> Iterator[tuple[str, 
     for v in range(2, layers // pp + 1):
         if layers % (pp * v) == 0:
             yield Schedule.INTERLEAVED.value, v
-
-
-def frame_problem(frame: Frame) -> str | None:
-    """Why no plan at all can exist, or None."""
-    if frame.num_gpus > frame.gpus_per_node and frame.num_gpus % frame.gpus_per_node:
-        return f"cluster.num_gpus: {frame.num_gpus} is not a whole number of {frame.gpus_per_node}-GPU nodes"
-    return None
