@@ -66,6 +66,16 @@ class Collective(StrEnum):
     SEND_RECV = "send_recv"
 
 
+class TpOverlap(StrEnum):
+    """How a tensor-parallel collective of sequence parallelism hides behind a neighbouring GEMM
+    (Transformer Engine userbuffers methods, used by Megatron-Core's --tp-comm-overlap)."""
+
+    NONE = "none"
+    RING_EXCHANGE = "ring_exchange"  # all-gather in TP steps, each feeding a chunk of the next GEMM
+    PIPELINE = "pipeline"  # the GEMM before it in chunks, each chunk's reduce-scatter behind the next
+    BULK = "bulk"  # the whole collective behind an independent GEMM (backward: RS of dgrad behind wgrad)
+
+
 class Algorithm(StrEnum):
     """Collective algorithm (AUTO: chosen by the cost model, as NCCL's tuner does)."""
 

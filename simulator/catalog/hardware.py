@@ -29,6 +29,7 @@ class GpuEntry(BaseModel):
     hbm_efficiency: float = Field(gt=0, le=1)
     flash_attention_efficiency: float = Field(gt=0, le=1)
     kernel_launch_us: float = Field(ge=0)
+    tp_comm_overlap: bool = False  # default of parallelism.tp_comm_overlap on this GPU
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class GpuSpec:
     hbm_efficiency: float
     flash_attention_efficiency: float
     kernel_launch_s: float
+    tp_comm_overlap: bool = False
 
     def supports(self, precision: Precision) -> bool:
         return precision in self.peak_flops_per_s
@@ -79,6 +81,7 @@ class GpuSpec:
             hbm_efficiency=entry.hbm_efficiency,
             flash_attention_efficiency=entry.flash_attention_efficiency,
             kernel_launch_s=units.us_to_s(entry.kernel_launch_us),
+            tp_comm_overlap=entry.tp_comm_overlap,
         )
 
 

@@ -66,7 +66,7 @@ def item_timer(setup: Setup, pricer: CommPricer):
 
 def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
-    builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s)
+    builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count)
     layer_f = builder.build("layer_forward", work.layer.forward)
     layer_b = builder.build("layer_backward", work.layer.recompute + work.layer.backward)
     stages = []

@@ -9,10 +9,11 @@ difference is reported as the `host_overhead` pseudo-op)."""
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from simulator.enums import Category
+from simulator.costs.tp_overlap import overlapped_durations
+from simulator.enums import Category, TpOverlap
 from simulator.metrics.categories import category_of
 from simulator.workload.layer import Item
-from simulator.workload.ops import Op
+from simulator.workload.ops import CommOp, Op
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class SegmentBuilder:
 
     timer: Callable[[Item], float]
     host_dispatch_s: float
+    sm_count: int = 1  # SMs of the GPU, for the GEMMs that lend some to overlapped TP collectives
     _times: dict[int, float] = field(default_factory=dict)
 
     def time(self, item: Item) -> float:
@@ -49,11 +51,14 @@ class SegmentBuilder:
         return self._times[key]
 
     def build(self, name: str, items: Iterable[Item]) -> Segment:
+        items = list(items)
+        durations = [self.time(item) for item in items]
+        if any(isinstance(item, CommOp) and item.overlap is not TpOverlap.NONE for item in items):
+            durations = overlapped_durations(items, durations, self.sm_count)
         timed: list[TimedItem] = []
         by_cat: dict[Category, float] = {}
         t = flops = moved = 0.0
-        for item in items:
-            d = self.time(item)
+        for item, d in zip(items, durations, strict=True):
             cat = category_of(item)
             timed.append(TimedItem(item, t, d, cat))
             by_cat[cat] = by_cat.get(cat, 0.0) + d

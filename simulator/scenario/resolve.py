@@ -13,7 +13,7 @@ from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, Relia
 def resolve(sc: Scenario) -> Setup:
     model, gpu = resolve_model_and_gpu(sc)
     problems: list[str] = []
-    plan = _resolve_plan(sc, model, problems)
+    plan = _resolve_plan(sc, model, gpu, problems)
     _check_training(sc, model, gpu, plan, problems)
     if problems:
         raise ConfigError(problems)
@@ -92,7 +92,7 @@ def _resolve_gpu(sc: Scenario, problems: list[str]) -> GpuSpec | None:
     return gpus[sc.cluster.gpu]
 
 
-def _resolve_plan(sc: Scenario, model: ModelSpec, problems: list[str]) -> ParallelPlan:
+def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[str]) -> ParallelPlan:
     p, c = sc.parallelism, sc.cluster
     mp = p.tp * p.pp * p.cp
     dp = p.dp if p.dp is not None else max(1, c.num_gpus // mp)
@@ -117,6 +117,11 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, problems: list[str]) -> Parall
         problems.append(f"parallelism.cp: must divide model.seq_len ({model.seq_len}), got {p.cp}")
     if nodes := node_problem(c.num_gpus, c.gpus_per_node):
         problems.append(nodes)
+    if p.tp_comm_overlap and not p.sequence_parallel:
+        problems.append(
+            "parallelism.tp_comm_overlap: needs sequence_parallel: true (the overlapped collectives are "
+            "sequence parallelism's all-gathers and reduce-scatters)"
+        )
     schedule = p.schedule
     if schedule is Schedule.INTERLEAVED and p.virtual_stages == 1:
         schedule = Schedule.ONE_F_ONE_B  # one chunk per GPU: interleaving degenerates to 1F1B
@@ -131,7 +136,15 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, problems: list[str]) -> Parall
         zero=p.zero,
         recompute=p.recompute,
         dp_overlap=p.dp_overlap,
+        tp_comm_overlap=tp_comm_overlap(p.tp_comm_overlap, p.sequence_parallel, p.tp, gpu),
     )
+
+
+def tp_comm_overlap(requested: bool | None, sequence_parallel: bool, tp: int, gpu: GpuSpec) -> bool:
+    """Whether TP collectives overlap GEMMs: as requested, else the GPU catalogue's default; only
+    sequence parallelism's all-gathers / reduce-scatters can (Megatron-Core asserts the same)."""
+    wanted = gpu.tp_comm_overlap if requested is None else requested
+    return wanted and sequence_parallel and tp > 1
 
 
 def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: ParallelPlan, problems: list[str]) -> None:

@@ -55,6 +55,11 @@ class ParallelismSection(_Section):
     # Extension: overlap the data-parallel gradient reduction with the backward pass
     # (PyTorch DDP / Megatron --overlap-grad-reduce). Megatron-LM 2021 did not overlap.
     dp_overlap: bool = False
+    # Extension: overlap the all-gathers / reduce-scatters of sequence parallelism with the adjacent
+    # GEMMs (Transformer Engine userbuffers; Megatron-Core --tp-comm-overlap, NeMo
+    # `tp_comm_overlap`). Needs sequence_parallel. Default: the GPU catalogue's `tp_comm_overlap`
+    # (on for Hopper and later) whenever sequence parallelism is on.
+    tp_comm_overlap: bool | None = None
 
 
 class TrainingSection(_Section):

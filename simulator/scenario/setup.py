@@ -44,6 +44,7 @@ class ParallelPlan:
     zero: int
     recompute: Recompute
     dp_overlap: bool
+    tp_comm_overlap: bool = False  # resolved: only ever True with sequence parallelism and tp > 1
 
     @property
     def chunks(self) -> int:

@@ -9,9 +9,11 @@ all-gather and a reduce-scatter in place of each all-reduce (same volume).
 """
 
 from dataclasses import dataclass
+from functools import cache
 
+from simulator.catalog.loader import bundled
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Collective, CommGroup, OpKind, Phase, Recompute
+from simulator.enums import Collective, CommGroup, OpKind, Phase, Recompute, TpOverlap
 from simulator.workload.ops import CommOp, GemmShape, Op
 from simulator.workload.shapes import RankShapes
 
@@ -49,6 +51,7 @@ def backward_gemms(name: str, fwd: GemmShape, elem: int) -> list[Op]:
 # a fused norm needs a cast-and-transpose kernel (read 2-byte values, write 1-byte value and its
 # transpose); in the backward the output gradient is cast and transposed the same way.
 FP8_CAST_TRANSPOSE_BYTES_PER_ELEM = 2 + 2 * 1
+FP8_CAST_SUFFIX = "_fp8_cast"
 
 
 def linear(name: str, phase: Phase, shape: GemmShape, r: RankShapes) -> list[Op]:
@@ -57,7 +60,7 @@ def linear(name: str, phase: Phase, shape: GemmShape, r: RankShapes) -> list[Op]
     gemm = Op(gemm.name, gemm.kind, gemm.phase, gemm.flops, gemm.bytes, gemm.gemm, fp8_capable=True)
     if r.gemm_elem != 1:
         return [gemm]
-    cast = elementwise(f"{name}_fp8_cast", phase, shape.m * shape.k * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM)
+    cast = elementwise(f"{name}{FP8_CAST_SUFFIX}", phase, shape.m * shape.k * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM)
     return [cast, gemm]
 
 
@@ -68,7 +71,8 @@ def linear_backward(name: str, fwd: GemmShape, r: RankShapes) -> list[Op]:
     ]
     if r.gemm_elem != 1:
         return ops
-    cast = elementwise(f"{name}_grad_fp8_cast", Phase.BACKWARD, fwd.m * fwd.n * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM)
+    cast_bytes = fwd.m * fwd.n * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM
+    cast = elementwise(f"{name}_grad{FP8_CAST_SUFFIX}", Phase.BACKWARD, cast_bytes)
     return [cast, *ops]
 
 
@@ -76,15 +80,29 @@ def elementwise(name: str, phase: Phase, bytes_moved: float) -> Op:
     return Op(name, OpKind.ELEMENTWISE, phase, bytes=bytes_moved)
 
 
-def tp_comm(name: str, phase: Phase, r: RankShapes, gather: bool) -> list[CommOp]:
-    """The TP reduction (or SP gather) of one [tokens, h] activation; none without TP."""
+@cache
+def pipeline_sms(linear_name: str) -> int:
+    """SMs the `pipeline` reduce-scatter after this linear layer takes from its GEMM (kernels.yaml)."""
+    return int(bundled("kernels")["tp_comm_overlap"]["pipeline_sms"][linear_name])
+
+
+def tp_comm(name: str, phase: Phase, r: RankShapes, gather: bool, linear_name: str | None = None) -> list[CommOp]:
+    """The TP reduction (or SP gather) of one [tokens, h] activation around the block linear
+    `linear_name`; none without TP. With TP comm overlap the gather feeds the linear's GEMM by ring
+    exchange and the reduce-scatter drains it in pipelined chunks (block linears only: userbuffers
+    do not cover the embedding and the LM head)."""
     if r.tp == 1:
         return []
     size = r.tokens * r.h * r.elem
     if not r.sp:
         return [CommOp(name, CommGroup.TP, Collective.ALL_REDUCE, phase, size, r.tp)] if not gather else []
     kind = Collective.ALL_GATHER if gather else Collective.REDUCE_SCATTER
-    return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp)]
+    if not r.tp_overlap or linear_name is None:
+        return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp)]
+    if gather:
+        return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp, overlap=TpOverlap.RING_EXCHANGE)]
+    sms = pipeline_sms(linear_name)
+    return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp, overlap=TpOverlap.PIPELINE, overlap_sms=sms)]
 
 
 def layer_shapes(model: ModelSpec, r: RankShapes) -> dict[str, GemmShape]:
@@ -168,19 +186,19 @@ def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = P
     act_bytes = mlp_act * (3 if model.gated_mlp else 2)  # SwiGLU reads gate and up, writes one
     return [
         elementwise("norm1", phase, 2 * act),
-        *tp_comm("tp_gather_attn", phase, r, gather=True),
+        *tp_comm("tp_gather_attn", phase, r, gather=True, linear_name="qkv"),
         *linear("qkv", phase, g["qkv"], r),
         *cp_comm("cp_kv_gather", phase, r, Collective.ALL_GATHER),
         *attention_forward(model, r, flash, phase),
         *linear("attn_proj", phase, g["attn_proj"], r),
-        *tp_comm("tp_reduce_attn", phase, r, gather=False),
+        *tp_comm("tp_reduce_attn", phase, r, gather=False, linear_name="attn_proj"),
         elementwise("dropout_residual1", phase, 3 * act + act / r.elem),
         elementwise("norm2", phase, 2 * act),
-        *tp_comm("tp_gather_mlp", phase, r, gather=True),
+        *tp_comm("tp_gather_mlp", phase, r, gather=True, linear_name="mlp_up"),
         *linear("mlp_up", phase, g["mlp_up"], r),
         elementwise("mlp_activation", phase, act_bytes),
         *linear("mlp_down", phase, g["mlp_down"], r),
-        *tp_comm("tp_reduce_mlp", phase, r, gather=False),
+        *tp_comm("tp_reduce_mlp", phase, r, gather=False, linear_name="mlp_down"),
         elementwise("dropout_residual2", phase, 3 * act + act / r.elem),
     ]
 
@@ -215,14 +233,21 @@ def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
 
 def _tp_backward(name: str, r: RankShapes, at_output: bool) -> list[CommOp]:
     """Backward of a forward reduction is a gather (SP) or nothing (no SP: the 'g' operator's
-    backward is the identity); backward of a forward gather is a reduce-scatter (SP) or all-reduce."""
+    backward is the identity); backward of a forward gather is a reduce-scatter (SP) or all-reduce.
+    With TP comm overlap the gather feeds the dgrad GEMM after it by ring exchange and the
+    reduce-scatter of the dgrad output hides behind the wgrad GEMM before it (bulk)."""
     if r.tp == 1:
         return []
     size = r.tokens * r.h * r.elem
     if at_output:
-        return [CommOp(name, CommGroup.TP, Collective.ALL_GATHER, Phase.BACKWARD, size, r.tp)] if r.sp else []
-    kind = Collective.REDUCE_SCATTER if r.sp else Collective.ALL_REDUCE
-    return [CommOp(name, CommGroup.TP, kind, Phase.BACKWARD, size, r.tp)]
+        if not r.sp:
+            return []
+        overlap = TpOverlap.RING_EXCHANGE if r.tp_overlap else TpOverlap.NONE
+        return [CommOp(name, CommGroup.TP, Collective.ALL_GATHER, Phase.BACKWARD, size, r.tp, overlap=overlap)]
+    if not r.sp:
+        return [CommOp(name, CommGroup.TP, Collective.ALL_REDUCE, Phase.BACKWARD, size, r.tp)]
+    overlap = TpOverlap.BULK if r.tp_overlap else TpOverlap.NONE
+    return [CommOp(name, CommGroup.TP, Collective.REDUCE_SCATTER, Phase.BACKWARD, size, r.tp, overlap=overlap)]
 
 
 def layer_recompute(model: ModelSpec, r: RankShapes, flash: bool, policy: Recompute) -> list[Item]:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from simulator.enums import Collective, CommGroup, OpKind, Phase
+from simulator.enums import Collective, CommGroup, OpKind, Phase, TpOverlap
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +56,5 @@ class CommOp:
     bytes: float
     ranks: int
     blocking: bool = True  # the compute stream waits for it (TP/CP); False for overlappable DP
+    overlap: TpOverlap = TpOverlap.NONE  # TP comm-GEMM overlap (simulator.costs.tp_overlap)
+    overlap_sms: int = 0  # SMs its communication kernels take from the overlapped GEMM

@@ -20,6 +20,7 @@ class RankShapes:
     tp: int
     cp: int
     sp: bool
+    tp_overlap: bool  # SP collectives overlap their GEMMs (Transformer Engine userbuffers)
     vocab: int
     elem: int  # activation bytes per element
     gemm_elem: int  # GEMM operand bytes per element
@@ -54,6 +55,7 @@ def rank_shapes(setup: Setup) -> RankShapes:
         tp=p.tp,
         cp=p.cp,
         sp=p.sequence_parallel and p.tp > 1,
+        tp_overlap=p.tp_comm_overlap,
         vocab=m.vocab,
         elem=dtypes.activation_bytes(setup.training.precision),
         gemm_elem=dtypes.gemm_operand_bytes(setup.training.precision),
