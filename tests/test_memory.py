@@ -96,8 +96,12 @@ def test_gqa_swiglu_shrinks_kv_terms() -> None:
     rep, shard, scores = attention_terms(llama, s, 1)
     assert shard == (2 + 2 + 2 * 2 * 8 / 64) * sbh  # Q + projection input + K, V at kv_heads/heads
     assert shard < 8 * sbh  # the GPT formula's Q, K, V, projection input
-    assert (rep, scores) == (3 * sbh, 5 * 64 * s * s)
-    assert mlp_terms(llama, s, 1) == (3 * sbh, 3 * 2 * s * f)  # gate, up, product
+    # Llama trains without dropout: no 1-byte masks, no dropped softmax copy
+    assert (rep, scores) == (2 * sbh, 2 * 64 * s * s)
+    assert mlp_terms(llama, s, 1) == (2 * sbh, 3 * 2 * s * f)  # gate, up, product
+    with_dropout = model("llama2-70b", dropout=True)
+    assert attention_terms(with_dropout, s, 1)[0::2] == (3 * sbh, 5 * 64 * s * s)
+    assert mlp_terms(with_dropout, s, 1)[0] == 3 * sbh
     mha = model("llama2-70b", kv_heads=64, ffn_hidden=4 * 8192, activation="gelu")
     assert layer_terms(mha, s, 1).sharded == 24 * sbh  # back to the paper with GPT shapes
 

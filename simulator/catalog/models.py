@@ -25,6 +25,7 @@ class ModelEntry(BaseModel):
     bias: bool | None = None
     position: Position | None = None
     tied_embeddings: bool | None = None
+    dropout: bool | None = None
 
     def overlay(self, other: "ModelEntry") -> "ModelEntry":
         """`other`'s explicit fields on top of this entry's."""
@@ -51,6 +52,7 @@ class ModelSpec:
     bias: bool
     position: Position
     tied_embeddings: bool
+    dropout: bool = True  # hidden and attention dropout in training (GPT-3: 0.1; Llama: none)
 
     @property
     def head_dim(self) -> int:
@@ -88,6 +90,7 @@ class ModelSpec:
             bias=(not llama_style) if e.bias is None else e.bias,
             position=e.position or (Position.ROPE if llama_style else Position.LEARNED),
             tied_embeddings=(not llama_style) if e.tied_embeddings is None else e.tied_embeddings,
+            dropout=(not llama_style) if e.dropout is None else e.dropout,
         )
 
 

@@ -32,9 +32,10 @@ def attention_terms(model: ModelSpec, s: int, b: int) -> tuple[float, float, flo
     mask sbh. GQA: K and V are 2*s*b*kv_dim each (kv_dim = h * kv_heads / heads). Units: bytes."""
     sbh = s * b * model.hidden
     sbk = s * b * model.kv_dim
-    replicated = 2 * sbh + sbh  # QKV input, projection dropout mask
+    mask = sbh if model.dropout else 0  # 1-byte dropout masks exist only with dropout
+    replicated = 2 * sbh + mask  # QKV input, projection dropout mask
     sharded = 2 * sbh + 2 * sbk + 2 * sbk + 2 * sbh  # Q, K, V, projection input
-    scores = 5 * model.heads * s * s * b
+    scores = (5 if model.dropout else 2) * model.heads * s * s * b  # softmax output (+ mask, dropped)
     return replicated, sharded, scores
 
 
@@ -44,7 +45,7 @@ def mlp_terms(model: ModelSpec, s: int, b: int) -> tuple[float, float]:
     GPT). SwiGLU keeps the gate and up outputs (2 * 2sbf) and their product (2sbf). Units: bytes."""
     sbh = s * b * model.hidden
     sbf = s * b * model.ffn_hidden
-    replicated = 2 * sbh + sbh  # MLP input, dropout mask
+    replicated = 2 * sbh + (sbh if model.dropout else 0)  # MLP input, dropout mask
     sharded = 3 * 2 * sbf if model.gated_mlp else 2 * 2 * sbf
     return replicated, sharded
 
@@ -106,10 +107,11 @@ def in_flight_micro_batches(schedule: Schedule, stage: int, pp: int, m: int, v: 
     return min(chunk_forwards, m * v) / v
 
 
-def embedding_bytes(s: int, b: int, h: int, t: int, sp: bool) -> float:
+def embedding_bytes(model: ModelSpec, s: int, b: int, t: int, sp: bool) -> float:
     """First stage, per micro-batch: the embedding dropout mask, s*b*h bytes (/t with SP; Korthikanti
-    et al. 2022 sec. 4.3). Its output is the first layer's norm input, counted there. Units: bytes."""
-    return s * b * h / (t if sp else 1)
+    et al. 2022 sec. 4.3); none without dropout. Its output is the first layer's norm input, counted
+    there. Units: bytes."""
+    return s * b * model.hidden / (t if sp else 1) if model.dropout else 0.0
 
 
 def head_bytes(model: ModelSpec, s: int, b: int, t: int, sp: bool, elem: int) -> float:
@@ -138,7 +140,7 @@ def stage_activation_bytes(setup: Setup, stage: int) -> float:
     total = layers * in_flight * stored_layer_bytes(terms, p.tp, sp, p.recompute, tr.flash_attention)
     total += recompute_working_bytes(terms, p.tp, sp, p.recompute, tr.flash_attention)
     if 0 in mine:
-        total += in_flight * embedding_bytes(s, b, m.hidden, p.tp, sp)
+        total += in_flight * embedding_bytes(m, s, b, p.tp, sp)
     if p.chunks - 1 in mine:
         head_in_flight = setup.micro_batches if p.schedule is Schedule.GPIPE else 1
         total += head_in_flight * head_bytes(m, s, b, p.tp, sp, elem)

@@ -139,10 +139,11 @@ def attention_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase
         qkvo = r.tokens * (2 * r.heads + 2 * r.kv_heads) * r.d * r.elem
         return [Op("flash_attn", OpKind.ATTENTION, phase, flops=flops, bytes=qkvo, causal_fraction=causal_fraction(r))]
     scores = r.b * r.heads * r.s_q * r.s
+    # fused scale + causal mask + softmax (+ dropout): read scores, write probs (+ dropped probs, 1-byte mask)
+    softmax_bytes = scores * (3 * r.elem + 1 if model.dropout else 2 * r.elem)
     return [
         _attention_gemm("attn_scores", phase, g["scores"], r.elem),
-        # fused scale + causal mask + softmax + dropout: read scores, write probs, dropped probs, 1-byte mask
-        elementwise("attn_softmax_dropout", phase, scores * (3 * r.elem + 1)),
+        elementwise("attn_softmax_dropout", phase, softmax_bytes),
         _attention_gemm("attn_context", phase, g["context"], r.elem),
     ]
 
@@ -172,11 +173,18 @@ def attention_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Op]
     scores = r.b * r.heads * r.s_q * r.s
     ctx = [_as_attention(o) for o in backward_gemms("attn_context", g["context"], r.elem)]
     sc = [_as_attention(o) for o in backward_gemms("attn_scores", g["scores"], r.elem)]
-    return [*ctx, elementwise("attn_softmax_bwd", bwd, scores * (3 * r.elem + 1)), *sc]
+    mask = 1 if model.dropout else 0  # read grad, probs (and mask), write grad
+    return [*ctx, elementwise("attn_softmax_bwd", bwd, scores * (3 * r.elem + mask)), *sc]
 
 
 def _as_attention(op: Op) -> Op:
     return Op(op.name, OpKind.ATTENTION, op.phase, flops=op.flops, bytes=op.bytes, gemm=op.gemm)
+
+
+def dropout_mask_bytes(model: ModelSpec, act: float, r: RankShapes) -> float:
+    """The 1-byte mask a residual dropout writes (forward) or reads (backward) for an activation of
+    `act` bytes; none for models trained without dropout."""
+    return act / r.elem if model.dropout else 0.0
 
 
 def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = Phase.FORWARD) -> list[Item]:
@@ -184,6 +192,7 @@ def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = P
     act = r.norm_tokens * r.h * r.elem  # one [tokens, h] activation as the norms see it
     mlp_act = r.tokens * (r.f // r.tp) * r.elem
     act_bytes = mlp_act * (3 if model.gated_mlp else 2)  # SwiGLU reads gate and up, writes one
+    mask = dropout_mask_bytes(model, act, r)
     return [
         elementwise("norm1", phase, 2 * act),
         *tp_comm("tp_gather_attn", phase, r, gather=True, linear_name="qkv"),
@@ -192,14 +201,14 @@ def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = P
         *attention_forward(model, r, flash, phase),
         *linear("attn_proj", phase, g["attn_proj"], r),
         *tp_comm("tp_reduce_attn", phase, r, gather=False, linear_name="attn_proj"),
-        elementwise("dropout_residual1", phase, 3 * act + act / r.elem),
+        elementwise("dropout_residual1", phase, 3 * act + mask),
         elementwise("norm2", phase, 2 * act),
         *tp_comm("tp_gather_mlp", phase, r, gather=True, linear_name="mlp_up"),
         *linear("mlp_up", phase, g["mlp_up"], r),
         elementwise("mlp_activation", phase, act_bytes),
         *linear("mlp_down", phase, g["mlp_down"], r),
         *tp_comm("tp_reduce_mlp", phase, r, gather=False, linear_name="mlp_down"),
-        elementwise("dropout_residual2", phase, 3 * act + act / r.elem),
+        elementwise("dropout_residual2", phase, 3 * act + mask),
     ]
 
 
@@ -211,15 +220,16 @@ def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
     act = r.norm_tokens * r.h * r.elem
     mlp_act = r.tokens * (r.f // r.tp) * r.elem
     act_bytes = mlp_act * (5 if model.gated_mlp else 3)
+    mask = dropout_mask_bytes(model, act, r)
     return [
-        elementwise("dropout_residual2_bwd", bwd, 2 * act + act / r.elem),
+        elementwise("dropout_residual2_bwd", bwd, 2 * act + mask),
         *_tp_backward("tp_mlp_out_bwd", r, at_output=True),
         *linear_backward("mlp_down", g["mlp_down"], r),
         elementwise("mlp_activation_bwd", bwd, act_bytes),
         *linear_backward("mlp_up", g["mlp_up"], r),
         *_tp_backward("tp_mlp_in_bwd", r, at_output=False),
         elementwise("norm2_bwd", bwd, 3 * act),
-        elementwise("dropout_residual1_bwd", bwd, 2 * act + act / r.elem),
+        elementwise("dropout_residual1_bwd", bwd, 2 * act + mask),
         *_tp_backward("tp_attn_out_bwd", r, at_output=True),
         *linear_backward("attn_proj", g["attn_proj"], r),
         *cp_comm("cp_kv_gather_bwd", bwd, r, Collective.ALL_GATHER),
