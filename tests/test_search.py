@@ -16,8 +16,9 @@ import yaml
 from simulator.cli import main
 from simulator.memory.budget import memory_budget
 from simulator.scenario import setup_from_mapping
+from simulator.search import evaluate
 from simulator.search.driver import search
-from simulator.search.evaluate import load_base, resolve_plan, with_plan
+from simulator.search.evaluate import load_base, resolve_plan, store_key, with_plan
 from simulator.search.space import enumerate_plans, parse_bounds
 from simulator.search.store import ResultStore, default_store_path
 
@@ -194,6 +195,31 @@ def test_store_key_changes_with_the_scenario(tmp_path: Path, scenario_path: Path
     assert first.simulated == first.feasible > 0
     assert other.simulated == other.feasible and other.reused == 0
     store.close()
+
+
+def test_store_key_changes_with_the_simulators_model(monkeypatch: pytest.MonkeyPatch, scenario_path: Path) -> None:
+    """A recalibrated catalogue or changed code must not reuse stored results of the old model."""
+    raw, _ = load_base(scenario_path, [])
+    plan = next(iter(enumerate_plans(load_base(scenario_path, [])[1], parse_bounds(["tp=8"], [], []))))
+    setup = resolve_plan(with_plan(raw, plan))
+    assert setup is not None
+    before = store_key(setup)
+    assert store_key(setup) == before  # deterministic
+    monkeypatch.setattr(evaluate, "model_fingerprint", lambda: "another model")
+    assert store_key(setup) != before
+
+
+@pytest.mark.parametrize(("sp", "kept"), [(True, True), (False, False)])
+def test_plans_keep_the_scenarios_other_parallelism_settings(tmp_path: Path, sp: bool, kept: bool) -> None:
+    """tp_comm_overlap is not a search knob: the scenario's choice stays wherever it still applies
+    (with sequence parallelism), and is dropped where it would make the plan invalid."""
+    path = tmp_path / "overlap.yaml"
+    path.write_text(yaml.safe_dump({**SCENARIO, "parallelism": {"tp_comm_overlap": True, "sequence_parallel": sp}}))
+    raw, frame = load_base(path, [])
+    plan = next(iter(enumerate_plans(frame, parse_bounds(["tp=2", "pp=1", "zero=1", "recompute=full"], [], []))))
+    assert ("tp_comm_overlap" in with_plan(raw, plan)["parallelism"]) is kept
+    setup = resolve_plan(with_plan(raw, plan))
+    assert setup is not None and setup.plan.tp_comm_overlap is kept
 
 
 def test_out_dir_writes_report_store_and_plots(

@@ -23,6 +23,7 @@ def resolved_scenario(setup: Setup) -> dict[str, Any]:
     model = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(setup.model).items() if k != "name"}
     d["model"] = {**({"preset": setup.scenario.model.preset} if setup.scenario.model.preset else {}), **model}
     d["parallelism"]["dp"] = setup.plan.dp
+    d["parallelism"]["tp_comm_overlap"] = setup.plan.tp_comm_overlap
     d.get("catalogue", {}).pop("files", None)  # their entries are inline now: the copy stands alone
     return d
 

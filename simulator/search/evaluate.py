@@ -8,6 +8,7 @@ another machine needs nothing but the installed package.
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,35 @@ def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], F
     return raw, frame
 
 
+# Parallelism keys a plan does not vary that the scenario may set, and when they still apply.
+KEPT_WITH_PLAN = {
+    "tp_comm_overlap": lambda par: par["sequence_parallel"],  # needs sequence parallelism
+    "recompute_layers": lambda par: par["recompute"] == "full",  # counts layers of full recompute
+}
+
+
 def with_plan(raw: dict[str, Any], plan: Plan) -> dict[str, Any]:
-    """The scenario mapping with `plan` in place of its parallelism and micro-batch."""
+    """The scenario mapping with `plan` in place of its parallelism and micro-batch; the scenario's
+    other parallelism settings stay where the plan leaves them meaningful."""
     sections = plan.sections()
+    par = sections["parallelism"]
+    own = raw.get("parallelism") or {}
     out = dict(raw)
-    out["parallelism"] = sections["parallelism"]
+    out["parallelism"] = {**{k: own[k] for k, ok in KEPT_WITH_PLAN.items() if k in own and ok(par)}, **par}
     out["training"] = {**raw["training"], **sections["training"]}
     return out
+
+
+@cache
+def model_fingerprint() -> str:
+    """Hash of the simulator's own code and catalogues: a stored result is reused only by the same
+    model of the hardware and software, not merely the same version number."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml") and p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def resolve_plan(raw: dict[str, Any]) -> Setup | None:
@@ -60,11 +83,11 @@ def resolve_plan(raw: dict[str, Any]) -> Setup | None:
 
 
 def store_key(setup: Setup) -> str:
-    """Hash of the resolved scenario (every default filled in) and the simulator version: two
-    candidates with the same key simulate to the same result."""
+    """Hash of the resolved scenario (every default filled in) and the simulator's code and
+    catalogues: two candidates with the same key simulate to the same result."""
     from simulator.results.writer import resolved_scenario
 
-    text = json.dumps({"scenario": resolved_scenario(setup), "version": __version__}, sort_keys=True)
+    text = json.dumps({"scenario": resolved_scenario(setup), "model": model_fingerprint()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
