@@ -95,6 +95,8 @@ BAD_SCENARIOS: list[tuple[str, dict[str, Any], str]] = [
     ("virtual-stages-with-1f1b", scenario(parallelism={"pp": 2, "virtual_stages": 2}), "parallelism.virtual_stages"),
     ("fp8-on-a100", scenario(training={"precision": "fp8"}), "training.precision"),
     ("unknown-precision", scenario(training={"precision": "fp4"}), "training.precision"),
+    ("recompute-layers-without-full", scenario(parallelism={"recompute_layers": 2}), "parallelism.recompute_layers"),
+    ("zero-recompute-layers", scenario(parallelism={"recompute": "full", "recompute_layers": 0}), "recompute_layers"),
     ("tp-overlap-without-sp", scenario(parallelism={"tp_comm_overlap": True}), "parallelism.tp_comm_overlap"),
     ("cp-not-dividing-seq", scenario(model={"seq_len": 2047}, parallelism={"cp": 2}), "parallelism.cp"),
     # infinities used to crash later (int(inf) in the run model, inf in the JSON)

@@ -68,7 +68,10 @@ def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
     builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count)
     layer_f = builder.build("layer_forward", work.layer.forward)
-    layer_b = builder.build("layer_backward", work.layer.recompute + work.layer.backward)
+    layer_b = LayerBackward(
+        recomputing=builder.build("layer_backward", work.layer.recompute + work.layer.backward),
+        stored=builder.build("layer_backward_stored", work.layer.backward),
+    )
     stages = []
     for s, stage_work in enumerate(work.stages):
         chunks = tuple(_chunk_program(work, c, builder, pricer, layer_f, layer_b) for c in work.chunks if c.stage == s)
@@ -77,28 +80,42 @@ def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     return Program(stages=tuple(stages), pp_message_bytes=work.pp_message_bytes)
 
 
+@dataclass(frozen=True)
+class LayerBackward:
+    """One layer's backward segment with its forward recomputed first, and without."""
+
+    recomputing: Segment
+    stored: Segment
+
+    def of(self, c: ChunkWork) -> list[Segment]:
+        """The chunk's layer backwards in execution order (its last layer first)."""
+        return [self.recomputing if c.recomputes(i) else self.stored for i in range(c.layers)]
+
+
 def _chunk_program(
-    work: StepWork, c: ChunkWork, builder: SegmentBuilder, pricer: CommPricer, layer_f: Segment, layer_b: Segment
+    work: StepWork, c: ChunkWork, builder: SegmentBuilder, pricer: CommPricer, layer_f: Segment, layer_b: LayerBackward
 ) -> ChunkProgram:
     pro_f = builder.build("embedding_forward", c.prologue_forward)
     epi_f = builder.build("head_forward", c.epilogue_forward)
     epi_b = builder.build("head_backward", c.epilogue_backward)
     pro_b = builder.build("embedding_backward", c.prologue_backward)
     if c.zero3_forward:
-        forward, backward = _zero3_blocks(c, pricer, (pro_f, layer_f, epi_f), (epi_b, layer_b, pro_b))
+        forward, backward = _zero3_blocks(c, pricer, (pro_f, layer_f, epi_f), (epi_b, layer_b.of(c), pro_b))
     else:
         forward = (Block(concat(f"chunk{c.index}_forward", [pro_f, layer_f, epi_f], [1, c.layers, 1])),)
-        backward = (Block(concat(f"chunk{c.index}_backward", [epi_b, layer_b, pro_b], [1, c.layers, 1])),)
+        parts = [epi_b, layer_b.stored, layer_b.recomputing, pro_b]
+        repeats = [1, c.layers - c.recomputed, c.recomputed, 1]
+        backward = (Block(concat(f"chunk{c.index}_backward", parts, repeats)),)
     grad, params = _dp_flows(work, c, pricer)
     backward_last: tuple[Block, ...] = ()
     if work.setup.plan.dp_overlap and grad:
-        backward_last = _bucketed_backward(work, c, pricer, epi_b, layer_b, pro_b)
+        backward_last = _bucketed_backward(work, c, pricer, epi_b, layer_b.of(c), pro_b)
         grad = ()
     return ChunkProgram(c.index, c.stage, forward, backward, grad, params, backward_last)
 
 
 def _bucketed_backward(
-    work: StepWork, c: ChunkWork, pricer: CommPricer, epi_b: Segment, layer_b: Segment, pro_b: Segment
+    work: StepWork, c: ChunkWork, pricer: CommPricer, epi_b: Segment, layer_b: list[Segment], pro_b: Segment
 ) -> tuple[Block, ...]:
     """Overlapped gradient reduction (PyTorch DDP buckets, Megatron --overlap-grad-reduce): in the last
     micro-batch each layer's gradients are reduced as soon as its backward is done, hidden behind the
@@ -109,7 +126,7 @@ def _bucketed_backward(
     head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
     return (
         Block(epi_b, bucket=_reduce_flows(work, c, pricer, head)),
-        *(Block(layer_b, bucket=_reduce_flows(work, c, pricer, layer)) for _ in range(c.layers)),
+        *(Block(seg, bucket=_reduce_flows(work, c, pricer, layer)) for seg in layer_b),
         Block(pro_b, bucket=_reduce_flows(work, c, pricer, ends - head)),
     )
 
@@ -127,7 +144,7 @@ def _zero3_blocks(c: ChunkWork, pricer: CommPricer, fwd: tuple, bwd: tuple) -> t
     """ZeRO-3 / FSDP: every layer waits for its gathered weights; backward layers also issue the
     reduce-scatter of their gradients."""
     pro_f, layer_f, epi_f = fwd
-    epi_b, layer_b, pro_b = bwd
+    epi_b, layer_bs, pro_b = bwd
     gather_f = tuple(f for op in c.zero3_forward for f in _flows(pricer, op, c.stage))
     gather_b = tuple(
         f for op in c.zero3_backward if op.collective is Collective.ALL_GATHER for f in _flows(pricer, op, c.stage)
@@ -138,7 +155,7 @@ def _zero3_blocks(c: ChunkWork, pricer: CommPricer, fwd: tuple, bwd: tuple) -> t
     forward = (Block(pro_f), *(Block(layer_f, gather=gather_f) for _ in range(c.layers)), Block(epi_f))
     backward = (
         Block(epi_b),
-        *(Block(layer_b, gather=gather_b, reduce=reduce_b) for _ in range(c.layers)),
+        *(Block(seg, gather=gather_b, reduce=reduce_b) for seg in layer_bs),
         Block(pro_b),
     )
     return forward, backward

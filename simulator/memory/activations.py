@@ -127,7 +127,9 @@ def stage_activation_bytes(setup: Setup, stage: int) -> float:
     """Peak activation bytes on one GPU of pipeline `stage` (0-based): its layers times the
     micro-batches in flight, the recomputation working set, the embedding on the first stage and the
     head on the last. The head's activations count once (GPipe: m times): the loss and its backward
-    follow the last chunk's forward immediately, so they never accumulate. Units: bytes."""
+    follow the last chunk's forward immediately, so they never accumulate. A chunk whose first
+    `recompute_layers` recompute (Megatron's block method) keeps those layers' inputs only and
+    everything of the rest. Units: bytes."""
     m, p, tr = setup.model, setup.plan, setup.training
     s, b = m.seq_len // p.cp, tr.micro_batch  # context parallelism splits the sequence
     sp = p.sequence_parallel and p.tp > 1
@@ -136,9 +138,14 @@ def stage_activation_bytes(setup: Setup, stage: int) -> float:
     counts = layers_per_chunk(m.layers, p.chunks)
     mine = chunks_of_stage(stage, p.pp, p.virtual_stages)
     in_flight = in_flight_micro_batches(p.schedule, stage, p.pp, setup.micro_batches, p.virtual_stages)
-    layers = sum(counts[c] for c in mine)
-    total = layers * in_flight * stored_layer_bytes(terms, p.tp, sp, p.recompute, tr.flash_attention)
-    total += recompute_working_bytes(terms, p.tp, sp, p.recompute, tr.flash_attention)
+    recomputed = sum(p.recomputed_layers(counts[c]) for c in mine)
+    kept = sum(counts[c] for c in mine) - recomputed
+    total = in_flight * (
+        recomputed * stored_layer_bytes(terms, p.tp, sp, p.recompute, tr.flash_attention)
+        + kept * stored_layer_bytes(terms, p.tp, sp, Recompute.NONE, tr.flash_attention)
+    )
+    if recomputed:
+        total += recompute_working_bytes(terms, p.tp, sp, p.recompute, tr.flash_attention)
     if 0 in mine:
         total += in_flight * embedding_bytes(m, s, b, p.tp, sp)
     if p.chunks - 1 in mine:

@@ -5,7 +5,8 @@ from typing import Any
 
 def plan_label(result: dict[str, Any]) -> str:
     """The parallel plan of a result JSON in a few tokens: degrees (CP only when > 1), virtual stages
-    when interleaved, SP, a GPipe schedule, ZeRO stage, micro-batch size, recompute, DP overlap.
+    when interleaved, SP, a GPipe schedule, ZeRO stage, micro-batch size, recompute (with its layer
+    limit, e.g. "full(2)"), DP overlap.
     Reads the search's `parallelism`/`training` settings, else the result's `plan` (section 3)."""
     p = result.get("parallelism") or result.get("plan") or {}
     t = result.get("training") or {}
@@ -23,7 +24,8 @@ def plan_label(result: dict[str, Any]) -> str:
     if "micro_batch" in t:
         parts.append(f"mb{t['micro_batch']}")
     if p.get("recompute", "none") != "none":
-        parts.append(str(p["recompute"]))
+        limit = p.get("recompute_layers")
+        parts.append(f"{p['recompute']}({limit})" if limit else str(p["recompute"]))
     if p.get("dp_overlap"):
         parts.append("overlap")
     return " ".join(parts)

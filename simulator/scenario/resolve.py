@@ -4,7 +4,7 @@ from simulator import units
 from simulator.catalog.hardware import GpuSpec, NicSpec, default_node_for, gpu_catalogue
 from simulator.catalog.loader import bundled
 from simulator.catalog.models import ModelEntry, ModelSpec, model_catalogue
-from simulator.enums import Schedule
+from simulator.enums import Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.schema import Scenario
 from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, ReliabilitySpec, Setup, TrainingSpec
@@ -117,6 +117,11 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         problems.append(f"parallelism.cp: must divide model.seq_len ({model.seq_len}), got {p.cp}")
     if nodes := node_problem(c.num_gpus, c.gpus_per_node):
         problems.append(nodes)
+    if p.recompute_layers is not None and p.recompute is not Recompute.FULL:
+        problems.append(
+            "parallelism.recompute_layers: needs recompute: full (it counts the layers of each pipeline "
+            "chunk that recompute their forward)"
+        )
     if p.tp_comm_overlap and not p.sequence_parallel:
         problems.append(
             "parallelism.tp_comm_overlap: needs sequence_parallel: true (the overlapped collectives are "
@@ -136,6 +141,7 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         zero=p.zero,
         recompute=p.recompute,
         dp_overlap=p.dp_overlap,
+        recompute_layers=p.recompute_layers,
         tp_comm_overlap=tp_comm_overlap(p.tp_comm_overlap, p.sequence_parallel, p.tp, gpu),
     )
 

@@ -52,6 +52,10 @@ class ParallelismSection(_Section):
     # same communication volume as plain all-reduce (reduce-scatter + all-gather).
     zero: Literal[0, 1, 2, 3] = 1
     recompute: Recompute = Recompute.NONE
+    # Extension: with recompute: full, recompute only the first N layers of every pipeline chunk and
+    # keep all activations of the others (Megatron-LM --recompute-method block
+    # --recompute-num-layers N), trading memory for less recomputation. Default: every layer.
+    recompute_layers: PositiveInt | None = None
     # Extension: overlap the data-parallel gradient reduction with the backward pass
     # (PyTorch DDP / Megatron --overlap-grad-reduce). Megatron-LM 2021 did not overlap.
     dp_overlap: bool = False

@@ -45,6 +45,17 @@ class ParallelPlan:
     recompute: Recompute
     dp_overlap: bool
     tp_comm_overlap: bool = False  # resolved: only ever True with sequence parallelism and tp > 1
+    recompute_layers: int | None = None  # full recompute of only the first N layers per chunk (None: all)
+
+    def recomputed_layers(self, chunk_layers: int) -> int:
+        """Layers of a pipeline chunk that recompute their forward in the backward pass: all of them
+        under selective or full recompute, the first `recompute_layers` with a block limit (Megatron
+        --recompute-method block), none without recompute."""
+        if self.recompute is Recompute.NONE:
+            return 0
+        if self.recompute is Recompute.FULL and self.recompute_layers is not None:
+            return min(self.recompute_layers, chunk_layers)
+        return chunk_layers
 
     @property
     def chunks(self) -> int:

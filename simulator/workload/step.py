@@ -26,6 +26,7 @@ class ChunkWork:
     index: int
     stage: int
     layers: int
+    recomputed: int = 0  # its first layers that recompute their forward before their backward
     prologue_forward: tuple[Item, ...] = ()  # embedding on the first chunk
     prologue_backward: tuple[Item, ...] = ()
     epilogue_forward: tuple[Item, ...] = ()  # final norm, LM head, loss on the last chunk
@@ -40,12 +41,19 @@ class ChunkWork:
             yield from layer.forward
         yield from self.epilogue_forward
 
+    def recomputes(self, backward_index: int) -> bool:
+        """Whether the `backward_index`-th layer of the backward pass (the chunk's last layer first)
+        recomputes: the chunk's first `recomputed` layers do."""
+        return backward_index >= self.layers - self.recomputed
+
     def backward(self, layer: LayerWork) -> Iterator[Item]:
-        """Backward of the chunk, recomputation of each layer's forward placed before its backward."""
+        """Backward of the chunk, last layer first; a recomputing layer's forward runs again right
+        before its backward."""
         yield from self.epilogue_backward
-        for _ in range(self.layers):
+        for i in range(self.layers):
             yield from self.zero3_backward
-            yield from layer.recompute
+            if self.recomputes(i):
+                yield from layer.recompute
             yield from layer.backward
         yield from self.prologue_backward
 
@@ -95,6 +103,7 @@ def build_step(setup: Setup) -> StepWork:
                 index=c,
                 stage=stage_of_chunk(c, plan.pp),
                 layers=n,
+                recomputed=plan.recomputed_layers(n),
                 prologue_forward=tuple(ends.embedding_forward(r)) if first else (),
                 prologue_backward=tuple(ends.embedding_backward(r)) if first else (),
                 epilogue_forward=tuple(ends.head_forward(model, r)) if last else (),
