@@ -9,12 +9,16 @@ def _share(part: float, whole: float) -> str:
 
 
 def human_report(r: SimulationResult) -> str:
-    s, m = r.step, r.memory
+    s, m, p = r.step, r.memory, r.plan
+    recompute = p["recompute"]
+    if n := p.get("recompute_layers"):
+        recompute += f" (first {n} layer{'s' if n > 1 else ''} of each chunk)"
+    extras = "".join(f" {flag}" for flag in ("sequence_parallel", "tp_comm_overlap", "dp_overlap") if p.get(flag))
     lines = [
         f"{r.name}: {r.model['name']} ({r.model['parameters'] / 1e9:.1f} B parameters)",
-        f"  plan       tp={r.plan['tp']} pp={r.plan['pp']} dp={r.plan['dp']} cp={r.plan['cp']} "
-        f"schedule={r.plan['schedule']} zero={r.plan['zero']} recompute={r.plan['recompute']}, "
-        f"{r.plan['micro_batches']} micro-batches per step",
+        f"  plan       tp={p['tp']} pp={p['pp']} dp={p['dp']} cp={p['cp']} "
+        f"schedule={p['schedule']} zero={p['zero']} recompute={recompute}{extras}, "
+        f"{p['micro_batches']} micro-batches per step",
         f"  step       {s.time_s:.3f} s   {s.tokens_per_s:,.0f} tokens/s   MFU {100 * s.mfu:.1f} %   "
         f"HFU {100 * s.hfu:.1f} %   ({s.method})",
         "  where the step goes (average GPU):",
