@@ -7,11 +7,15 @@ that makes a group worse fails here. The ZeRO-3 rows of Megatron-LM Table 2 are 
 a strict expected failure so a fix is noticed.
 """
 
+import json
+from pathlib import Path
 from statistics import mean
 
 import pytest
+import yaml
 from published import CASES, result_of
 
+from simulator.cli import main
 from simulator.validation.cases import Case, bundled_path, load_cases
 from simulator.validation.ranking import rank_agreement
 from simulator.validation.runner import Row, run_case
@@ -127,3 +131,20 @@ def test_table2_ptdp_faster_than_zero3_as_published() -> None:
     rows = [Row(c.id, c.group, TIME, c.published[TIME], result_of(c.id)["step"]["time_s"]) for c in cases]
     (ranking,) = rank_agreement(cases, rows)
     assert ranking.studies == 5 and ranking.agreement_pct == 100.0
+
+
+def test_validate_command_writes_json_csv_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`simulator validate FILE --json` prints one JSON object (ranking counts included: they once
+    came out as numpy integers and broke the encoder); --csv and --markdown write the per-case table."""
+    picked = [c for c in CASES if c["id"].startswith("megatron2021_t2") and c["id"].endswith("_174.6B_384")]
+    path = tmp_path / "cases.yaml"
+    path.write_text(yaml.safe_dump(picked))
+    csv_path, md_path = tmp_path / "t.csv", tmp_path / "t.md"
+    assert main(["validate", str(path), "--json", "--csv", str(csv_path), "--markdown", str(md_path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["case"] for r in data["rows"]] == [c["id"] for c in picked]
+    assert sorted(s["group"] for s in data["summary"]) == ["megatron2021_t2_ptdp", "megatron2021_t2_zero3"]
+    # PTD-P and ZeRO-3 at 384 GPUs are one study: one pair
+    assert [(r["studies"], r["pairs"]) for r in data["ranking"]] == [(1, 1)]
+    assert len(csv_path.read_text().splitlines()) == 1 + 2
+    assert "megatron2021_t2_ptdp_174.6B_384" in md_path.read_text()

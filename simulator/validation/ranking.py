@@ -60,10 +60,10 @@ def rank_agreement(cases: list[Case], rows: list[Row]) -> list[RankingSummary]:
         agree = disagree = fastest = 0
         for members in members_list:
             for (p1, s1), (p2, s2) in combinations(members, 2):
-                sign = (p1 - p2) * (s1 - s2)
-                agree += sign > 0
-                disagree += sign < 0
-            fastest += min(members)[0] == min(members, key=lambda m: m[1])[0]
+                sign = float((p1 - p2) * (s1 - s2))
+                agree += int(sign > 0)
+                disagree += int(sign < 0)
+            fastest += int(min(members)[0] == min(members, key=lambda m: m[1])[0])
         pairs = agree + disagree
         out.append(RankingSummary(group, len(members_list), pairs, 100.0 * agree / pairs if pairs else 100.0, fastest))
     return out
