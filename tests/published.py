@@ -11,9 +11,12 @@ import simulator
 from simulator.scenario import setup_from_mapping
 from simulator.simulate import simulate
 
-CASES: list[dict[str, Any]] = yaml.safe_load(
-    (Path(simulator.__file__).parent / "data" / "validation" / "published_cases.yaml").read_text()
-)
+VALIDATION = Path(simulator.__file__).parent / "data" / "validation"
+CASES: list[dict[str, Any]] = [
+    case
+    for name in ("published_cases.yaml", "added_cases.yaml")
+    for case in yaml.safe_load((VALIDATION / name).read_text())
+]
 BY_ID = {c["id"]: c for c in CASES}
 
 

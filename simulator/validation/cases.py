@@ -123,6 +123,7 @@ def load_cases(path: Path) -> list[Case]:
 def default_files() -> list[Path]:
     return [
         bundled_path("published_cases.yaml"),
+        bundled_path("added_cases.yaml"),
         bundled_path("vtrain/ground_truth_multi.csv"),
         bundled_path("vtrain/ground_truth_single.csv"),
     ]
