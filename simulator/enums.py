@@ -106,6 +106,8 @@ class Category(StrEnum):
     COMM_CP = "comm_cp"
     COMM_PP = "comm_pp"
     COMM_DP = "comm_dp"
+    # compute slowed by data-parallel / ZeRO-3 collectives running beside it on the same SMs
+    COMM_CONTENTION = "comm_contention"
     BUBBLE = "bubble"
     OPTIMIZER = "optimizer"
     HOST_OVERHEAD = "host_overhead"  # GPU waiting for the CPU to dispatch kernels (small ops)

@@ -63,6 +63,12 @@ class Protocol:
 
 
 @cache
+def overlap_sms() -> int:
+    """SMs an NCCL collective occupies while it runs beside compute (kernels.yaml `comm.overlap_sms`)."""
+    return int(bundled("kernels")["comm"]["overlap_sms"])
+
+
+@cache
 def protocols() -> tuple[Protocol, ...]:
     raw = bundled("kernels")["comm"]["protocols"]
     us = units.us_to_s

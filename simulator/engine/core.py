@@ -7,6 +7,10 @@ data-parallel replica's pipeline (dp x pp processes): each replica's pipeline me
 their own, data-parallel collectives start when the last replica reaches them, and each replica
 stage may run at its own speed (stragglers). Every interval of every compute stream is a span:
 compute segments, or waits with their reason.
+
+Contention: while a data-parallel or ZeRO-3 collective of a stage is in flight, NCCL's kernels hold
+`comm.overlap_sms` of the GPU's SMs, and compute running beside them advances at the rate of the
+SMs left (a fluid model: the rate changes whenever a collective starts or ends).
 """
 
 from collections.abc import Generator, Sequence
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from simulator.collectives.pricing import CommPricer, FlowSpec
+from simulator.collectives.pricing import CommPricer, FlowSpec, overlap_sms
 from simulator.engine.program import Block, ChunkProgram, Program, StageProgram
 from simulator.engine.schedules import Pass, Task, stage_order
 from simulator.engine.spans import Span, Stream, WaitReason
@@ -59,6 +63,17 @@ def slowdowns(setup: Setup, replicas: int) -> np.ndarray:
     return np.maximum(draws.max(axis=2), 1e-3)
 
 
+def contention_share(setup: Setup) -> float:
+    """Share of the SMs compute loses while a collective runs beside it. Zero where none ever does:
+    without ZeRO-3 or overlapped gradient reduction the data-parallel collectives run after the
+    stage's compute (and TP/CP collectives block the compute stream)."""
+    p = setup.plan
+    if (p.zero != 3 and not p.dp_overlap) or p.dp * p.cp == 1:
+        return 0.0
+    sms = setup.cluster.gpu.sm_count
+    return min(overlap_sms(), sms - 1) / sms
+
+
 class StepSimulation:
     def __init__(self, setup: Setup, program: Program, pricer: CommPricer, full: bool = False):
         self.setup = setup
@@ -82,6 +97,9 @@ class StepSimulation:
         self.flow_count = 0
         self._barriers: dict[tuple, tuple[list[Lane], simpy.Event]] = {}
         self._issued = [0] * len(self.lanes)
+        self.contention = contention_share(setup)
+        self.dp_active = [0] * pp  # collectives of each stage in flight
+        self.dp_changed = [self.env.event() for _ in range(pp)]  # fires when that count changes
 
     # -- messages ---------------------------------------------------------------------------
     def key(self, lane: Lane, pass_: Pass, mb: int, chunk: int) -> MessageKey:
@@ -129,11 +147,21 @@ class StepSimulation:
         with stream.request() as turn:
             yield turn
             start = self.env.now
+            stage = rank % self.setup.plan.pp
+            self._dp_activity(stage, +1)
             for f in flows:
                 self.flow_count += 1
                 yield self.net.transfer(f.linkset, f.bytes_per_flow, f.latency_s, tag=name)
+            self._dp_activity(stage, -1)
             size = sum(f.bytes_per_flow for f in flows)
             self.spans.append(Span(rank, Stream.DP, name, start, self.env.now, bytes=size))
+
+    def _dp_activity(self, stage: int, delta: int) -> None:
+        if not self.contention:
+            return
+        self.dp_active[stage] += delta
+        changed, self.dp_changed[stage] = self.dp_changed[stage], self.env.event()
+        changed.succeed()
 
     # -- the compute stream ---------------------------------------------------------------------
     def wait(self, lane: Lane, event: simpy.Event, reason: WaitReason, awaited: object = None) -> Generator:
@@ -148,7 +176,11 @@ class StepSimulation:
     def compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
         seg = block.segment
         start = self.env.now
-        yield self.env.timeout(seg.duration_s * lane.slowdown)
+        work = seg.duration_s * lane.slowdown
+        if self.contention and work > 0:
+            yield from self._contended(lane.stage, work)
+        else:
+            yield self.env.timeout(work)
         mb, chunk = (task.micro_batch, task.chunk) if task else (-1, -1)
         self.spans.append(
             Span(
@@ -162,8 +194,21 @@ class StepSimulation:
                 micro_batch=mb,
                 chunk=chunk,
                 segment=seg,
+                contention_s=max(0.0, self.env.now - start - work),
             )
         )
+
+    def _contended(self, stage: int, work: float) -> Generator:
+        """Run `work` seconds of compute, at the reduced rate while the stage's collectives run."""
+        slow = 1.0 - self.contention
+        while True:
+            rate = slow if self.dp_active[stage] else 1.0
+            began, changed = self.env.now, self.dp_changed[stage]
+            done = self.env.timeout(work / rate)
+            yield done | changed
+            work -= (self.env.now - began) * rate
+            if done.processed or work <= 1e-12:
+                return
 
     def run_blocks(self, lane: Lane, blocks: Sequence[Block], task: Task, last: bool = False) -> Generator:
         s = lane.stage

@@ -40,6 +40,7 @@ class Span:
     segment: object = None
     wait: WaitReason | None = None
     awaited: object = None
+    contention_s: float = 0.0  # of a compute span: time added by collectives sharing the SMs
 
     @property
     def duration_s(self) -> float:

@@ -6,13 +6,16 @@ pricing) combined with the pipeline-bubble formula instead of an event simulatio
 (sec. 2.2.2): the bubble shrinks to (p - 1) / v of a stage's micro-batch time. Pipeline messages
 are on the critical path once per chunk boundary; ZeRO-3 gathers count where they exceed the
 layer they prefetch behind; DP reduction is exposed after the pipeline drains (overlapped
-buckets hide behind the last micro-batch's backward).
+buckets hide behind the last micro-batch's backward). Compute beside an overlapped collective
+loses the SMs NCCL holds (the engine's contention model): a collective active for C seconds beside
+W seconds of compute adds min(C s, W s / (1 - s)), s the share of SMs taken.
 """
 
 from dataclasses import dataclass
 
 from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer, FlowSpec, static_time_s
+from simulator.engine.core import contention_share
 from simulator.engine.program import Block, ChunkProgram, compile_program
 from simulator.enums import Category, Schedule
 from simulator.metrics.categories import empty_breakdown
@@ -26,13 +29,27 @@ class StepEstimate:
     breakdown_s: dict[Category, float]  # average GPU; sums to time_s
 
 
-def _blocks_time(pricer: CommPricer, blocks: tuple[Block, ...], acc: dict[Category, float], m: int) -> float:
+def contention_s(comm_s: float, compute_s: float, share: float) -> float:
+    """Time a collective active for `comm_s` adds to `compute_s` of compute beside it when it holds
+    `share` of the SMs (the fluid model of simulator.engine.core)."""
+    if share <= 0 or comm_s <= 0:
+        return 0.0
+    return min(comm_s * share, compute_s * share / (1.0 - share))
+
+
+def _blocks_time(
+    pricer: CommPricer, blocks: tuple[Block, ...], acc: dict[Category, float], m: int, share: float
+) -> float:
     """Time of one pass over `blocks`; adds m passes' worth of categories to `acc`."""
     total = 0.0
     for b in blocks:
-        exposed = max(0.0, static_time_s(pricer.topo, b.gather) - b.segment.duration_s) if b.gather else 0.0
-        total += b.segment.duration_s + exposed
+        gather = static_time_s(pricer.topo, b.gather) if b.gather else 0.0
+        reduce = static_time_s(pricer.topo, b.reduce) if b.reduce else 0.0
+        exposed = max(0.0, gather - b.segment.duration_s)
+        slowed = contention_s(gather + reduce, b.segment.duration_s, share)
+        total += b.segment.duration_s + exposed + slowed
         acc[Category.COMM_DP] += m * exposed
+        acc[Category.COMM_CONTENTION] += m * slowed
         for c, v in b.segment.by_category.items():
             acc[c] += m * v
     return total
@@ -48,13 +65,15 @@ def estimate_step(work: StepWork) -> StepEstimate:
     pricer = CommPricer(build_topology(setup.cluster), Layout.of(plan), setup.cluster.collective_algorithm)
     program = compile_program(work, pricer)
     m = work.micro_batches
+    share = contention_share(setup)
     p2p = static_time_s(pricer.topo, [pricer.p2p(0, 1 % plan.pp, program.pp_message_bytes)]) if plan.pp > 1 else 0.0
     per_mb, tails, cats = [], [], []
     for sp in program.stages:
         acc = empty_breakdown()
         t = 0.0
         for chunk in sp.chunks:
-            t += _blocks_time(pricer, chunk.forward, acc, m) + _blocks_time(pricer, chunk.backward, acc, m)
+            for blocks in (chunk.forward, chunk.backward):
+                t += _blocks_time(pricer, blocks, acc, m, share)
             t += _boundaries(chunk, plan.chunks) * p2p
             acc[Category.COMM_PP] += m * _boundaries(chunk, plan.chunks) * p2p
         dp = _flows_s(pricer, [c.grad_reduce for c in sp.chunks])
@@ -62,6 +81,9 @@ def estimate_step(work: StepWork) -> StepEstimate:
         last_backward = sum(b.segment.duration_s for c in sp.chunks for b in c.backward)
         dp += max(0.0, buckets - last_backward) + _flows_s(pricer, [c.param_gather for c in sp.chunks])
         acc[Category.COMM_DP] += dp
+        slowed = contention_s(buckets, last_backward, share)
+        acc[Category.COMM_CONTENTION] += slowed
+        dp += slowed
         acc[Category.OPTIMIZER] += sp.optimizer.duration_s
         per_mb.append(t)
         tails.append(dp + sp.optimizer.duration_s)

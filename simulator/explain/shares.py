@@ -34,6 +34,7 @@ LABELS = {
     Category.COMM_CP: "context-parallel communication",
     Category.COMM_PP: "pipeline communication (exposed)",
     Category.COMM_DP: "data-parallel communication (exposed)",
+    Category.COMM_CONTENTION: "compute slowed by overlapped collectives",
     Category.BUBBLE: "pipeline bubble",
     Category.OPTIMIZER: "optimizer step",
     Category.HOST_OVERHEAD: "host (CPU) overhead",

@@ -1,6 +1,7 @@
 """Spans -> where the time goes: the per-category breakdown of every stage's compute stream.
 
-Compute spans contribute their segment's categories. Waits are split by what was in flight:
+Compute spans contribute their segment's categories, and the time collectives running beside
+them took from them (comm_contention). Waits are split by what was in flight:
 while a stage waits for a pipeline message, the part of the wait during which that message was
 on the wire is exposed pipeline communication (comm_pp), the rest is the pipeline bubble;
 waits on data-parallel collectives are exposed DP communication; a finished stage waiting for
@@ -53,9 +54,11 @@ def step_breakdown(result: EngineResult, stages: int) -> StepBreakdown:
             _account_wait(span, result, acc)
         else:
             seg = span.segment
-            scale = span.duration_s / seg.duration_s if seg.duration_s > 0 else 0.0  # a straggler's slowdown
+            own = span.duration_s - span.contention_s
+            scale = own / seg.duration_s if seg.duration_s > 0 else 0.0  # a straggler's slowdown
             for c, v in seg.by_category.items():
                 acc[c] += v * scale
+            acc[Category.COMM_CONTENTION] += span.contention_s
     average = empty_breakdown()
     for acc in per_stage:
         for c, v in acc.items():
