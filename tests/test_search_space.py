@@ -68,6 +68,21 @@ def test_llama3_405b_uneven_pipeline_split() -> None:
     assert {p.cp for p in plans} <= {1, 2}  # 8,192 tokens: at least 4,096 per CP rank
 
 
+def test_recompute_layers_knob() -> None:
+    """The scenario's limit (405B: the first layer of each chunk) is kept for full-recompute plans;
+    --fix tries others, and a limit covering a whole chunk is plain full recompute (0)."""
+    frame = load_base(ROOT / "scenarios" / "llama3-405b-16384xh100.yaml", [])[1]
+    assert frame.recompute_layers == 1
+    base = ["tp=8", "pp=16", "cp=1", "zero=1", "micro_batch=1", "schedule=1f1b"]
+    kept = list(enumerate_plans(frame, parse_bounds([*base, "recompute=full,none"], [], [])))
+    assert {(p.recompute, p.recompute_layers) for p in kept} == {("full", 1), ("none", 0)}
+    tried = list(enumerate_plans(frame, parse_bounds([*base, "recompute=full", "recompute_layers=0,2,4,9"], [], [])))
+    assert sorted(p.recompute_layers for p in tried) == [0, 2, 4]  # 126 layers on 16 stages: at most 8 each
+    sections = {p.recompute_layers: p.sections()["parallelism"] for p in tried}
+    assert sections[2]["recompute_layers"] == 2 and "recompute_layers" not in sections[0]
+    assert next(p for p in tried if p.recompute_layers == 2).label().endswith("full(2) overlap")
+
+
 def test_flash_attention_drops_selective_recompute() -> None:
     frame = load_base(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml", [])[1]
     assert frame.flash_attention

@@ -41,7 +41,7 @@ class SegmentBuilder:
 
     timer: Callable[[Item], float]
     host_dispatch_s: float
-    sm_count: int = 1  # SMs of the GPU, for the GEMMs that lend some to overlapped TP collectives
+    sm_count: int  # SMs of the GPU, for the GEMMs that lend some to overlapped TP collectives
     _times: dict[int, float] = field(default_factory=dict)
 
     def time(self, item: Item) -> float:

@@ -37,6 +37,7 @@ def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], F
         global_batch=sc.training.global_batch,
         sequence_parallel=sc.parallelism.sequence_parallel,
         dp_overlap=sc.parallelism.dp_overlap,
+        recompute_layers=sc.parallelism.recompute_layers or 0,
         flash_attention=sc.training.flash_attention,
     )
     return raw, frame
@@ -45,7 +46,6 @@ def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], F
 # Parallelism keys a plan does not vary that the scenario may set, and when they still apply.
 KEPT_WITH_PLAN = {
     "tp_comm_overlap": lambda par: par["sequence_parallel"],  # needs sequence parallelism
-    "recompute_layers": lambda par: par["recompute"] == "full",  # counts layers of full recompute
 }
 
 

@@ -22,7 +22,9 @@ Default bounds (each overridable with `--fix`/`--max`/`--min`):
 - with FlashAttention, selective recompute is not tried: what it recomputes (the attention scores
   and softmax; Korthikanti et al. 2022, sec. 5) is never stored by the fused kernel, so it is the
   same plan as no recompute.
-- sequence_parallel and dp_overlap keep the scenario's setting (fix them to try both).
+- sequence_parallel and dp_overlap keep the scenario's setting (fix them to try both), and so does
+  recompute_layers for plans with full recomputation (`--fix recompute_layers=1,2,0` tries partial
+  recomputation of the first 1 or 2 layers of each chunk, and all of them).
 """
 
 from collections.abc import Callable, Iterable, Iterator
@@ -53,12 +55,15 @@ class Plan:
     recompute: str
     sequence_parallel: bool
     dp_overlap: bool
+    recompute_layers: int = 0  # with full recompute: its first N layers per chunk; 0 = all
 
     def sections(self) -> dict[str, dict[str, Any]]:
         """The scenario keys this plan sets: `parallelism` and `training.micro_batch`."""
-        par = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "micro_batch"}
+        par = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("micro_batch", "recompute_layers")}
         if self.tp == 1:
             par["sequence_parallel"] = False  # nothing to split without TP: keeps one store key per plan
+        if self.recompute_layers:
+            par["recompute_layers"] = self.recompute_layers
         return {"parallelism": par, "training": {"micro_batch": self.micro_batch}}
 
     def label(self) -> str:
@@ -81,6 +86,7 @@ KNOBS: dict[str, type] = {
     "recompute": str,
     "sequence_parallel": bool,
     "dp_overlap": bool,
+    "recompute_layers": int,
 }
 NUMERIC = tuple(k for k, t in KNOBS.items() if t is int)
 
@@ -144,7 +150,7 @@ def _parse(knob: str, text: str) -> Any:
             value = int(text)
         except ValueError:
             raise ValueError(f"{knob} takes whole numbers, got {text!r}") from None
-        if value < (0 if knob == "zero" else 1):
+        if value < (0 if knob in ("zero", "recompute_layers") else 1):
             raise ValueError(f"{knob} must be positive, got {value}")
         return value
     choices = [s.value for s in (Schedule if knob == "schedule" else Recompute)]
@@ -168,6 +174,7 @@ class Frame:
     sequence_parallel: bool
     dp_overlap: bool
     flash_attention: bool = False
+    recompute_layers: int = 0  # the scenario's limit on fully recomputed layers per chunk (0: all)
 
 
 def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[Plan]:
@@ -186,6 +193,7 @@ def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[Plan]:
         recomputes.remove(Recompute.SELECTIVE.value)
     sps = sorted(set(bounds.fixed.get("sequence_parallel", (frame.sequence_parallel,))))
     overlaps = sorted(set(bounds.fixed.get("dp_overlap", (frame.dp_overlap,))))
+    limits = sorted(set(bounds.fixed.get("recompute_layers", (frame.recompute_layers,))))
     for tp, cp, pp, dp in _layouts(frame, ok):
         for mb in _divisors(frame.global_batch // dp):
             if not ok("micro_batch", mb):
@@ -198,7 +206,17 @@ def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[Plan]:
                         continue
                     if sp and tp == 1 and len(sps) > 1:
                         continue  # sequence parallelism is a no-op without TP
-                    yield Plan(tp, pp, cp, dp, schedule, v, zero, mb, rc, sp, overlap)
+                    chunk_layers = -(-m.layers // (pp * v))
+                    for limit in _recompute_limits(rc, limits, chunk_layers):
+                        yield Plan(tp, pp, cp, dp, schedule, v, zero, mb, rc, sp, overlap, limit)
+
+
+def _recompute_limits(recompute: str, limits: list[int], chunk_layers: int) -> list[int]:
+    """The layer limits worth trying: only full recompute has one, and a limit at or above the
+    chunk's layers is the same plan as recomputing all of them (0)."""
+    if recompute != Recompute.FULL.value:
+        return [0]
+    return sorted({0 if n >= chunk_layers else n for n in limits})
 
 
 def _layouts(frame: Frame, ok: Callable[[str, Any], bool]) -> Iterator[tuple[int, int, int, int]]:
