@@ -56,3 +56,13 @@ def test_explain_cli_with_variants(tmp_path: Path, capsys: pytest.CaptureFixture
     assert recompute["full"] > recompute["none"]  # recomputation is real extra work
     flash = {r["value"]: r["peak_memory_GB"] for r in report["variants"]["flash_attention"]}
     assert flash[True] < flash[False]  # FlashAttention drops the score activations
+
+
+def test_variants_of_a_partial_recompute_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan recomputing only some layers still gets its what-ifs: each recompute variant applies to
+    every layer (the layer limit only means something with full recompute)."""
+    args = ["--set", "parallelism.recompute=full", "--set", "parallelism.recompute_layers=2"]
+    assert main(["explain", str(SMALL), "--json", *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    recompute = {r["value"]: r["step_time_s"] for r in report["variants"]["recompute"]}
+    assert recompute["none"] < report["totals"]["time_s"] < recompute["full"]

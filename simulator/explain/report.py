@@ -32,6 +32,8 @@ def variants(setup: Setup) -> dict[str, list[dict[str, Any]]]:
         for value in values:
             sc = copy.deepcopy(base)
             sc[section][key] = value
+            if key == "recompute":
+                sc[section].pop("recompute_layers", None)  # each variant recomputes every layer or none
             r = simulate(setup_from_mapping(sc))
             rows.append(
                 {
