@@ -89,6 +89,15 @@ def test_generalisation_reduces_to_34_24_5() -> None:
     assert sum(mlp_terms(GPT3, S, B)) == 19 * SBH
 
 
+def test_fp8_keeps_linear_inputs_as_fp8() -> None:
+    """Transformer Engine saves the FP8 copy of each linear layer's input for its wgrad: QKV and MLP
+    inputs (2sbh each) and projection and FC2 inputs (2sbh, 2sbf = 8sbh) at half the bytes."""
+    fp8 = layer_terms(GPT3, S, B, elem=2, gemm_elem=1)
+    assert (fp8.replicated, fp8.sharded) == (8 * SBH, 19 * SBH)
+    assert fp8.scores == layer_terms(GPT3, S, B).scores  # attention stays in bf16
+    assert layer_terms(GPT3, S, B, elem=2, gemm_elem=2) == layer_terms(GPT3, S, B)
+
+
 def test_gqa_swiglu_shrinks_kv_terms() -> None:
     llama = model("llama2-70b")  # h 8192, 64 heads, 8 kv heads, ffn 28672, SwiGLU
     s, h, f = llama.seq_len, llama.hidden, llama.ffn_hidden

@@ -50,19 +50,35 @@ def mlp_terms(model: ModelSpec, s: int, b: int) -> tuple[float, float]:
     return replicated, sharded
 
 
-def layer_terms(model: ModelSpec, s: int, b: int, elem: int = PAPER_ELEM_BYTES) -> LayerTerms:
+def gemm_input_terms(model: ModelSpec, s: int, b: int) -> tuple[float, float]:
+    """(replicated, sharded) bytes, within `attention_terms` and `mlp_terms`, that a linear layer
+    keeps as its input for the weight-gradient GEMM: QKV input 2sbh and MLP input 2sbh (split by t
+    only with SP), projection input 2sbh and FC2 input 2sbf (split by TP). Units: bytes (2-byte)."""
+    sbh = s * b * model.hidden
+    sbf = s * b * model.ffn_hidden
+    return 2 * sbh + 2 * sbh, 2 * sbh + 2 * sbf
+
+
+def layer_terms(
+    model: ModelSpec, s: int, b: int, elem: int = PAPER_ELEM_BYTES, gemm_elem: int | None = None
+) -> LayerTerms:
     """Per-layer, per-micro-batch activation terms for `s` tokens per sequence on this rank (seq_len
     / cp), micro-batch `b` and `elem`-byte activations. Korthikanti et al. 2022 sec. 4.1 plus the
     two LayerNorm inputs (4sbh); 34sbh + 5as^2b for GPT. The paper's 2-byte formulas are scaled by
-    elem / 2 as a whole, masks included (an approximation: masks stay 1 byte in fp32). Units: bytes."""
+    elem / 2 as a whole, masks included (an approximation: masks stay 1 byte in fp32). Under an FP8
+    recipe (`gemm_elem` 1) the linear layers keep their inputs as the FP8 copy their GEMMs read
+    (Transformer Engine saves the cast input, not the bf16 one): those terms at gemm_elem / 2.
+    Units: bytes."""
     a_rep, a_shard, scores = attention_terms(model, s, b)
     m_rep, m_shard = mlp_terms(model, s, b)
+    g_rep, g_shard = gemm_input_terms(model, s, b)
     sbh = s * b * model.hidden
     norms = 2 * 2 * sbh
     scale = elem / PAPER_ELEM_BYTES
+    cheaper = (elem - (gemm_elem or elem)) / PAPER_ELEM_BYTES  # per 2-byte unit of a GEMM input
     return LayerTerms(
-        replicated=(a_rep + m_rep + norms) * scale,
-        sharded=(a_shard + m_shard) * scale,
+        replicated=(a_rep + m_rep + norms) * scale - g_rep * cheaper,
+        sharded=(a_shard + m_shard) * scale - g_shard * cheaper,
         scores=scores * scale,
         flash_stats=FLASH_STATS_BYTES * b * model.heads * s,
         layer_input=2 * sbh * scale,
@@ -134,7 +150,7 @@ def stage_activation_bytes(setup: Setup, stage: int) -> float:
     s, b = m.seq_len // p.cp, tr.micro_batch  # context parallelism splits the sequence
     sp = p.sequence_parallel and p.tp > 1
     elem = dtypes.activation_bytes(tr.precision)
-    terms = layer_terms(m, s, b, elem)
+    terms = layer_terms(m, s, b, elem, dtypes.gemm_operand_bytes(tr.precision))
     counts = layers_per_chunk(m.layers, p.chunks)
     mine = chunks_of_stage(stage, p.pp, p.virtual_stages)
     in_flight = in_flight_micro_batches(p.schedule, stage, p.pp, setup.micro_batches, p.virtual_stages)
