@@ -19,12 +19,13 @@ METRIC = "iteration_time_s"
 
 
 def study_of(case: Case) -> str:
-    """What the cases of one study share: model, cluster (GPU type and count, network), global
-    batch, precision. The vocabulary is left out: Megatron pads it to a multiple of 128*tp, so it
-    follows the plan."""
+    """What the cases of one study share: the publication (one software stack, measured together),
+    model, cluster (GPU type and count, network), global batch, precision. The vocabulary is left
+    out: Megatron pads it to a multiple of 128*tp, so it follows the plan."""
     sc = case.scenario
     model = {k: v for k, v in (sc.get("model") or {}).items() if k != "vocab"}
     shared = {
+        "source": case.source,
         "model": model,
         "cluster": sc.get("cluster"),
         "global_batch": sc.get("training", {}).get("global_batch"),
