@@ -127,6 +127,15 @@ def test_rank_agreement_counts_pairs_within_studies() -> None:
     assert (by["x"].pairs, by["x"].agreement_pct, by["x"].fastest_found) == (1, 0.0, 0)
 
 
+def test_studies_do_not_span_publications() -> None:
+    """The same plan measured by two software releases is two measurements, not two plans."""
+    import dataclasses
+
+    a, b = _case("a", "x", 8), dataclasses.replace(_case("b", "y", 8), source="a later release")
+    rows = [Row("a", "x", "iteration_time_s", 1.0, 1.0), Row("b", "y", "iteration_time_s", 2.0, 1.0)]
+    assert rank_agreement([a, b], rows) == []
+
+
 @pytest.mark.xfail(strict=True, reason="known gap: DeepSpeed-2021 ZeRO-3 overheads are not modelled (README)")
 def test_table2_ptdp_faster_than_zero3_as_published() -> None:
     """Megatron-LM Table 2: at the same model, GPU count and batch, PTD-P beats ZeRO-3 (6-70 %)."""
