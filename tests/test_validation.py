@@ -7,6 +7,7 @@ that makes a group worse fails here. The ZeRO-3 rows of Megatron-LM Table 2 are 
 a strict expected failure so a fix is noticed.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 from statistics import mean
@@ -129,8 +130,6 @@ def test_rank_agreement_counts_pairs_within_studies() -> None:
 
 def test_studies_do_not_span_publications() -> None:
     """The same plan measured by two software releases is two measurements, not two plans."""
-    import dataclasses
-
     a, b = _case("a", "x", 8), dataclasses.replace(_case("b", "y", 8), source="a later release")
     rows = [Row("a", "x", "iteration_time_s", 1.0, 1.0), Row("b", "y", "iteration_time_s", 2.0, 1.0)]
     assert rank_agreement([a, b], rows) == []
