@@ -44,6 +44,7 @@ def errors(prefix: str, metric: str = TIME) -> dict[str, float]:
         ("nemo2502", 8.0, 12.0),  # NVIDIA NeMo 25.02 FP8 on B200 (added_cases.yaml)
         ("automodel", 18.0, 18.0),  # NeMo AutoModel FSDP2, H100 BF16: a known gap, not calibrated on
         ("mbridge2511", 7.0, 10.0),  # Megatron-Bridge 25.11 FP8 on H100 and B200: a check, not calibrated on
+        ("llama3paper", 8.0, 10.0),  # Llama 3 405B on 8k-16k H100 (Meta), schedule assumed: a check
         ("seed_gpt3_175b_1024xa100", 8.0, 8.0),  # Megatron-LM's 34-day GPT-3 estimate
     ],
 )
