@@ -66,6 +66,9 @@ def test_llama3_405b_uneven_pipeline_split() -> None:
     plans = list(enumerate_plans(frame, bounds))
     assert 16 in {p.pp for p in plans}
     assert {p.cp for p in plans} <= {1, 2}  # 8,192 tokens: at least 4,096 per CP rank
+    # interleaved too: 32 chunks of 4 layers with the first and last holding 3 (the bundled plan)
+    interleaved = parse_bounds(["tp=8", "pp=16", "cp=1", "zero=1", "recompute=full", "micro_batch=1"], [], [])
+    assert {p.virtual_stages for p in enumerate_plans(frame, interleaved) if p.schedule == "interleaved"} == {2, 4}
 
 
 def test_recompute_layers_knob() -> None:

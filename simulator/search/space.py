@@ -4,7 +4,8 @@ cluster and global batch allow, within bounds the user can fix or narrow.
 The structural rules mirror what Megatron-LM accepts (and `scenario/resolve.py` checks again for
 each candidate): tp divides the attention heads, the KV heads and the FFN width; tp*pp*cp divides
 the GPU count and dp is what is left; dp*micro_batch divides the global batch; interleaving needs
-an even split of the layers over pp*virtual_stages chunks and micro-batches a multiple of pp.
+micro-batches a multiple of pp; the layers split evenly over the pp (or pp*virtual_stages) chunks,
+or with the first and last chunk one layer short.
 
 Default bounds (each overridable with `--fix`/`--max`/`--min`):
 - tp <= GPUs per node: tensor parallelism stays on NVLink (Narayanan et al. 2021, sec. 3.2
@@ -14,8 +15,6 @@ Default bounds (each overridable with `--fix`/`--max`/`--min`):
   131k tokens, i.e. 8k per rank; Llama Team 2024, sec. 3.3.2).
 - micro_batch <= 8 and virtual_stages <= 4: beyond these the activation memory or the p2p count
   grows with no published run using them at scale.
-- pp divides the layers, or leaves the first and last stage one layer short (the Llama 3 405B
-  split of 126 layers over 16 stages).
 - zero 2 and 3 only without a pipeline (pp=1): DeepSpeed's pipeline engine refuses ZeRO stages 2
   and 3, and Megatron-core pairs pipelines with its distributed optimizer (ZeRO-1). Naming them in
   `--fix zero=...` tries them with pipelines too.
@@ -237,9 +236,10 @@ def _layouts(frame: Frame, ok: Callable[[str, Any], bool]) -> Iterator[tuple[int
                     yield tp, cp, pp, dp
 
 
-def _splits_layers(layers: int, pp: int) -> bool:
-    """pp divides the layers, or the first and last stage hold one layer fewer (Llama 3 405B)."""
-    return layers % pp == 0 or (pp > 2 and (layers + 2) % pp == 0)
+def _splits_layers(layers: int, chunks: int) -> bool:
+    """The chunks (pipeline stages, or pp * virtual_stages) divide the layers, or the first and last
+    hold one layer fewer (Llama 3 405B: 126 layers on 16 stages, or on 32 chunks of 4 and 3)."""
+    return layers % chunks == 0 or (chunks > 2 and (layers + 2) % chunks == 0)
 
 
 def _schedules(layers: int, pp: int, micro_batches: int) -> Iterator[tuple[str, int]]:
@@ -253,5 +253,5 @@ def _schedules(layers: int, pp: int, micro_batches: int) -> Iterator[tuple[str, 
     if micro_batches % pp:
         return  # Megatron-LM's interleaved schedule needs micro-batches to be a multiple of pp
     for v in range(2, layers // pp + 1):
-        if layers % (pp * v) == 0:
+        if _splits_layers(layers, pp * v):
             yield Schedule.INTERLEAVED.value, v
