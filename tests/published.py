@@ -2,20 +2,16 @@
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-import simulator
 from simulator.scenario import setup_from_mapping
 from simulator.simulate import simulate
+from simulator.validation.cases import PUBLISHED_FILES, bundled_path
 
-VALIDATION = Path(simulator.__file__).parent / "data" / "validation"
 CASES: list[dict[str, Any]] = [
-    case
-    for name in ("published_cases.yaml", "added_cases.yaml")
-    for case in yaml.safe_load((VALIDATION / name).read_text())
+    case for name in PUBLISHED_FILES for case in yaml.safe_load(bundled_path(name).read_text())
 ]
 BY_ID = {c["id"]: c for c in CASES}
 

@@ -120,10 +120,13 @@ def load_cases(path: Path) -> list[Case]:
     return load_published_cases(path)
 
 
+# The bundled published-case files: the shared copy, then the runs this project added.
+PUBLISHED_FILES = ("published_cases.yaml", "added_cases.yaml")
+
+
 def default_files() -> list[Path]:
     return [
-        bundled_path("published_cases.yaml"),
-        bundled_path("added_cases.yaml"),
+        *(bundled_path(name) for name in PUBLISHED_FILES),
         bundled_path("vtrain/ground_truth_multi.csv"),
         bundled_path("vtrain/ground_truth_single.csv"),
     ]
