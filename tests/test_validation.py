@@ -7,6 +7,7 @@ that makes a group worse fails here. The ZeRO-3 rows of Megatron-LM Table 2 are 
 a strict expected failure so a fix is noticed.
 """
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -160,3 +161,49 @@ def test_validate_command_writes_json_csv_and_markdown(tmp_path: Path, capsys: p
     assert [(r["studies"], r["pairs"]) for r in data["ranking"]] == [(1, 1)]
     assert len(csv_path.read_text().splitlines()) == 1 + 2
     assert "megatron2021_t2_ptdp_174.6B_384" in md_path.read_text()
+
+
+LLMFOUNDRY = bundled_path("llmfoundry/mpt_benchmarks.csv")
+LLMFOUNDRY_PEAK_FLOPS = {"h100_80gb": 989e12, "a100_80gb": 312e12, "a100_40gb": 312e12}
+
+
+def test_llmfoundry_table_transcribed_faithfully() -> None:
+    """Every row of the MPT benchmark table as copied: micro-batch x accumulation x GPUs is the global
+    batch, and the table's own MFU formula (README: (6 N s + 12 l d s^2) per sequence, N counted
+    from the shape as 12 l d^2 + 13 l d + 2 d + V d + s d) turns its tokens/s back into its MFU."""
+    with LLMFOUNDRY.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 191
+    for r in rows:
+        d, layers, s, vocab, gpus = (int(r[k]) for k in ("hidden", "layers", "seq_len", "vocab", "gpus"))
+        assert int(r["micro_batch"]) * int(r["grad_accum"]) * gpus == int(r["global_batch"]), r
+        params = 12 * layers * d * d + 13 * layers * d + 2 * d + vocab * d + s * d
+        flops_per_seq = 6 * params * s + 12 * layers * d * s * s
+        mfu_pct = 100 * flops_per_seq * float(r["tokens_per_s"]) / s / (gpus * LLMFOUNDRY_PEAK_FLOPS[r["gpu"]])
+        assert mfu_pct == pytest.approx(float(r["mfu_pct"]), rel=1e-3), r
+
+
+def test_llmfoundry_fsdp_runs() -> None:
+    """MosaicML LLM Foundry's MPT runs under PyTorch FSDP (2023), a check not calibrated on. On A100,
+    7B-70B models at sequences up to 4,096 come within MAPE 7.2 %. The rest is a known gap, pinned
+    so that a change is noticed: long sequences and small models run slower than predicted (up to
+    45 % on A100), and the H100 rows sit 13-55 % below the prediction (README, "Accuracy")."""
+    cases = {c.id: c for c in load_cases(LLMFOUNDRY)}
+    rows = [r for c in cases.values() for r in run_case(c)]
+    by_group: dict[str, list[float]] = {}
+    for r in rows:
+        by_group.setdefault(r.group, []).append(abs(r.error_pct))
+    assert set(by_group) == {"llmfoundry_h100_80gb", "llmfoundry_a100_80gb", "llmfoundry_a100_40gb"}
+    assert mean(by_group["llmfoundry_a100_80gb"]) <= 21.0
+    assert mean(by_group["llmfoundry_a100_40gb"]) <= 19.0
+    assert mean(by_group["llmfoundry_h100_80gb"]) <= 35.0
+    in_domain = [
+        abs(r.error_pct)
+        for r in rows
+        if r.group != "llmfoundry_h100_80gb"
+        and cases[r.case].scenario["model"]["seq_len"] <= 4096
+        and cases[r.case].scenario["model"]["hidden"] >= 4096
+    ]
+    assert len(in_domain) == 32 and mean(in_domain) <= 8.0
+    # the gap is one-sided: predictions are too fast, never too slow by more than the A100 spread
+    assert max(r.error_pct for r in rows) <= 12.0

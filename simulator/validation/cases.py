@@ -1,4 +1,5 @@
-"""Validation cases: the published-cases YAML format and vTrain's ground-truth CSVs."""
+"""Validation cases: the published-cases YAML format, vTrain's ground-truth CSVs and MosaicML LLM
+Foundry's MPT benchmark table."""
 
 import csv
 import math
@@ -112,9 +113,88 @@ def load_vtrain_csv(path: Path, group: str) -> list[Case]:
     ]
 
 
+# LLM Foundry's benchmark README gives the A100 clusters as "1600 Gbps node-node interconnect
+# (RoCE)": 8 NICs of 200 Gbit/s per 8-GPU node. It names no interconnect for its H100 runs.
+LLMFOUNDRY_A100_NIC_GBPS = 200
+LLMFOUNDRY_GPUS = {"h100_80gb": "h100-sxm-80gb", "a100_80gb": "a100-sxm-80gb", "a100_40gb": "a100-sxm-40gb"}
+
+
+def llmfoundry_scenario(row: dict[str, str], idx: str) -> dict[str, Any]:
+    """A row of MosaicML LLM Foundry's MPT benchmark table (scripts/train/benchmarking/README.md) as a
+    scenario: Composer with PyTorch FSDP FULL_SHARD over every GPU (ZeRO-3, no tensor or pipeline
+    parallelism), BF16, Triton FlashAttention, activation checkpointing of whole blocks where the
+    table says so (full recompute), 8 GPUs per node.
+
+    MPT is GPT-style: LayerNorm, GELU MLP of 4 x d_model, biases, learned positions, embeddings
+    tied with the output layer, no dropout (the table's parameter counts match 12 l d^2 + 13 l d +
+    2 d + V d + s d exactly). Not modelled: the fp32 gradient reduction of the table's DEFAULT
+    mixed precision (PURE reduces in bf16), and anything the table does not state about the
+    software (PyTorch, CUDA and FlashAttention versions of 2023)."""
+    gpu = row["gpu"]
+    cluster: dict[str, Any] = {"gpu": LLMFOUNDRY_GPUS[gpu], "num_gpus": int(row["gpus"]), "gpus_per_node": 8}
+    if gpu.startswith("a100"):
+        cluster |= {"inter_node_Gbps": LLMFOUNDRY_A100_NIC_GBPS, "nics_per_node": 8}
+    hidden = int(row["hidden"])
+    return {
+        "name": f"llmfoundry_{idx}",
+        "model": {
+            "layers": int(row["layers"]),
+            "hidden": hidden,
+            "heads": int(row["heads"]),
+            "ffn_hidden": 4 * hidden,
+            "vocab": int(row["vocab"]),
+            "seq_len": int(row["seq_len"]),
+            "activation": "gelu",
+            "norm": "layernorm",
+            "bias": True,
+            "position": "learned",
+            "tied_embeddings": True,
+            "dropout": False,
+        },
+        "cluster": cluster,
+        "parallelism": {
+            "tp": 1,
+            "pp": 1,
+            "zero": 3,
+            "recompute": "full" if row["activation_checkpointing"] == "true" else "none",
+        },
+        "training": {
+            "global_batch": int(row["global_batch"]),
+            "micro_batch": int(row["micro_batch"]),
+            "precision": "bf16",
+            "flash_attention": True,
+        },
+    }
+
+
+def load_llmfoundry_csv(path: Path) -> list[Case]:
+    """One group per GPU type (llmfoundry_h100_80gb, ...); the step time is the table's tokens per
+    global batch over its tokens per second."""
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    cases = []
+    for i, row in enumerate(rows):
+        group = f"llmfoundry_{row['gpu']}"
+        tokens = int(row["global_batch"]) * int(row["seq_len"])
+        cases.append(
+            Case(
+                id=f"{group}_{row['model']}_s{row['seq_len']}_{row['gpus']}gpu_{i}",
+                group=group,
+                scenario=llmfoundry_scenario(row, str(i)),
+                published={"iteration_time_s": tokens / float(row["tokens_per_s"])},
+                source="MosaicML LLM Foundry MPT benchmarks (scripts/train/benchmarking/README.md)",
+            )
+        )
+    return cases
+
+
 def load_cases(path: Path) -> list[Case]:
-    """Any supported validation file: published-cases YAML or a vTrain CSV."""
+    """Any supported validation file: published-cases YAML, a vTrain CSV or the LLM Foundry table."""
     if path.suffix == ".csv":
+        with path.open() as fh:
+            header = fh.readline()
+        if "tokens_per_s" in header:
+            return load_llmfoundry_csv(path)
         group = "vtrain_multi" if "multi" in path.name else "vtrain_single"
         return load_vtrain_csv(path, group)
     return load_published_cases(path)
@@ -129,4 +209,5 @@ def default_files() -> list[Path]:
         *(bundled_path(name) for name in PUBLISHED_FILES),
         bundled_path("vtrain/ground_truth_multi.csv"),
         bundled_path("vtrain/ground_truth_single.csv"),
+        bundled_path("llmfoundry/mpt_benchmarks.csv"),
     ]
