@@ -43,9 +43,9 @@ def errors(prefix: str, metric: str = TIME) -> dict[str, float]:
         ("megatron2021_t2_ptdp", 6.0, 10.0),  # Table 2, PTD-P rows
         ("nemo2407", 5.0, 10.0),  # NVIDIA NeMo 24.07 FP8 on H100
         ("nemo2502", 8.0, 12.0),  # NVIDIA NeMo 25.02 FP8 on B200 (added_cases.yaml)
-        ("automodel", 18.0, 18.0),  # NeMo AutoModel FSDP2, H100 BF16: a known gap, not calibrated on
+        ("automodel", 14.0, 14.0),  # NeMo AutoModel FSDP2, H100 BF16: a known gap (-13 %)
         ("mbridge2511", 7.0, 10.0),  # Megatron-Bridge 25.11 FP8 on H100 and B200: a check, not calibrated on
-        ("llama3paper", 8.0, 10.0),  # Llama 3 405B on 8k-16k H100 (Meta), schedule assumed: a check
+        ("llama3paper", 7.0, 10.0),  # Llama 3 405B on 8k-16k H100 (Meta), schedule assumed; bounds H100 BF16
         ("seed_gpt3_175b_1024xa100", 8.0, 8.0),  # Megatron-LM's 34-day GPT-3 estimate
     ],
 )
@@ -187,7 +187,7 @@ def test_llmfoundry_fsdp_runs() -> None:
     """MosaicML LLM Foundry's MPT runs under PyTorch FSDP (2023), a check not calibrated on. On A100,
     7B-70B models at sequences up to 4,096 come within MAPE 7.2 %. The rest is a known gap, pinned
     so that a change is noticed: long sequences and small models run slower than predicted (up to
-    45 % on A100), and the H100 rows are predicted 13-55 % too fast (README, "Accuracy")."""
+    45 % on A100), and the H100 rows are predicted 10-54 % too fast (README, "Accuracy")."""
     cases = {c.id: c for c in load_cases(LLMFOUNDRY)}
     rows = [r for c in cases.values() for r in run_case(c)]
     by_group: dict[str, list[float]] = {}
@@ -196,7 +196,7 @@ def test_llmfoundry_fsdp_runs() -> None:
     assert set(by_group) == {"llmfoundry_h100_80gb", "llmfoundry_a100_80gb", "llmfoundry_a100_40gb"}
     assert mean(by_group["llmfoundry_a100_80gb"]) <= 21.0
     assert mean(by_group["llmfoundry_a100_40gb"]) <= 19.0
-    assert mean(by_group["llmfoundry_h100_80gb"]) <= 35.0
+    assert mean(by_group["llmfoundry_h100_80gb"]) <= 33.0
     in_domain = [
         abs(r.error_pct)
         for r in rows
