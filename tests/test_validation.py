@@ -207,3 +207,60 @@ def test_llmfoundry_fsdp_runs() -> None:
     assert len(in_domain) == 32 and mean(in_domain) <= 8.0
     # the gap is one-sided: predictions are too fast, never too slow by more than the A100 spread
     assert max(r.error_pct for r in rows) <= 12.0
+
+
+VTRAIN_HEADER = "# GPUs,global batch,micro batch,hidden size,attention heads,# layers,sequence length,"
+VTRAIN_HEADER += "tensor parallelism,data parallelism,pipeline parallelism,iteration time (ms)"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("missing.yaml", None, ["missing.yaml: no such file"]),
+        ("broken.yaml", "[1, 2", ["broken.yaml: not valid YAML (line 1, column 6)"]),
+        ("mapping.yaml", "id: x\n", ["mapping.yaml: expected a list of cases (id, scenario, published)"]),
+        (
+            "cases.yaml",
+            "- id: x\n  scenario: 3\n  published: {iteration_time_s: fast}\n- scenario: {}\n",
+            [
+                "cases.yaml: case 1 (x): scenario: expected a mapping",
+                "cases.yaml: case 1 (x): published.iteration_time_s: expected a positive number, got 'fast'",
+                "cases.yaml: case 2: missing 'id'",
+                "cases.yaml: case 2: missing 'published'",
+            ],
+        ),
+        ("other.csv", "a,b\n1,2\n", ["other.csv: not a known table of measured runs"]),
+        (
+            "vtrain.csv",
+            "# GPUs,iteration time (ms)\n8,100\n",
+            ["vtrain.csv: missing column 'global batch'", "vtrain.csv: missing column 'pipeline parallelism'"],
+        ),
+        (
+            "vtrain_rows.csv",
+            VTRAIN_HEADER + "\n8,16,2,1024,16,24,1024,2,2,2,219.7\n8,16,2,1024,16,24,1024,two,2,2,219.7\n",
+            ["vtrain_rows.csv: line 3: tensor parallelism: expected a positive number, got 'two'"],
+        ),
+    ],
+)
+def test_validate_rejects_broken_files_with_one_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str | None, expected: list[str]
+) -> None:
+    """A broken validation file is exit code 2 and one `error:` line per problem naming the file, the
+    case or line, and the key; nothing is simulated and no traceback is printed."""
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert all(line.startswith(f"error: {path.parent}") for line in lines), lines
+    for want in expected:
+        assert any(want in line for line in lines), (want, lines)
+
+
+def test_validate_checks_output_folders_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --csv or --markdown path in a folder that does not exist fails at once, not after the run."""
+    out = tmp_path / "no" / "t.csv"
+    assert main(["validate", str(bundled_path("published_cases.yaml")), "--csv", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --csv {out}: no such folder {out.parent}"

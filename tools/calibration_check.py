@@ -4,18 +4,15 @@ large vTrain single-node file sampled (every Nth case). `simulator validate` is 
 import sys
 from collections import defaultdict
 
-from simulator.validation.cases import bundled_path, load_cases
+from simulator.validation.cases import default_files, load_cases
 from simulator.validation.runner import run_case, summarise, summary_table
 
 
 def main(stride: int = 10) -> None:
     rows = []
-    for name, step in (
-        ("published_cases.yaml", 1),
-        ("vtrain/ground_truth_multi.csv", 1),
-        ("vtrain/ground_truth_single.csv", stride),
-    ):
-        for case in load_cases(bundled_path(name))[::step]:
+    for path in default_files():
+        step = stride if path.name == "ground_truth_single.csv" else 1
+        for case in load_cases(path)[::step]:
             rows.extend(run_case(case))
     print(summary_table(summarise(rows)))
     signed = defaultdict(list)

@@ -6,29 +6,40 @@ import json
 import sys
 from dataclasses import asdict
 
+from simulator.scenario import ConfigError
 from simulator.validation.cases import Case, default_files, load_cases
 from simulator.validation.ranking import rank_agreement, ranking_table
 from simulator.validation.runner import Row, markdown_table, run_case, summarise, summary_table
 
 
 def run_validation(args: argparse.Namespace) -> int:
-    rows: list[Row] = []
+    for flag, out in (("--markdown", args.markdown), ("--csv", args.csv)):
+        if out is not None and not out.parent.is_dir():
+            raise ConfigError([f"{flag} {out}: no such folder {out.parent}"])
     cases: list[Case] = []
-    for path in args.files or default_files():
-        for case in load_cases(path):
-            cases.append(case)
-            rows.extend(run_case(case))
+    problems: list[str] = []
+    for path in args.files or default_files():  # read every file before running any case
+        try:
+            cases.extend(load_cases(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    rows: list[Row] = [r for case in cases for r in run_case(case)]
     summaries = summarise(rows)
     ranking = rank_agreement(cases, rows)
-    if args.markdown:
-        tables = [summary_table(summaries), ranking_table(ranking), markdown_table(rows)]
-        args.markdown.write_text("\n\n".join(tables) + "\n")
-    if args.csv:
-        with args.csv.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["case", "group", "metric", "published", "predicted", "error_pct", "note"])
-            for r in rows:
-                w.writerow([r.case, r.group, r.metric, r.published, r.predicted, r.error_pct, r.note])
+    try:
+        if args.markdown:
+            tables = [summary_table(summaries), ranking_table(ranking), markdown_table(rows)]
+            args.markdown.write_text("\n\n".join(tables) + "\n")
+        if args.csv:
+            with args.csv.open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["case", "group", "metric", "published", "predicted", "error_pct", "note"])
+                for r in rows:
+                    w.writerow([r.case, r.group, r.metric, r.published, r.predicted, r.error_pct, r.note])
+    except OSError as exc:
+        raise ConfigError([f"{exc.filename}: cannot write: {exc.strerror}"]) from None
     if args.json:
         out = {
             "rows": [asdict(r) | {"error_pct": r.error_pct} for r in rows],
