@@ -185,7 +185,7 @@ def test_llmfoundry_table_transcribed_faithfully() -> None:
 
 def test_llmfoundry_fsdp_runs() -> None:
     """MosaicML LLM Foundry's MPT runs under PyTorch FSDP (2023), a check not calibrated on. On A100,
-    7B-70B models at sequences up to 4,096 come within MAPE 7.2 %. The rest is a known gap, pinned
+    7B-70B models at sequences up to 4,096 come within MAPE 7.1 %. The rest is a known gap, pinned
     so that a change is noticed: long sequences and small models run slower than predicted (up to
     45 % on A100), and the H100 rows are predicted 10-54 % too fast (README, "Accuracy")."""
     cases = {c.id: c for c in load_cases(LLMFOUNDRY)}

@@ -127,9 +127,17 @@ def cp_comm(name: str, phase: Phase, r: RankShapes, kind: Collective) -> list[Co
     return [CommOp(name, CommGroup.CP, kind, phase, kv, r.cp)]
 
 
+@cache
+def causal_block_rows() -> int:
+    return int(bundled("kernels")["flash_attention"]["causal_block_rows"])
+
+
 def causal_fraction(r: RankShapes) -> float:
-    """Share of the [s_q, s] score blocks a causal kernel computes (lower triangle incl. diagonal)."""
-    return (r.s + 1) / (2 * r.s)
+    """Share of the [s_q, s] score matrix a causal FlashAttention kernel computes: each query block of
+    T rows runs to the end of its own rows, so s (s + T) / 2 of the s^2 elements (T = 1 would be the
+    exact lower triangle). Under context parallelism a rank's query chunks cross the diagonal once
+    in total (s_q rows), so the same share holds for its s_q x s block."""
+    return min(1.0, (r.s + causal_block_rows()) / (2 * r.s))
 
 
 def attention_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase) -> list[Op]:

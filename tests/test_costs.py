@@ -1,0 +1,59 @@
+"""Formula tests of the op cost model (simulator.costs.compute) and the causal attention share
+(simulator.workload.layer), against hand-computed values."""
+
+import dataclasses
+
+import pytest
+
+from simulator.catalog.loader import bundled
+from simulator.costs.compute import gemm_efficiency, k_overhead
+from simulator.workload.layer import causal_block_rows, causal_fraction
+from simulator.workload.ops import GemmShape
+from simulator.workload.shapes import RankShapes
+
+SHAPES = RankShapes(
+    b=1, s=2048, s_q=2048, h=4096, f=16384, d=128, heads=32, kv_heads=32, tp=1, cp=1, sp=False,
+    tp_overlap=False, vocab=50304, elem=2, gemm_elem=2,
+)  # fmt: skip
+
+
+def test_causal_block_is_flash_attentions_query_block() -> None:
+    assert causal_block_rows() == bundled("kernels")["flash_attention"]["causal_block_rows"] == 128
+
+
+@pytest.mark.parametrize(
+    ("s", "share"),
+    [
+        (64, 1.0),  # one partly filled block: the whole tile is computed
+        (128, 1.0),  # one block on the diagonal, computed whole
+        (256, 0.75),  # 2 x 2 blocks, 3 computed
+        (512, 0.625),  # 4 x 4 blocks, 10 computed
+        (2048, 0.53125),  # 16 x 16 blocks, 136 computed
+        (131072, (131072 + 128) / (2 * 131072)),
+    ],
+)
+def test_causal_share_counts_whole_diagonal_blocks(s: int, share: float) -> None:
+    """(s + T) / (2 s) equals n (n + 1) / 2 computed blocks of n^2 for s = n T."""
+    assert causal_fraction(dataclasses.replace(SHAPES, s=s, s_q=s)) == pytest.approx(share)
+
+
+def test_causal_share_with_context_parallelism() -> None:
+    """A rank's query chunks cross the diagonal once in total: the share of its s_q x s block is
+    the same as without CP."""
+    cp4 = dataclasses.replace(SHAPES, s_q=SHAPES.s // 4, cp=4)
+    assert causal_fraction(cp4) == causal_fraction(SHAPES)
+
+
+def test_large_square_gemm_efficiency_by_hand() -> None:
+    """8192^3 on 108 SMs: the 256 x 128 tile pads nothing, 2048 tiles fill 19 waves of 108 (2052
+    slots), and K = 8192 keeps 8192 / (8192 + k_overhead) of the main-loop rate."""
+    wave = 2048 / (19 * 108)
+    short_k = 8192 / (8192 + k_overhead())
+    assert gemm_efficiency(GemmShape(m=8192, n=8192, k=8192), 108) == pytest.approx(wave * short_k)
+
+
+def test_thin_gemm_pays_tile_and_wave_quantisation() -> None:
+    """m = 16 rows: the best choice is a 64 x 128 tile at 0.80, a quarter filled, 64 tiles on 108
+    SMs (one wave, 64 of 108 busy)."""
+    expected = 0.80 * (16 / 64) * (64 / 108) * 8192 / (8192 + k_overhead())
+    assert gemm_efficiency(GemmShape(m=16, n=8192, k=8192), 108) == pytest.approx(expected)
