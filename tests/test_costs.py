@@ -5,10 +5,13 @@ import dataclasses
 
 import pytest
 
+from simulator.catalog.hardware import gpu_catalogue
 from simulator.catalog.loader import bundled
-from simulator.costs.compute import gemm_efficiency, k_overhead
-from simulator.workload.layer import causal_block_rows, causal_fraction
-from simulator.workload.ops import GemmShape
+from simulator.costs.compute import compute_rate, gemm_efficiency, k_overhead
+from simulator.enums import Phase, Precision
+from simulator.scenario import setup_from_mapping
+from simulator.workload.layer import attention_backward, attention_forward, causal_block_rows, causal_fraction
+from simulator.workload.ops import GemmShape, Op
 from simulator.workload.shapes import RankShapes
 
 SHAPES = RankShapes(
@@ -57,3 +60,55 @@ def test_thin_gemm_pays_tile_and_wave_quantisation() -> None:
     SMs (one wave, 64 of 108 busy)."""
     expected = 0.80 * (16 / 64) * (64 / 108) * 8192 / (8192 + k_overhead())
     assert gemm_efficiency(GemmShape(m=16, n=8192, k=8192), 108) == pytest.approx(expected)
+
+
+def _flash_ops(d: int) -> tuple[Op, Op]:
+    r = dataclasses.replace(SHAPES, d=d, heads=4096 // d, kv_heads=4096 // d)
+    (fwd,) = attention_forward(MODEL, r, flash=True, phase=Phase.FORWARD)
+    (bwd,) = attention_backward(MODEL, r, flash=True)
+    return fwd, bwd
+
+
+MODEL = setup_from_mapping(
+    {
+        "name": "attention",
+        "model": {"layers": 2, "hidden": 4096, "heads": 32, "vocab": 50304, "seq_len": 2048},
+        "cluster": {"gpu": "a100-sxm-80gb", "num_gpus": 1},
+        "training": {"global_batch": 1},
+    }
+).model
+
+
+def test_flash_attention_runs_at_the_catalogue_rate_at_the_reference_head_dim() -> None:
+    a100 = gpu_catalogue()["a100-sxm-80gb"]
+    peak = a100.peak(Precision.BF16)
+    for op in _flash_ops(128):
+        assert compute_rate(op, a100, Precision.BF16) == pytest.approx(peak * 0.60)
+
+
+def test_flash_attention_small_head_dim_pays_for_its_exponentials() -> None:
+    """d = 64 on an A100 (R = 128 tensor FLOPs per exponential): the forward runs 4 d matmul FLOPs
+    per score and one exponential, so it adds 128 / 256 x (1 - 64/128) = 0.25 to 1 / efficiency;
+    the backward (10 d FLOPs per score) adds 0.1."""
+    a100 = gpu_catalogue()["a100-sxm-80gb"]
+    peak = a100.peak(Precision.BF16)
+    fwd, bwd = _flash_ops(64)
+    assert compute_rate(fwd, a100, Precision.BF16) == pytest.approx(peak / (1 / 0.60 + 0.25))
+    assert compute_rate(bwd, a100, Precision.BF16) == pytest.approx(peak / (1 / 0.60 + 0.1))
+    # larger head dims spend less of the time on exponentials; a GPU without the constant keeps one rate
+    assert compute_rate(_flash_ops(256)[0], a100, Precision.BF16) > peak * 0.60
+    plain = dataclasses.replace(a100, tensor_flops_per_exp=None)
+    assert compute_rate(fwd, plain, Precision.BF16) == pytest.approx(peak * 0.60)
+
+
+def test_exponentials_weigh_more_on_hopper() -> None:
+    """The H100 doubles tensor FLOPs per SM and clock but not exponentials: the same d = 64 forward
+    loses more against its catalogue rate than on the A100."""
+    gpus = gpu_catalogue()
+    fwd, _ = _flash_ops(64)
+    loss = {
+        n: compute_rate(fwd, gpus[n], Precision.BF16)
+        / (gpus[n].peak(Precision.BF16) * gpus[n].flash_attention_efficiency)
+        for n in ("a100-sxm-80gb", "h100-sxm-80gb")
+    }
+    assert loss["h100-sxm-80gb"] < loss["a100-sxm-80gb"] < 1.0

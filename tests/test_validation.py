@@ -187,15 +187,15 @@ def test_llmfoundry_fsdp_runs() -> None:
     """MosaicML LLM Foundry's MPT runs under PyTorch FSDP (2023), a check not calibrated on. On A100,
     7B-70B models at sequences up to 4,096 come within MAPE 7.1 %. The rest is a known gap, pinned
     so that a change is noticed: long sequences and small models run slower than predicted (up to
-    45 % on A100), and the H100 rows are predicted 10-54 % too fast (README, "Accuracy")."""
+    42 % on A100), and the H100 rows are predicted 10-54 % too fast (README, "Accuracy")."""
     cases = {c.id: c for c in load_cases(LLMFOUNDRY)}
     rows = [r for c in cases.values() for r in run_case(c)]
     by_group: dict[str, list[float]] = {}
     for r in rows:
         by_group.setdefault(r.group, []).append(abs(r.error_pct))
     assert set(by_group) == {"llmfoundry_h100_80gb", "llmfoundry_a100_80gb", "llmfoundry_a100_40gb"}
-    assert mean(by_group["llmfoundry_a100_80gb"]) <= 21.0
-    assert mean(by_group["llmfoundry_a100_40gb"]) <= 19.0
+    assert mean(by_group["llmfoundry_a100_80gb"]) <= 20.0
+    assert mean(by_group["llmfoundry_a100_40gb"]) <= 17.5
     assert mean(by_group["llmfoundry_h100_80gb"]) <= 33.0
     in_domain = [
         abs(r.error_pct)

@@ -27,7 +27,10 @@ class GpuEntry(BaseModel):
     gemm_efficiency_max: float = Field(gt=0, le=1)
     gemm_efficiency_fp8: float | None = Field(default=None, gt=0, le=1)  # default: gemm_efficiency_max
     hbm_efficiency: float = Field(gt=0, le=1)
-    flash_attention_efficiency: float = Field(gt=0, le=1)
+    flash_attention_efficiency: float = Field(gt=0, le=1)  # at the reference head dim (kernels.yaml)
+    # Dense BF16 tensor-core FLOPs per exponential of the special-function units (per SM and clock);
+    # None: attention's rate does not depend on the head dim (simulator.costs.compute).
+    tensor_flops_per_exp: PositiveFloat | None = None
     kernel_launch_us: float = Field(ge=0)
     tp_comm_overlap: bool = False  # default of parallelism.tp_comm_overlap on this GPU
 
@@ -51,6 +54,7 @@ class GpuSpec:
     flash_attention_efficiency: float
     kernel_launch_s: float
     tp_comm_overlap: bool = False
+    tensor_flops_per_exp: float | None = None
 
     def supports(self, precision: Precision) -> bool:
         return precision in self.peak_flops_per_s
@@ -82,6 +86,7 @@ class GpuSpec:
             flash_attention_efficiency=entry.flash_attention_efficiency,
             kernel_launch_s=units.us_to_s(entry.kernel_launch_us),
             tp_comm_overlap=entry.tp_comm_overlap,
+            tensor_flops_per_exp=entry.tensor_flops_per_exp,
         )
 
 

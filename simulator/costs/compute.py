@@ -48,6 +48,26 @@ def gemm_efficiency(shape: GemmShape, sm_count: int) -> float:
     return best * k_eff
 
 
+def reference_head_dim() -> int:
+    return int(bundled("kernels")["flash_attention"]["reference_head_dim"])
+
+
+def flash_attention_rate(op: Op, gpu: GpuSpec, peak: float) -> float:
+    """Achieved FLOP/s of a fused attention kernel. The catalogue's efficiency holds at the
+    reference head dim; the kernel also evaluates one exponential per score element on the
+    special-function units, which run `tensor_flops_per_exp` times slower than the tensor cores and
+    do not overlap the matmuls in FlashAttention-2's loop. Exponentials per matmul FLOP scale as
+    1 / head dim, so relative to the reference a head dim d adds (or saves) R x q x (1 - d / d_ref)
+    of tensor-core time per FLOP, q being the kernel's exponentials per FLOP executed (FlashAttention-3,
+    Shah et al. 2024, sec. 3: the H100's 989 TFLOP/s of matmul against 3.9 TFLOP/s of exponentials)."""
+    eff = gpu.flash_attention_efficiency
+    if gpu.tensor_flops_per_exp is None or op.exps == 0 or op.head_dim == 0:
+        return peak * eff
+    exps_per_flop = op.exps / (op.flops * op.work_factor)
+    extra = gpu.tensor_flops_per_exp * exps_per_flop * (1.0 - op.head_dim / reference_head_dim())
+    return peak / (1.0 / eff + extra)
+
+
 def op_precision(op: Op, precision: Precision) -> Precision:
     """Under an FP8 recipe only the block linear layers run in FP8; the rest runs in BF16."""
     if precision is Precision.FP8 and not op.fp8_capable:
@@ -60,7 +80,7 @@ def compute_rate(op: Op, gpu: GpuSpec, precision: Precision) -> float:
     prec = op_precision(op, precision)
     peak = gpu.peak(prec)
     if op.kind is OpKind.ATTENTION and op.gemm is None:  # fused FlashAttention kernel
-        return peak * gpu.flash_attention_efficiency
+        return flash_attention_rate(op, gpu, peak)
     assert op.gemm is not None, op.name
     return peak * gpu.gemm_efficiency(prec) * gemm_efficiency(op.gemm, gpu.sm_count)
 

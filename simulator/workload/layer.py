@@ -140,13 +140,29 @@ def causal_fraction(r: RankShapes) -> float:
     return min(1.0, (r.s + causal_block_rows()) / (2 * r.s))
 
 
+def score_elements(r: RankShapes) -> float:
+    """Elements of this rank's score matrices for one micro-batch, before the causal share."""
+    return r.b * r.heads * r.s_q * r.s
+
+
 def attention_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase) -> list[Op]:
     g = layer_shapes(model, r)
     if flash:
         flops = g["scores"].flops + g["context"].flops
         qkvo = r.tokens * (2 * r.heads + 2 * r.kv_heads) * r.d * r.elem
-        return [Op("flash_attn", OpKind.ATTENTION, phase, flops=flops, bytes=qkvo, causal_fraction=causal_fraction(r))]
-    scores = r.b * r.heads * r.s_q * r.s
+        return [
+            Op(
+                "flash_attn",
+                OpKind.ATTENTION,
+                phase,
+                flops=flops,
+                bytes=qkvo,
+                causal_fraction=causal_fraction(r),
+                exps=score_elements(r),
+                head_dim=r.d,
+            )
+        ]
+    scores = score_elements(r)
     # fused scale + causal mask + softmax (+ dropout): read scores, write probs (+ dropped probs, 1-byte mask)
     softmax_bytes = scores * (3 * r.elem + 1 if model.dropout else 2 * r.elem)
     return [
@@ -176,9 +192,11 @@ def attention_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Op]
                 bytes=2 * qkvo,
                 work_factor=FLASH_BACKWARD_WORK,
                 causal_fraction=causal_fraction(r),
+                exps=score_elements(r),  # the backward recomputes P = exp(S - m) once
+                head_dim=r.d,
             )
         ]
-    scores = r.b * r.heads * r.s_q * r.s
+    scores = score_elements(r)
     ctx = [_as_attention(o) for o in backward_gemms("attn_context", g["context"], r.elem)]
     sc = [_as_attention(o) for o in backward_gemms("attn_scores", g["scores"], r.elem)]
     mask = 1 if model.dropout else 0  # read grad, probs (and mask), write grad

@@ -26,7 +26,8 @@ class Op:
 
     flops: counted FLOPs (the model-FLOPs convention of Korthikanti et al. 2022; 0 for
     memory-bound ops). work_factor: what the kernel executes relative to `flops` (FlashAttention's
-    backward recomputes the scores: 2.5x the forward instead of 2x, Dao 2023). bytes: HBM traffic.
+    backward recomputes the scores: 2.5x the forward instead of 2x, Dao 2023). exps: exponentials
+    on the special-function units (a fused attention kernel's softmax). bytes: HBM traffic.
     saved_bytes: activation bytes this op keeps alive for the backward pass.
     """
 
@@ -38,6 +39,8 @@ class Op:
     gemm: GemmShape | None = None
     work_factor: float = 1.0
     causal_fraction: float = 1.0  # share of the score matrix a causal kernel actually computes
+    exps: float = 0.0  # exponentials a fused attention kernel evaluates (one per score element)
+    head_dim: int = 0  # of a fused attention kernel
     fp8_capable: bool = False  # a transformer-block linear layer: runs in FP8 under an FP8 recipe
 
 
