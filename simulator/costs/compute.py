@@ -48,6 +48,7 @@ def gemm_efficiency(shape: GemmShape, sm_count: int) -> float:
     return best * k_eff
 
 
+@cache
 def reference_head_dim() -> int:
     return int(bundled("kernels")["flash_attention"]["reference_head_dim"])
 
