@@ -53,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("result", type=Path, help="result JSON written by run --out, search --out or compare --out")
     plot.add_argument("--out", type=Path, help="write the PNGs here (default: next to the JSON)")
     val = sub.add_parser("validate", help="compare predictions with published training runs")
-    val.add_argument("files", nargs="*", type=Path, help="published-cases YAML or vTrain CSV (default: bundled)")
+    val.add_argument(
+        "files", nargs="*", type=Path, help="published-cases YAML, vTrain or LLM Foundry CSV (default: bundled)"
+    )
     val.add_argument("--markdown", type=Path, help="write the per-case table as Markdown here")
     val.add_argument("--csv", type=Path, help="write the per-case table as CSV here")
+    val.add_argument("--plot", type=Path, help="write predicted vs published and the error per group as a PNG here")
     val.add_argument("--json", action="store_true", help="print rows and summaries as one JSON object")
     return parser
 

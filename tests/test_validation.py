@@ -163,6 +163,16 @@ def test_validate_command_writes_json_csv_and_markdown(tmp_path: Path, capsys: p
     assert "megatron2021_t2_ptdp_174.6B_384" in md_path.read_text()
 
 
+def test_validate_plot_writes_a_png(tmp_path: Path) -> None:
+    """`--plot`: predicted against published per case and the error spread per group, as one PNG."""
+    picked = [c for c in CASES if c["id"].startswith("megatron2021_t1")][:3]
+    path = tmp_path / "cases.yaml"
+    path.write_text(yaml.safe_dump(picked))
+    assert main(["validate", str(path), "--plot", str(tmp_path / "v.png")]) == 0
+    data = (tmp_path / "v.png").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5_000
+
+
 LLMFOUNDRY = bundled_path("llmfoundry/mpt_benchmarks.csv")
 LLMFOUNDRY_PEAK_FLOPS = {"h100_80gb": 989e12, "a100_80gb": 312e12, "a100_40gb": 312e12}
 

@@ -13,7 +13,7 @@ from simulator.validation.runner import Row, markdown_table, run_case, summarise
 
 
 def run_validation(args: argparse.Namespace) -> int:
-    for flag, out in (("--markdown", args.markdown), ("--csv", args.csv)):
+    for flag, out in (("--markdown", args.markdown), ("--csv", args.csv), ("--plot", args.plot)):
         if out is not None and not out.parent.is_dir():
             raise ConfigError([f"{flag} {out}: no such folder {out.parent}"])
     cases: list[Case] = []
@@ -38,6 +38,11 @@ def run_validation(args: argparse.Namespace) -> int:
                 w.writerow(["case", "group", "metric", "published", "predicted", "error_pct", "note"])
                 for r in rows:
                     w.writerow([r.case, r.group, r.metric, r.published, r.predicted, r.error_pct, r.note])
+        if args.plot:
+            from analysis.validation_plot import plot_validation
+
+            plot_validation(rows, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
     except OSError as exc:
         raise ConfigError([f"{exc.filename}: cannot write: {exc.strerror}"]) from None
     if args.json:
