@@ -9,10 +9,12 @@ from simulator.catalog.hardware import gpu_catalogue
 from simulator.catalog.loader import bundled
 from simulator.costs.compute import compute_rate, gemm_efficiency, k_overhead
 from simulator.enums import Phase, Precision
+from simulator.results.writer import resolved_scenario
 from simulator.scenario import setup_from_mapping
+from simulator.workload.ends import cross_entropy_bytes
 from simulator.workload.layer import attention_backward, attention_forward, causal_block_rows, causal_fraction
 from simulator.workload.ops import GemmShape, Op
-from simulator.workload.shapes import RankShapes
+from simulator.workload.shapes import RankShapes, rank_shapes
 
 SHAPES = RankShapes(
     b=1, s=2048, s_q=2048, h=4096, f=16384, d=128, heads=32, kv_heads=32, tp=1, cp=1, sp=False,
@@ -112,3 +114,37 @@ def test_exponentials_weigh_more_on_hopper() -> None:
         for n in ("a100-sxm-80gb", "h100-sxm-80gb")
     }
     assert loss["h100-sxm-80gb"] < loss["a100-sxm-80gb"] < 1.0
+
+
+def _loss_bytes(fused: bool, elem: int = 2) -> int:
+    fwd, bwd = cross_entropy_bytes(dataclasses.replace(SHAPES, elem=elem, fused_loss=fused))
+    return int(fwd + bwd)
+
+
+def test_cross_entropy_traffic_per_logit() -> None:
+    """Eager: cast (2 + 4), max (4), subtract (8), exp (8), sum (4), divide (8); backward scale (8) and
+    cast back (4 + 2): 52 bytes per BF16 logit. Fused: two reads of the logits (4), exponentials
+    written (4), softmax in place (8), backward read (4) and gradient written (2): 22."""
+    assert _loss_bytes(fused=False) == 52
+    assert _loss_bytes(fused=True) == 22
+
+
+def _scenario(gpu: str, **framework: bool) -> dict:
+    return {
+        "name": "loss",
+        "model": {"layers": 2, "hidden": 1024, "heads": 8, "vocab": 50304, "seq_len": 1024},
+        "cluster": {"gpu": gpu, "num_gpus": 8},
+        "training": {"global_batch": 8},
+        "framework": framework,
+    }
+
+
+def test_fused_cross_entropy_defaults_to_the_gpu_catalogue_and_is_recorded() -> None:
+    """Hopper-era stacks (NeMo / Megatron-Core) fuse the loss, the A100-era ones did not; a scenario
+    can say otherwise, and the resolved scenario says what was simulated."""
+    assert not setup_from_mapping(_scenario("a100-sxm-80gb")).fused_cross_entropy
+    assert setup_from_mapping(_scenario("h100-sxm-80gb")).fused_cross_entropy
+    eager = setup_from_mapping(_scenario("h100-sxm-80gb", fused_cross_entropy=False))
+    assert not eager.fused_cross_entropy
+    assert resolved_scenario(eager)["framework"]["fused_cross_entropy"] is False
+    assert rank_shapes(eager).fused_loss is False

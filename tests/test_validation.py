@@ -98,7 +98,7 @@ def test_vtrain_multi_node() -> None:
     cases = load_cases(bundled_path("vtrain/ground_truth_multi.csv"))
     rows = [r for c in cases for r in run_case(c)]
     assert mean(abs(r.error_pct) for r in rows) <= 10.0
-    # within each study (same model, cluster and batch), plan pairs in the measured order: 81.8 %
+    # within each study (same model, cluster and batch), plan pairs in the measured order: 82.2 %
     # measured (a coin would give 50 %)
     (ranking,) = rank_agreement(cases, rows)
     assert ranking.studies == 4 and ranking.agreement_pct >= 80.0
@@ -195,18 +195,18 @@ def test_llmfoundry_table_transcribed_faithfully() -> None:
 
 def test_llmfoundry_fsdp_runs() -> None:
     """MosaicML LLM Foundry's MPT runs under PyTorch FSDP (2023), a check not calibrated on. On A100,
-    7B-70B models at sequences up to 4,096 come within MAPE 7.1 %. The rest is a known gap, pinned
+    7B-70B models at sequences up to 4,096 come within MAPE 6.9 %. The rest is a known gap, pinned
     so that a change is noticed: long sequences and small models run slower than predicted (up to
-    42 % on A100), and the H100 rows are predicted 10-54 % too fast (README, "Accuracy")."""
+    41 % on A100), and the H100 rows are predicted 9-54 % too fast (README, "Accuracy")."""
     cases = {c.id: c for c in load_cases(LLMFOUNDRY)}
     rows = [r for c in cases.values() for r in run_case(c)]
     by_group: dict[str, list[float]] = {}
     for r in rows:
         by_group.setdefault(r.group, []).append(abs(r.error_pct))
     assert set(by_group) == {"llmfoundry_h100_80gb", "llmfoundry_a100_80gb", "llmfoundry_a100_40gb"}
-    assert mean(by_group["llmfoundry_a100_80gb"]) <= 20.0
-    assert mean(by_group["llmfoundry_a100_40gb"]) <= 17.5
-    assert mean(by_group["llmfoundry_h100_80gb"]) <= 33.0
+    assert mean(by_group["llmfoundry_a100_80gb"]) <= 18.0
+    assert mean(by_group["llmfoundry_a100_40gb"]) <= 14.5
+    assert mean(by_group["llmfoundry_h100_80gb"]) <= 31.5
     in_domain = [
         abs(r.error_pct)
         for r in rows

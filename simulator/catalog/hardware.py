@@ -33,6 +33,7 @@ class GpuEntry(BaseModel):
     tensor_flops_per_exp: PositiveFloat | None = None
     kernel_launch_us: float = Field(ge=0)
     tp_comm_overlap: bool = False  # default of parallelism.tp_comm_overlap on this GPU
+    fused_cross_entropy: bool = False  # default of framework.fused_cross_entropy on this GPU
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class GpuSpec:
     kernel_launch_s: float
     tp_comm_overlap: bool = False
     tensor_flops_per_exp: float | None = None
+    fused_cross_entropy: bool = False
 
     def supports(self, precision: Precision) -> bool:
         return precision in self.peak_flops_per_s
@@ -87,6 +89,7 @@ class GpuSpec:
             kernel_launch_s=units.us_to_s(entry.kernel_launch_us),
             tp_comm_overlap=entry.tp_comm_overlap,
             tensor_flops_per_exp=entry.tensor_flops_per_exp,
+            fused_cross_entropy=entry.fused_cross_entropy,
         )
 
 

@@ -24,6 +24,7 @@ def resolved_scenario(setup: Setup) -> dict[str, Any]:
     d["model"] = {**({"preset": setup.scenario.model.preset} if setup.scenario.model.preset else {}), **model}
     d["parallelism"]["dp"] = setup.plan.dp
     d["parallelism"]["tp_comm_overlap"] = setup.plan.tp_comm_overlap
+    d.setdefault("framework", {})["fused_cross_entropy"] = setup.fused_cross_entropy
     d.get("catalogue", {}).pop("files", None)  # their entries are inline now: the copy stands alone
     return d
 

@@ -40,6 +40,9 @@ def resolve(sc: Scenario) -> Setup:
             if sc.framework.host_time_per_op_us is not None
             else bundled("software")["host_dispatch_us"]
         ),
+        fused_cross_entropy=(
+            gpu.fused_cross_entropy if sc.framework.fused_cross_entropy is None else sc.framework.fused_cross_entropy
+        ),
         reliability=_resolve_reliability(sc),
     )
 

@@ -109,10 +109,14 @@ class CatalogueSection(_Section):
 
 
 class FrameworkSection(_Section):
-    """The training framework's host-side cost. Default: calibrated on eager Megatron-DeepSpeed
-    (simulator/specs/software.yaml); fused-kernel stacks or CUDA graphs need less."""
+    """The training framework. host_time_per_op_us: its host-side cost per modelled op, default
+    calibrated on eager Megatron-DeepSpeed (simulator/specs/software.yaml); fused-kernel stacks or
+    CUDA graphs need less. fused_cross_entropy: the loss runs as fused kernels over the logits
+    (Megatron-Core's cross_entropy_loss_fusion, as NeMo runs it) rather than as separate eager
+    passes over an fp32 copy; default: the GPU catalogue's `fused_cross_entropy`."""
 
     host_time_per_op_us: NonNegativeFloat | None = None
+    fused_cross_entropy: bool | None = None
 
 
 class SimulationSection(_Section):

@@ -118,6 +118,7 @@ class Setup:
     fidelity: str = "symmetric"
     compute_jitter: float = 0.0
     host_time_per_op_s: float = 0.0  # framework CPU time per modelled op (engine/segments.py)
+    fused_cross_entropy: bool = False  # resolved: the loss as fused kernels (workload/ends.py)
     reliability: ReliabilitySpec = field(default_factory=ReliabilitySpec)
 
     @property

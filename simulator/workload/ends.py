@@ -10,6 +10,22 @@ from simulator.workload.shapes import RankShapes
 LOSS_ELEM_BYTES = 4  # the vocab-parallel cross-entropy works on fp32 logits (Megatron-LM)
 
 
+def cross_entropy_bytes(r: RankShapes) -> tuple[float, float]:
+    """HBM bytes per logit of the loss, forward and backward, after the LM head wrote the logits.
+
+    Eager (Megatron-LM's _VocabParallelCrossEntropy over `output.float()`; PyTorch's cross_entropy
+    under autocast makes the same passes): forward casts to fp32 (read elem, write 4), takes the
+    max (read 4), subtracts it in place (read 4, write 4), exponentiates in place (read 4, write 4),
+    sums (read 4) and divides in place (read 4, write 4), keeping the softmax for the backward, which
+    scales it by the incoming gradient in place (read 4, write 4) and casts back (read 4, write elem).
+    Fused (Megatron-Core's cross_entropy_loss_fusion): the max pass and one fused pass read the
+    logits (2 elem) and write the exponentials (4), the loss pass turns them into the softmax in
+    place (read 4, write 4); the backward reads it (4) and writes the gradient (elem)."""
+    if r.fused_loss:
+        return 2 * r.elem + 3 * LOSS_ELEM_BYTES, LOSS_ELEM_BYTES + r.elem
+    return r.elem + 9 * LOSS_ELEM_BYTES, 3 * LOSS_ELEM_BYTES + r.elem
+
+
 def embedding_forward(r: RankShapes) -> list[Item]:
     """Vocab-parallel lookup (each TP rank owns V/t rows) + position add + dropout, then the TP
     reduction that combines the partial lookups (all-reduce, or reduce-scatter with SP)."""
@@ -40,8 +56,7 @@ def head_forward(model: ModelSpec, r: RankShapes) -> list[Item]:
         elementwise("final_norm", Phase.FORWARD, 2 * r.norm_tokens * r.h * r.elem),
         *tp_comm("tp_head_gather", Phase.FORWARD, r, gather=True),
         gemm_op("lm_head", Phase.FORWARD, head_shape(r), r.elem),
-        # cast to fp32, max, exp-sum, target gather: ~3 passes over the fp32 logits
-        elementwise("cross_entropy", Phase.FORWARD, logits * (r.elem + 3 * LOSS_ELEM_BYTES)),
+        elementwise("cross_entropy", Phase.FORWARD, logits * cross_entropy_bytes(r)[0]),
     ]
 
 
@@ -49,7 +64,7 @@ def head_backward(model: ModelSpec, r: RankShapes) -> list[Item]:
     logits = r.tokens * r.vocab_local
     input_grad = tp_comm("tp_head_bwd", Phase.BACKWARD, r, gather=False) if r.sp else _head_input_allreduce(r)
     return [
-        elementwise("cross_entropy_bwd", Phase.BACKWARD, logits * (2 * LOSS_ELEM_BYTES + r.elem)),
+        elementwise("cross_entropy_bwd", Phase.BACKWARD, logits * cross_entropy_bytes(r)[1]),
         *backward_gemms("lm_head", head_shape(r), r.elem),
         *input_grad,
         elementwise("final_norm_bwd", Phase.BACKWARD, 3 * r.norm_tokens * r.h * r.elem),

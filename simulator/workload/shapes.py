@@ -24,6 +24,7 @@ class RankShapes:
     vocab: int
     elem: int  # activation bytes per element
     gemm_elem: int  # GEMM operand bytes per element
+    fused_loss: bool = False  # the cross-entropy runs as fused kernels (workload/ends.py)
 
     @property
     def tokens(self) -> int:
@@ -59,4 +60,5 @@ def rank_shapes(setup: Setup) -> RankShapes:
         vocab=m.vocab,
         elem=dtypes.activation_bytes(setup.training.precision),
         gemm_elem=dtypes.gemm_operand_bytes(setup.training.precision),
+        fused_loss=setup.fused_cross_entropy,
     )
