@@ -246,6 +246,17 @@ VTRAIN_HEADER += "tensor parallelism,data parallelism,pipeline parallelism,itera
             ["vtrain.csv: missing column 'global batch'", "vtrain.csv: missing column 'pipeline parallelism'"],
         ),
         (
+            "foundry.csv",
+            "gpu,model,hidden,heads,layers,vocab,seq_len,gpus,micro_batch,grad_accum,global_batch,"
+            "fsdp_mixed_precision,activation_checkpointing,tokens_per_s,mfu_pct\n"
+            "v100,mpt-7b,4096,32,32,50368,2048,8,6,1,48,DEFAULT,false,85144,46.44\n"
+            "h100_80gb,mpt-7b,4096,32,32,50368,2048,8,6,1,48,DEFAULT,yes,85144,46.44\n",
+            [
+                "foundry.csv: line 2: gpu: 'v100' is not one of h100_80gb, a100_80gb, a100_40gb",
+                "foundry.csv: line 3: activation_checkpointing: expected true or false, got 'yes'",
+            ],
+        ),
+        (
             "vtrain_rows.csv",
             VTRAIN_HEADER + "\n8,16,2,1024,16,24,1024,2,2,2,219.7\n8,16,2,1024,16,24,1024,two,2,2,219.7\n",
             ["vtrain_rows.csv: line 3: tensor parallelism: expected a positive number, got 'two'"],

@@ -125,6 +125,8 @@ def llmfoundry_scenario(row: dict[str, str], idx: str) -> dict[str, Any]:
     gpu = row["gpu"]
     if gpu not in LLMFOUNDRY_GPUS:
         raise ValueError(f"gpu: {gpu!r} is not one of {', '.join(LLMFOUNDRY_GPUS)}")
+    if row["activation_checkpointing"] not in ("true", "false"):
+        raise ValueError(f"activation_checkpointing: expected true or false, got {row['activation_checkpointing']!r}")
     cluster: dict[str, Any] = {"gpu": LLMFOUNDRY_GPUS[gpu], "num_gpus": int(row["gpus"]), "gpus_per_node": 8}
     if gpu.startswith("a100"):
         cluster |= {"inter_node_Gbps": LLMFOUNDRY_A100_NIC_GBPS, "nics_per_node": 8}
