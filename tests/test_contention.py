@@ -82,3 +82,10 @@ def test_analytical_estimate_agrees_with_the_engine() -> None:
     assert estimate.breakdown_s[Category.COMM_CONTENTION] == pytest.approx(
         books.average_s[Category.COMM_CONTENTION], rel=0.25
     )
+
+
+def test_no_contention_is_exactly_zero() -> None:
+    """Without a collective beside compute the category is 0, not the rounding of env.now (it once
+    printed as `comm_contention 0.000 s` in every report)."""
+    _, books = simulate(setup(zero=1))
+    assert books.average_s[Category.COMM_CONTENTION] == 0.0

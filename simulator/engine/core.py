@@ -177,7 +177,8 @@ class StepSimulation:
         seg = block.segment
         start = self.env.now
         work = seg.duration_s * lane.slowdown
-        if self.contention and work > 0:
+        contended = bool(self.contention and work > 0)
+        if contended:
             yield from self._contended(lane.stage, work)
         else:
             yield self.env.timeout(work)
@@ -194,7 +195,8 @@ class StepSimulation:
                 micro_batch=mb,
                 chunk=chunk,
                 segment=seg,
-                contention_s=max(0.0, self.env.now - start - work),
+                # without contention the span is exactly `work` long (env.now - start only rounds)
+                contention_s=max(0.0, self.env.now - start - work) if contended else 0.0,
             )
         )
 
