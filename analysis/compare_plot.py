@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
+from analysis.plots import save_figure  # noqa: E402
 from simulator.results.labels import gpu_count  # noqa: E402
 
 GB = 1e9
@@ -38,10 +39,7 @@ def plot_comparison(results: list[dict[str, Any]], path: Path) -> Path:
     ax2.set_title("memory")
     ax2.invert_yaxis()
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_scaling(results: list[dict[str, Any]], path: Path) -> Path | None:
@@ -87,7 +85,4 @@ def plot_scaling(results: list[dict[str, Any]], path: Path) -> Path | None:
     ax2.set_ylim(0, 100)
     ax2.set_ylabel("MFU (%)")
     ax2.set_title("model FLOPs utilisation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

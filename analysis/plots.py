@@ -16,7 +16,8 @@ GB = 1e9
 PASS_COLOURS = {"forward": "#4c72b0", "backward": "#dd8452", "other": "#55a868", "wait": "#e0e0e0"}
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write at the plots' common resolution and free the figure."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -33,7 +34,7 @@ def plot_breakdown(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("seconds per step (average GPU)")
     ax.set_xlim(0, max(v for _, v in items) * 1.3)
     ax.set_title(f"{result['name']}: step {step['time_s']:.2f} s, MFU {100 * step['mfu']:.1f} %")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_memory(name: str, per_stage: list[dict[str, float]], capacity_bytes: float, path: Path) -> Path:
@@ -54,7 +55,7 @@ def plot_memory(name: str, per_stage: list[dict[str, float]], capacity_bytes: fl
     ax.set_title(f"{name}: memory per GPU")
     # legend top-down in the order of the stack
     ax.legend(handles=[cap, *handles[::-1]], fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def timeline_bars(trace: dict[str, Any]) -> tuple[int, dict[str, list[tuple[int, float, float]]]]:
@@ -98,7 +99,7 @@ def plot_timeline(name: str, trace: dict[str, Any], time_s: float, path: Path) -
     ]
     # at the right, outside the axes: clear of the time axis however few stages there are
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_utilisation(name: str, utilisation: list[float], path: Path) -> Path:
@@ -108,7 +109,7 @@ def plot_utilisation(name: str, utilisation: list[float], path: Path) -> Path:
     ax.set_xlabel("pipeline stage (x replica in full fidelity)")
     ax.set_ylabel("compute busy (% of step)")
     ax.set_title(f"{name}: utilisation per stage")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def stage_memory(memory: dict[str, Any]) -> list[dict[str, float]]:

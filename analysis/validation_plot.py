@@ -5,33 +5,23 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean
-from typing import Protocol
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.plots import save_figure  # noqa: E402
+from simulator.validation.runner import Row  # noqa: E402
+
 TIME = "iteration_time_s"
 
 
-class ValidationRow(Protocol):
-    """What the plot reads of a `simulator.validation.runner.Row`."""
-
-    group: str
-    metric: str
-    published: float
-    predicted: float | None
-
-    @property
-    def error_pct(self) -> float | None: ...
-
-
-def plot_validation(rows: Sequence[ValidationRow], path: Path) -> Path:
+def plot_validation(rows: Sequence[Row], path: Path) -> Path:
     """Left: log-log scatter of predicted against published step time, one colour per group, with
     the +-10 % and +-25 % bands. Right: each group's signed errors (one dot per case, its MAPE
     written beside it), groups ordered by MAPE."""
-    by_group: dict[str, list[ValidationRow]] = defaultdict(list)
+    by_group: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         if r.metric == TIME and r.predicted is not None:
             by_group[r.group].append(r)
@@ -79,7 +69,4 @@ def plot_validation(rows: Sequence[ValidationRow], path: Path) -> Path:
     bx.invert_yaxis()
     bx.set_xlabel("error of the predicted step time (%): positive is slower than published")
     bx.set_title("per group: one dot per case; MAPE (cases) on the right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

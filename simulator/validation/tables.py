@@ -25,6 +25,7 @@ VTRAIN_COLUMNS = (
     "pipeline parallelism",
     VTRAIN_TIME_COLUMN,
 )
+LLMFOUNDRY_TEXT_COLUMNS = ("gpu", "model", "activation_checkpointing")
 LLMFOUNDRY_COLUMNS = (
     "gpu",
     "model",
@@ -180,7 +181,7 @@ def llmfoundry_case(row: dict[str, str], i: int) -> Case:
 
 
 def load_llmfoundry_csv(path: Path) -> list[Case]:
-    return _load_rows(path, LLMFOUNDRY_COLUMNS, llmfoundry_case)
+    return _load_rows(path, LLMFOUNDRY_COLUMNS, llmfoundry_case, text_columns=LLMFOUNDRY_TEXT_COLUMNS)
 
 
 def load_table(path: Path) -> list[Case]:
@@ -205,9 +206,15 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def _load_rows(path: Path, columns: tuple[str, ...], make: Callable[[dict[str, str], int], Case]) -> list[Case]:
-    """Every row through `make`; a missing column or a value that is not a number is one problem
-    line naming the file's line and column, and all of them are reported together."""
+def _load_rows(
+    path: Path,
+    columns: tuple[str, ...],
+    make: Callable[[dict[str, str], int], Case],
+    text_columns: tuple[str, ...] = (),
+) -> list[Case]:
+    """Every row through `make`; a missing column or a value that is not a number (every column but
+    `text_columns` is numeric) is one problem line naming the file's line and column, and all of
+    them are reported together."""
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
@@ -219,18 +226,17 @@ def _load_rows(path: Path, columns: tuple[str, ...], make: Callable[[dict[str, s
         try:
             cases.append(make(row, i))
         except (ValueError, TypeError, ZeroDivisionError) as exc:
-            problems.append(f"line {i + 2}: {_bad_value(row, columns) or exc}")
+            numeric = [c for c in columns if c not in text_columns]
+            problems.append(f"line {i + 2}: {_bad_value(row, numeric) or exc}")
     if problems:
         raise file_error(path, problems)
     return cases
 
 
-def _bad_value(row: dict[str, str], columns: tuple[str, ...]) -> str | None:
-    """The first numeric column of `row` that does not hold a positive number, as a message."""
-    for c in columns:
+def _bad_value(row: dict[str, str], numeric: list[str]) -> str | None:
+    """The first of the `numeric` columns of `row` that does not hold a positive number, as a message."""
+    for c in numeric:
         value = row.get(c)
-        if c in ("gpu", "model", "activation_checkpointing"):
-            continue
         try:
             if float(value or "") > 0:
                 continue
