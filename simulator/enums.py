@@ -58,6 +58,26 @@ class OpKind(StrEnum):
     OPTIMIZER = "optimizer"
 
 
+class Role(StrEnum):
+    """What an op does in the model, whatever its name: the models that treat some ops specially key on
+    it (TP comm overlap and its SM budgets in kernels.yaml, FP8 casts skipped by the overlap, the explain
+    report's GEMM kinds), so renaming an op changes no model. Ops without a special role have none."""
+
+    QKV = "qkv"  # the fused Q/K/V projection
+    ATTN_PROJ = "attn_proj"  # the attention output projection
+    MLP_UP = "mlp_up"  # MLP up (and gate) projection
+    MLP_DOWN = "mlp_down"
+    LM_HEAD = "lm_head"  # logits
+    FP8_CAST = "fp8_cast"  # cast-and-transpose of an FP8 GEMM input (Transformer Engine)
+    # mixture of experts
+    ROUTER = "router"  # gating GEMM and top-k
+    TOKEN_PERMUTE = "token_permute"  # tokens gathered per expert before dispatch, scattered back after
+    EXPERT_UP = "expert_up"  # routed experts' grouped GEMMs
+    EXPERT_DOWN = "expert_down"
+    SHARED_EXPERT_UP = "shared_expert_up"
+    SHARED_EXPERT_DOWN = "shared_expert_down"
+
+
 class Collective(StrEnum):
     ALL_REDUCE = "all_reduce"
     ALL_GATHER = "all_gather"
@@ -112,3 +132,35 @@ class Category(StrEnum):
     OPTIMIZER = "optimizer"
     HOST_OVERHEAD = "host_overhead"  # GPU waiting for the CPU to dispatch kernels (small ops)
     IDLE = "idle"
+
+
+class MemoryKind(StrEnum):
+    """What the bytes on a GPU hold (contract `memory.per_gpu_bytes`)."""
+
+    WEIGHTS = "weights"
+    GRADIENTS = "gradients"
+    OPTIMIZER = "optimizer"
+    ACTIVATIONS = "activations"
+    OTHER = "other"  # CUDA context, NCCL buffers, transient buffers, allocator fragmentation
+
+
+class Engine(StrEnum):
+    """How a step is timed: the SimPy event simulation, or the closed form over the same program."""
+
+    EVENT = "event"
+    ANALYTICAL = "analytical"
+
+
+class Fidelity(StrEnum):
+    """What the event engine simulates: one representative pipeline (every data-parallel replica is
+    the same), or every replica (stragglers, per-GPU speed)."""
+
+    SYMMETRIC = "symmetric"
+    FULL = "full"
+
+
+class TopologyKind(StrEnum):
+    """Scale-out fabric builders (simulator.topology.builders)."""
+
+    FAT_TREE = "fat-tree"
+    RAIL_OPTIMIZED = "rail-optimized"

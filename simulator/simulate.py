@@ -4,11 +4,12 @@ from dataclasses import asdict
 from typing import Any
 
 from simulator.energy.power import step_energy_per_gpu
-from simulator.enums import Category
+from simulator.enums import Category, Engine
 from simulator.memory.budget import memory_budget
+from simulator.metrics.breakdown import step_breakdown
 from simulator.results.result import SimulationResult, StepResult
-from simulator.run.whole_run import whole_run
 from simulator.scenario.setup import Setup
+from simulator.training_run.totals import whole_run
 from simulator.workload import StepWork, build_step
 from simulator.workload.flops import step_flops
 from simulator.workload.params import total_params
@@ -16,22 +17,22 @@ from simulator.workload.params import total_params
 
 def time_step(work: StepWork) -> tuple[float, dict[Category, float], dict[str, Any], list]:
     """Step time, average-GPU breakdown, engine details and spans, by the scenario's chosen engine."""
-    if work.setup.engine == "analytical":
+    if work.setup.engine is Engine.ANALYTICAL:
         from simulator.estimate import estimate_step
 
         est = estimate_step(work)
         return est.time_s, est.breakdown_s, {"method": "analytical"}, []
-    from simulator.engine.run import simulate_step
+    from simulator.engine.step import simulate_step
 
-    sim = simulate_step(work)
-    r = sim.result
+    r = simulate_step(work).result
+    breakdown = step_breakdown(r)
     extra = {
         "method": "event",
-        "stage_utilisation": sim.breakdown.stage_utilisation(r.time_s),
+        "stage_utilisation": breakdown.stage_utilisation(r.time_s),
         "events": r.events,
         "flows": r.flows,
     }
-    return r.time_s, sim.breakdown.average_s, extra, r.spans
+    return r.time_s, breakdown.average_s, extra, r.spans
 
 
 def simulate(setup: Setup) -> SimulationResult:

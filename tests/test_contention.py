@@ -4,12 +4,13 @@ fluid model in the engine, its closed form in the analytical estimate, and the b
 import pytest
 
 from simulator.collectives.groups import Layout
-from simulator.collectives.pricing import CommPricer, overlap_sms
-from simulator.engine.core import StepSimulation, contention_share
-from simulator.engine.program import compile_program
+from simulator.collectives.pricing import CommPricer
+from simulator.costs.contention import contention_s, contention_share, overlap_sms
+from simulator.engine.core import StepSimulation
 from simulator.enums import Category
-from simulator.estimate.analytical import contention_s, estimate_step
+from simulator.estimate.analytical import estimate_step
 from simulator.metrics.breakdown import step_breakdown
+from simulator.program.compile import compile_program
 from simulator.scenario import Setup, setup_from_mapping
 from simulator.topology import build_topology
 from simulator.workload import build_step
@@ -39,7 +40,7 @@ def setup(gpus: int = 16, **parallelism) -> Setup:
 def test_share_only_where_collectives_run_beside_compute(parallelism: dict, gpus: int, overlaps: bool) -> None:
     s = setup(gpus, **parallelism)
     expected = overlap_sms() / s.cluster.gpu.sm_count if overlaps else 0.0
-    assert contention_share(s) == pytest.approx(expected)
+    assert contention_share(s.plan, s.cluster.gpu) == pytest.approx(expected)
 
 
 def test_closed_form() -> None:
@@ -55,7 +56,7 @@ def simulate(s: Setup, share: float | None = None):
     if share is not None:
         sim.contention = share
     result = sim.run()
-    return result, step_breakdown(result, s.plan.pp)
+    return result, step_breakdown(result)
 
 
 def test_zero3_compute_slows_by_what_the_spans_record_and_the_books_balance() -> None:
@@ -69,7 +70,7 @@ def test_zero3_compute_slows_by_what_the_spans_record_and_the_books_balance() ->
     assert without.time_s + 0.9 * extra <= with_contention.time_s <= without.time_s + extra + 1e-12
     assert sum(books.average_s.values()) == pytest.approx(with_contention.time_s, rel=1e-9)
     # never more than every compute second at the reduced rate
-    share = contention_share(s)
+    share = contention_share(s.plan, s.cluster.gpu)
     compute = sum(v for c, v in books.average_s.items() if c is not Category.COMM_CONTENTION)
     assert extra <= compute * share / (1 - share) + 1e-12
 

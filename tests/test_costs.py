@@ -11,7 +11,7 @@ from simulator.costs.compute import compute_rate, gemm_efficiency, k_overhead
 from simulator.enums import Phase, Precision
 from simulator.results.writer import resolved_scenario
 from simulator.scenario import setup_from_mapping
-from simulator.workload.ends import cross_entropy_bytes
+from simulator.workload.head import cross_entropy_bytes
 from simulator.workload.layer import attention_backward, attention_forward, causal_block_rows, causal_fraction
 from simulator.workload.ops import GemmShape, Op
 from simulator.workload.shapes import RankShapes, rank_shapes

@@ -7,6 +7,7 @@ and the catalogue's per-step overhead; `pytest.approx(rel=1e-9)` only absorbs fl
 import dataclasses
 import json
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,14 +16,14 @@ import simpy
 from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer, FlowSpec, protocols, static_time_s
 from simulator.engine.core import EngineResult, StepSimulation
-from simulator.engine.program import Block, ChunkProgram, Program, StageProgram, compile_program
-from simulator.engine.run import SimulatedStep, simulate_step
 from simulator.engine.schedules import Pass
-from simulator.engine.segments import Segment
 from simulator.engine.spans import Stream, WaitReason
+from simulator.engine.step import simulate_step
 from simulator.enums import Algorithm, Category, Collective, CommGroup
-from simulator.metrics.breakdown import step_breakdown
+from simulator.metrics.breakdown import StepBreakdown, step_breakdown
 from simulator.network import FlowNetwork
+from simulator.program.compile import Block, ChunkProgram, Program, StageProgram, compile_program
+from simulator.program.segments import Segment
 from simulator.scenario import Setup, setup_from_mapping
 from simulator.simulate import simulate
 from simulator.topology import Topology, build_topology
@@ -59,8 +60,15 @@ def dp_heavy(**parallelism) -> Setup:
     return make_setup({"num_gpus": 16, "gpus_per_node": 8}, plan, global_batch=64)
 
 
-def step(setup: Setup) -> SimulatedStep:
-    return simulate_step(build_step(setup))
+@dataclass(frozen=True)
+class Stepped:
+    result: EngineResult
+    breakdown: StepBreakdown
+
+
+def step(setup: Setup) -> Stepped:
+    result = simulate_step(build_step(setup)).result
+    return Stepped(result, step_breakdown(result))
 
 
 def route_links(topo: Topology, pairs: list[tuple[int, int]]) -> Counter:
@@ -264,7 +272,7 @@ def assert_log(got: list[tuple], want: list[tuple]) -> None:
 
 
 def assert_breakdown(result: EngineResult, want: list[dict[Category, float]]) -> None:
-    breakdown = step_breakdown(result, 2)
+    breakdown = step_breakdown(result)
     for got, expected in zip(breakdown.per_stage_s, want, strict=True):
         full = {c: expected.get(c, 0.0) for c in Category}
         assert got == pytest.approx(full, rel=REL, abs=1e-12)
@@ -456,7 +464,7 @@ def test_real_step_conserves_messages_and_bytes(parallelism: dict) -> None:
     total = sum(sum(r.links.values()) * r.bytes_per_flow for r in sim.net.records)
     assert sim.net.bytes_moved.sum() == pytest.approx(total, rel=REL)
     # breakdown of every stage sums to the step; the last stage to finish defines the step
-    breakdown = step_breakdown(result, setup.plan.pp)
+    breakdown = step_breakdown(result)
     for per_stage in breakdown.per_stage_s:
         assert sum(per_stage.values()) == pytest.approx(result.time_s, rel=REL)
         assert all(v >= -1e-12 for v in per_stage.values())

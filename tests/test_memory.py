@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from simulator.catalog.models import ModelEntry, ModelSpec, model_catalogue
-from simulator.enums import Precision, Recompute, Schedule
+from simulator.enums import MemoryKind, Precision, Recompute, Schedule
 from simulator.memory import (
     activation_bytes_per_stage,
     in_flight_micro_batches,
@@ -16,11 +16,10 @@ from simulator.memory import (
     stored_layer_bytes,
 )
 from simulator.memory.activations import attention_terms, mlp_terms
-from simulator.memory.budget import CATEGORIES
 from simulator.scenario import Setup, setup_from_mapping
 from simulator.workload.params import layer_params
 from simulator.workload.partition import layers_per_chunk
-from simulator.workload.step import stage_params_on_rank
+from simulator.workload.placement import stage_params_on_rank
 
 
 def model(name: str, **overrides: Any) -> ModelSpec:
@@ -159,7 +158,7 @@ def test_1f1b_first_stage_holds_most() -> None:
 def test_gpt3_on_one_gpu_does_not_fit() -> None:
     r = memory_budget(setup(1, {"tp": 1, "pp": 1}))
     assert not r.fits and r.stage == 0
-    assert tuple(r.per_gpu_bytes) == CATEGORIES
+    assert tuple(r.per_gpu_bytes) == tuple(MemoryKind)
     assert r.peak_bytes == sum(r.per_gpu_bytes.values()) > 16 * 174e9
     assert r.reason is not None and r.reason.startswith("needs ")
     assert "on stage 0, the a100-sxm-80gb has 80.0 GB (weights " in r.reason

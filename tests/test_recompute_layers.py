@@ -3,7 +3,7 @@ the work the engine runs, the FLOPs it counts, the memory it keeps and the step 
 
 import pytest
 
-from simulator.engine.run import simulate_step
+from simulator.engine.step import simulate_step
 from simulator.enums import Phase
 from simulator.memory.budget import memory_budget
 from simulator.scenario import Setup, setup_from_mapping

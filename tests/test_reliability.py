@@ -1,4 +1,4 @@
-"""The reliability model (simulator/run/reliability.py): Young/Daly intervals, failure rates
+"""The reliability model (simulator/training_training_run/reliability.py): Young/Daly intervals, failure rates
 calibrated on Llama 3 (419 interruptions in 54 days on 16,384 H100), and its effect on the run."""
 
 import dataclasses
@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from simulator.energy.power import StepEnergy
-from simulator.run.reliability import daly_interval, simulate_run, system_mtbf_s, young_interval
-from simulator.run.whole_run import whole_run
 from simulator.scenario.load import load_setup
 from simulator.scenario.setup import Setup
 from simulator.simulate import simulate
+from simulator.training_run.reliability import daly_interval, simulate_run, system_mtbf_s, young_interval
+from simulator.training_run.totals import whole_run
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 LLAMA = SCENARIOS / "llama3-405b-16384xh100.yaml"

@@ -15,10 +15,10 @@ import yaml
 
 from simulator.cli import main
 from simulator.memory.budget import memory_budget
-from simulator.scenario import setup_from_mapping
-from simulator.search import evaluate
+from simulator.scenario import canonical, setup_from_mapping
+from simulator.scenario.canonical import scenario_key
 from simulator.search.driver import search
-from simulator.search.evaluate import load_base, resolve_plan, store_key, with_plan
+from simulator.search.evaluate import load_base, resolve_plan, with_plan
 from simulator.search.space import enumerate_plans, parse_bounds
 from simulator.search.store import ResultStore, default_store_path
 
@@ -203,10 +203,10 @@ def test_store_key_changes_with_the_simulators_model(monkeypatch: pytest.MonkeyP
     plan = next(iter(enumerate_plans(load_base(scenario_path, [])[1], parse_bounds(["tp=8"], [], []))))
     setup = resolve_plan(with_plan(raw, plan))
     assert setup is not None
-    before = store_key(setup)
-    assert store_key(setup) == before  # deterministic
-    monkeypatch.setattr(evaluate, "model_fingerprint", lambda: "another model")
-    assert store_key(setup) != before
+    before = scenario_key(setup)
+    assert scenario_key(setup) == before  # deterministic
+    monkeypatch.setattr(canonical, "code_fingerprint", lambda: "another model")
+    assert scenario_key(setup) != before
 
 
 @pytest.mark.parametrize(("sp", "kept"), [(True, True), (False, False)])

@@ -5,16 +5,17 @@ what it does to a whole step."""
 import pytest
 
 from simulator.costs.tp_overlap import overlapped_durations, pipeline_splits
-from simulator.engine.run import simulate_step
-from simulator.enums import Category, Collective, CommGroup, OpKind, Phase, TpOverlap
+from simulator.engine.step import simulate_step
+from simulator.enums import Category, Collective, CommGroup, OpKind, Phase, Role, TpOverlap
+from simulator.metrics.breakdown import step_breakdown
 from simulator.scenario import Setup, setup_from_mapping
 from simulator.workload import build_step
-from simulator.workload.layer import FP8_CAST_SUFFIX, pipeline_sms
+from simulator.workload.layer import pipeline_sms
 from simulator.workload.ops import CommOp, GemmShape, Op
 
 SMS = 132
 GEMM = Op("g", OpKind.GEMM, Phase.FORWARD, flops=1.0, gemm=GemmShape(8, 8, 8))
-CAST = Op(f"g{FP8_CAST_SUFFIX}", OpKind.ELEMENTWISE, Phase.FORWARD, bytes=1.0)
+CAST = Op("g_fp8_cast", OpKind.ELEMENTWISE, Phase.FORWARD, bytes=1.0, role=Role.FP8_CAST)
 NORM = Op("norm", OpKind.ELEMENTWISE, Phase.FORWARD, bytes=1.0)
 
 
@@ -88,7 +89,7 @@ def test_each_sequence_parallel_collective_gets_its_userbuffers_method() -> None
     assert _overlaps(work.layer.forward) == [ring, pipe, ring, pipe]
     assert _overlaps(work.layer.backward) == [ring, bulk, ring, bulk]
     sms = [i.overlap_sms for i in work.layer.forward if isinstance(i, CommOp) and i.overlap is pipe]
-    assert sms == [pipeline_sms("attn_proj"), pipeline_sms("mlp_down")]
+    assert sms == [pipeline_sms(Role.ATTN_PROJ), pipeline_sms(Role.MLP_DOWN)]
     # embedding and LM head are not userbuffers layers
     for chunk in work.chunks:
         ends = chunk.prologue_forward + chunk.epilogue_forward + chunk.prologue_backward + chunk.epilogue_backward
@@ -100,7 +101,7 @@ def test_overlap_shortens_the_step_hides_tp_comm_and_keeps_the_books() -> None:
     results = {}
     for overlap in (False, True):
         simulated = simulate_step(build_step(nemo_like(tp_comm_overlap=overlap)))
-        results[overlap] = (simulated.result.time_s, simulated.breakdown.average_s)
+        results[overlap] = (simulated.result.time_s, step_breakdown(simulated.result).average_s)
     (off_s, off), (on_s, on) = results[False], results[True]
     assert on_s < off_s
     assert on[Category.COMM_TP] < 0.5 * off[Category.COMM_TP]

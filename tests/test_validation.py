@@ -20,7 +20,7 @@ from published import CASES, result_of
 from simulator.cli import main
 from simulator.validation.cases import Case, bundled_path, load_cases
 from simulator.validation.ranking import rank_agreement
-from simulator.validation.runner import Row, run_case
+from simulator.validation.runner import Row, simulate_case
 
 TIME = "iteration_time_s"
 
@@ -96,7 +96,7 @@ def test_vtrain_multi_node() -> None:
     """vTrain's 109 multi-node measurements (Bang et al. 2024): MAPE <= 10 % (the issue's target;
     vTrain itself reports 14.7 %)."""
     cases = load_cases(bundled_path("vtrain/ground_truth_multi.csv"))
-    rows = [r for c in cases for r in run_case(c)]
+    rows = [r for c in cases for r in simulate_case(c)]
     assert mean(abs(r.error_pct) for r in rows) <= 10.0
     # within each study (same model, cluster and batch), plan pairs in the measured order: 82.2 %
     # measured (a coin would give 50 %)
@@ -107,7 +107,7 @@ def test_vtrain_multi_node() -> None:
 def test_vtrain_single_node_sample() -> None:
     """Every 12th of vTrain's 1,440 single-node measurements (the full set: `simulator validate`)."""
     cases = load_cases(bundled_path("vtrain/ground_truth_single.csv"))[::12]
-    rows = [r for c in cases for r in run_case(c)]
+    rows = [r for c in cases for r in simulate_case(c)]
     assert mean(abs(r.error_pct) for r in rows) <= 12.0
 
 
@@ -199,7 +199,7 @@ def test_llmfoundry_fsdp_runs() -> None:
     so that a change is noticed: long sequences and small models run slower than predicted (up to
     41 % on A100), and the H100 rows are predicted 9-54 % too fast (README, "Accuracy")."""
     cases = {c.id: c for c in load_cases(LLMFOUNDRY)}
-    rows = [r for c in cases.values() for r in run_case(c)]
+    rows = [r for c in cases.values() for r in simulate_case(c)]
     by_group: dict[str, list[float]] = {}
     for r in rows:
         by_group.setdefault(r.group, []).append(abs(r.error_pct))

@@ -5,7 +5,7 @@ import sys
 from collections import defaultdict
 
 from simulator.validation.cases import default_files, load_cases
-from simulator.validation.runner import run_case, summarise, summary_table
+from simulator.validation.runner import simulate_case, summarise, summary_table
 
 
 def main(stride: int = 10) -> None:
@@ -13,8 +13,8 @@ def main(stride: int = 10) -> None:
     for path in default_files():
         step = stride if path.name == "ground_truth_single.csv" else 1
         for case in load_cases(path)[::step]:
-            rows.extend(run_case(case))
-    print(summary_table(summarise(rows)))
+            rows.extend(simulate_case(case))
+    print(summary_table(summarise(rows)).markdown())
     signed = defaultdict(list)
     for r in rows:
         if r.error_pct is not None and r.metric == "iteration_time_s":

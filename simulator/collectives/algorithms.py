@@ -1,5 +1,5 @@
 """Collective algorithms as point-to-point flows: each algorithm turns one collective on one
-group into phases; a phase is a set of (src, dst) transfers that run concurrently, each
+group into rounds; a round is a set of (src, dst) transfers that run concurrently, each
 carrying `bytes_per_flow`, plus the number of sequential steps whose latency it pays.
 
 - ring (Patarasuk & Yuan 2009): all-reduce = reduce-scatter + all-gather, every rank sends
@@ -20,7 +20,10 @@ from simulator.enums import Algorithm, Collective
 
 
 @dataclass(frozen=True)
-class Phase:
+class TransferRound:
+    """One round of a collective: concurrent (src, dst) transfers of `bytes_per_flow` each, paying the
+    latency of `steps` sequential algorithm steps (a ring round is n - 1 steps of the same pairs)."""
+
     pairs: tuple[tuple[int, int], ...]
     bytes_per_flow: float
     steps: int
@@ -46,14 +49,16 @@ def channel_orders(ranks: Sequence[int], gpus_per_node: int) -> list[list[int]]:
     return [[m[(i + c) % k] for m in members for i in range(k)] for c in range(k)]
 
 
-def ring(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int = 1 << 30) -> list[Phase]:
+def ring(
+    kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int = 1 << 30
+) -> list[TransferRound]:
     n = len(ranks)
     orders = channel_orders(ranks, gpus_per_node)
     pairs = tuple(p for order in orders for p in ring_pairs(order))
     share = size_bytes / len(orders)
     if kind is Collective.ALL_REDUCE:
-        return [Phase(pairs, 2 * (n - 1) / n * share, 2 * (n - 1))]
-    return [Phase(pairs, (n - 1) / n * share, n - 1)]
+        return [TransferRound(pairs, 2 * (n - 1) / n * share, 2 * (n - 1))]
+    return [TransferRound(pairs, (n - 1) / n * share, n - 1)]
 
 
 def _binary_tree_edges(order: Sequence[int]) -> list[tuple[int, int]]:
@@ -61,16 +66,16 @@ def _binary_tree_edges(order: Sequence[int]) -> list[tuple[int, int]]:
     return [(order[i], order[(i - 1) // 2]) for i in range(1, len(order))]
 
 
-def double_binary_tree(ranks: Sequence[int], size_bytes: float) -> list[Phase]:
+def double_binary_tree(ranks: Sequence[int], size_bytes: float) -> list[TransferRound]:
     """All-reduce only. The second tree is the first mirrored (rank order reversed) so that most
     interior ranks of one tree are leaves of the other (Sanders et al. 2009's construction)."""
     n = len(ranks)
     edges = _binary_tree_edges(ranks) + _binary_tree_edges(list(reversed(ranks)))
     up_and_down = tuple(edges) + tuple((p, c) for c, p in edges)
-    return [Phase(up_and_down, size_bytes / 2, 2 * math.ceil(math.log2(n)), tree=True)]
+    return [TransferRound(up_and_down, size_bytes / 2, 2 * math.ceil(math.log2(n)), tree=True)]
 
 
-def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int) -> list[Phase]:
+def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int) -> list[TransferRound]:
     """Two-level all-reduce (and RS/AG): intra-node first, inter-node on 1/k of the data."""
     nodes: dict[int, list[int]] = {}
     for r in ranks:
@@ -82,9 +87,9 @@ def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus
     inter = [tuple(v[i] for v in nodes.values()) for i in range(k)]
     n_nodes = len(nodes)
 
-    def merged(groups: list[tuple[int, ...]], fraction: float, steps: int) -> Phase:
+    def merged(groups: list[tuple[int, ...]], fraction: float, steps: int) -> TransferRound:
         pairs = tuple(p for g in groups for p in ring_pairs(g))
-        return Phase(pairs, fraction * size_bytes, steps)
+        return TransferRound(pairs, fraction * size_bytes, steps)
 
     rs_intra = merged(intra, (k - 1) / k, k - 1)
     ag_intra = merged(intra, (k - 1) / k, k - 1)
@@ -95,12 +100,12 @@ def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus
     return [rs_intra, middle] if kind is Collective.REDUCE_SCATTER else [middle, ag_intra]
 
 
-def direct(kind: Collective, ranks: Sequence[int], size_bytes: float) -> list[Phase]:
+def direct(kind: Collective, ranks: Sequence[int], size_bytes: float) -> list[TransferRound]:
     if kind is Collective.SEND_RECV:
-        return [Phase(((ranks[0], ranks[1]),), size_bytes, 1)]
+        return [TransferRound(((ranks[0], ranks[1]),), size_bytes, 1)]
     n = len(ranks)
     pairs = tuple((a, b) for a in ranks for b in ranks if a != b)
-    return [Phase(pairs, size_bytes / n, 1)]
+    return [TransferRound(pairs, size_bytes / n, 1)]
 
 
 def candidates(kind: Collective, spans_nodes: bool) -> list[Algorithm]:
@@ -126,7 +131,7 @@ def applicable(kind: Collective, algorithm: Algorithm) -> bool:
 
 def decompose(
     kind: Collective, algorithm: Algorithm, ranks: Sequence[int], size_bytes: float, gpus_per_node: int
-) -> list[Phase]:
+) -> list[TransferRound]:
     if len(ranks) <= 1:
         return []
     if algorithm is Algorithm.DIRECT or kind in (Collective.ALL_TO_ALL, Collective.SEND_RECV):

@@ -12,7 +12,7 @@ from functools import cache, cached_property
 
 from simulator import units
 from simulator.catalog.loader import bundled
-from simulator.collectives.algorithms import Phase, applicable, candidates, decompose
+from simulator.collectives.algorithms import TransferRound, applicable, candidates, decompose
 from simulator.collectives.groups import Layout
 from simulator.enums import Algorithm, Collective, CommGroup
 from simulator.network import LinkSet
@@ -37,7 +37,7 @@ class FlowSpec:
 
 @dataclass(frozen=True)
 class Pattern:
-    """One phase of a collective for all concurrent groups, per byte of the collective's buffer."""
+    """One round of a collective for all concurrent groups, per byte of the collective's buffer."""
 
     links: dict[int, float]
     bytes_per_unit: float
@@ -63,12 +63,6 @@ class Protocol:
 
 
 @cache
-def overlap_sms() -> int:
-    """SMs an NCCL collective occupies while it runs beside compute (kernels.yaml `comm.overlap_sms`)."""
-    return int(bundled("kernels")["comm"]["overlap_sms"])
-
-
-@cache
 def protocols() -> tuple[Protocol, ...]:
     raw = bundled("kernels")["comm"]["protocols"]
     us = units.us_to_s
@@ -84,14 +78,14 @@ def protocols() -> tuple[Protocol, ...]:
     )
 
 
-def aggregate(topo: Topology, phase_per_group: Sequence[Phase]) -> Pattern:
-    """Merge the same phase of every concurrent group into one aggregated pattern."""
+def aggregate(topo: Topology, round_per_group: Sequence[TransferRound]) -> Pattern:
+    """Merge the same round of every concurrent group into one aggregated pattern."""
     links: Counter[int] = Counter()
     gpn = topo.gpus_per_node
-    for ph in phase_per_group:
-        for src, dst in ph.pairs:
+    for rnd in round_per_group:
+        for src, dst in rnd.pairs:
             links.update(topo.route(src, dst))
-    first = phase_per_group[0]
+    first = round_per_group[0]
     inter = sum(src // gpn != dst // gpn for src, dst in first.pairs) / len(first.pairs)
     if first.tree and inter > 0:
         inter = 1.0  # trees span nodes: every tree step waits on a network hop
@@ -103,7 +97,7 @@ def patterns_for(
 ) -> list[Pattern]:
     """Patterns of one collective of 1 byte run by all `groups` at once (bytes scale linearly)."""
     per_group = [decompose(kind, algorithm, g, 1.0, topo.gpus_per_node) for g in groups]
-    return [aggregate(topo, [phases[i] for phases in per_group]) for i in range(len(per_group[0]))]
+    return [aggregate(topo, [rounds[i] for rounds in per_group]) for i in range(len(per_group[0]))]
 
 
 def bottleneck_Bps(topo: Topology, links: dict[int, float]) -> float:
@@ -112,7 +106,7 @@ def bottleneck_Bps(topo: Topology, links: dict[int, float]) -> float:
 
 
 def realise(topo: Topology, patterns: Sequence[Pattern], size_bytes: float) -> list[FlowSpec]:
-    """Flows for a collective of `size_bytes`: each phase with its fastest NCCL protocol (wire bytes
+    """Flows for a collective of `size_bytes`: each round with its fastest NCCL protocol (wire bytes
     inflated by the protocol's overhead; latency = steps x per-step latency, plus the base once)."""
     flows = []
     for i, pat in enumerate(patterns):
@@ -184,5 +178,5 @@ class CommPricer:
     def p2p(self, src_stage: int, dst_stage: int, size_bytes: float, replica: int | None = None) -> FlowSpec:
         """The sends of one pipeline hop as one aggregated flow: of all replicas, or of one."""
         pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage, replica))
-        pattern = aggregate(self.topo, [Phase(pairs, 1.0, 1)])
+        pattern = aggregate(self.topo, [TransferRound(pairs, 1.0, 1)])
         return realise(self.topo, [pattern], size_bytes)[0]

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from functools import cache
 
 from simulator.catalog.loader import bundled
-from simulator.enums import OpKind, TpOverlap
-from simulator.workload.layer import FP8_CAST_SUFFIX, Item
-from simulator.workload.ops import CommOp, Op
+from simulator.enums import OpKind, Role, TpOverlap
+from simulator.workload.ops import CommOp, Item, Op
 
 
 @cache
@@ -57,7 +56,7 @@ def _neighbour_gemm(items: Sequence[Item], i: int, step: int) -> int | None:
         item = items[j]
         if isinstance(item, Op) and item.kind is OpKind.GEMM:
             return j
-        if not (isinstance(item, Op) and item.name.endswith(FP8_CAST_SUFFIX)):
+        if not (isinstance(item, Op) and item.role is Role.FP8_CAST):
             return None
         j += step
     return None

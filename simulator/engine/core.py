@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from simulator.collectives.pricing import CommPricer, FlowSpec, overlap_sms
-from simulator.engine.program import Block, ChunkProgram, Program, StageProgram
+from simulator.collectives.pricing import CommPricer, FlowSpec
+from simulator.costs.contention import contention_share
 from simulator.engine.schedules import Pass, Task, stage_order
 from simulator.engine.spans import Span, Stream, WaitReason
 from simulator.network import FlowNetwork
+from simulator.program.compile import Block, ChunkProgram, Program, StageProgram
 from simulator.scenario.setup import Setup
 
 MessageKey = tuple  # (pass, micro-batch, receiving chunk[, replica in full fidelity])
@@ -63,17 +64,6 @@ def slowdowns(setup: Setup, replicas: int) -> np.ndarray:
     return np.maximum(draws.max(axis=2), 1e-3)
 
 
-def contention_share(setup: Setup) -> float:
-    """Share of the SMs compute loses while a collective runs beside it. Zero where none ever does:
-    without ZeRO-3 or overlapped gradient reduction the data-parallel collectives run after the
-    stage's compute (and TP/CP collectives block the compute stream)."""
-    p = setup.plan
-    if (p.zero != 3 and not p.dp_overlap) or p.dp * p.cp == 1:
-        return 0.0
-    sms = setup.cluster.gpu.sm_count
-    return min(overlap_sms(), sms - 1) / sms
-
-
 class StepSimulation:
     def __init__(self, setup: Setup, program: Program, pricer: CommPricer, full: bool = False):
         self.setup = setup
@@ -97,7 +87,7 @@ class StepSimulation:
         self.flow_count = 0
         self._barriers: dict[tuple, tuple[list[Lane], simpy.Event]] = {}
         self._issued = [0] * len(self.lanes)
-        self.contention = contention_share(setup)
+        self.contention = contention_share(setup.plan, setup.cluster.gpu)
         self.dp_active = [0] * pp  # collectives of each stage in flight
         self.dp_changed = [self.env.event() for _ in range(pp)]  # fires when that count changes
 

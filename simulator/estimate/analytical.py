@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer, FlowSpec, static_time_s
-from simulator.engine.core import contention_share
-from simulator.engine.program import Block, ChunkProgram, compile_program
+from simulator.costs.contention import contention_s, contention_share
 from simulator.enums import Category, Schedule
-from simulator.metrics.categories import empty_breakdown
+from simulator.metrics.breakdown import empty_breakdown
+from simulator.program.compile import Block, ChunkProgram, compile_program
 from simulator.topology import build_topology
 from simulator.workload.step import StepWork
 
@@ -27,14 +27,6 @@ from simulator.workload.step import StepWork
 class StepEstimate:
     time_s: float
     breakdown_s: dict[Category, float]  # average GPU; sums to time_s
-
-
-def contention_s(comm_s: float, compute_s: float, share: float) -> float:
-    """Time a collective active for `comm_s` adds to `compute_s` of compute beside it when it holds
-    `share` of the SMs (the fluid model of simulator.engine.core)."""
-    if share <= 0 or comm_s <= 0:
-        return 0.0
-    return min(comm_s * share, compute_s * share / (1.0 - share))
 
 
 def _blocks_time(
@@ -65,7 +57,7 @@ def estimate_step(work: StepWork) -> StepEstimate:
     pricer = CommPricer(build_topology(setup.cluster), Layout.of(plan), setup.cluster.collective_algorithm)
     program = compile_program(work, pricer)
     m = work.micro_batches
-    share = contention_share(setup)
+    share = contention_share(plan, setup.cluster.gpu)
     p2p = static_time_s(pricer.topo, [pricer.p2p(0, 1 % plan.pp, program.pp_message_bytes)]) if plan.pp > 1 else 0.0
     per_mb, tails, cats = [], [], []
     for sp in program.stages:

@@ -4,11 +4,11 @@ import copy
 from dataclasses import asdict
 from typing import Any
 
-from simulator.enums import Category
+from simulator.enums import Category, MemoryKind
 from simulator.explain.shares import step_shares
 from simulator.results.result import SimulationResult
-from simulator.results.writer import resolved_scenario
-from simulator.scenario import setup_from_mapping
+from simulator.scenario.canonical import resolved_scenario
+from simulator.scenario.load import setup_from_mapping
 from simulator.scenario.setup import Setup
 from simulator.simulate import simulate
 from simulator.units import GIGA
@@ -54,9 +54,9 @@ def claims(setup: Setup, result: SimulationResult) -> dict[str, Any]:
     compute = sum(b[c] for c in COMPUTE)
     matmul = b[Category.GEMM] + b[Category.ATTENTION]
     m = result.memory.per_gpu_bytes
-    replica = setup.plan.tp * setup.plan.pp * setup.plan.cp  # GPUs holding one copy of the model
+    replica = setup.plan.model_parallel  # GPUs holding one copy of the model
     params = total_params(setup.model)
-    state = m["weights"] + m["gradients"] + m["optimizer"]
+    state = m[MemoryKind.WEIGHTS] + m[MemoryKind.GRADIENTS] + m[MemoryKind.OPTIMIZER]
     return {
         "gemm_share_of_compute": {"claim": "90-95 %", "measured": matmul / compute if compute else 0.0},
         "gemm_share_of_step_time": {"claim": "90-95 %", "measured": matmul / result.step.time_s},

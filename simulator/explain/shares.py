@@ -13,19 +13,21 @@ from dataclasses import dataclass
 
 from simulator import units
 from simulator.energy.power import gpu_power_W, overhead_W_per_gpu
-from simulator.engine.segments import Composite, Segment
 from simulator.engine.spans import Span, Stream
-from simulator.enums import Category
+from simulator.enums import Category, Role
+from simulator.program.segments import Composite, Segment
 from simulator.results.result import SimulationResult
 from simulator.scenario.setup import Setup
+from simulator.workload.ops import Op
 
 GEMM_KINDS = {
-    "qkv": "GEMM: Q/K/V projection",
-    "attn_proj": "GEMM: attention output projection",
-    "mlp_up": "GEMM: MLP up (+gate)",
-    "mlp_down": "GEMM: MLP down",
-    "lm_head": "GEMM: LM head (logits)",
+    Role.QKV: "GEMM: Q/K/V projection",
+    Role.ATTN_PROJ: "GEMM: attention output projection",
+    Role.MLP_UP: "GEMM: MLP up (+gate)",
+    Role.MLP_DOWN: "GEMM: MLP down",
+    Role.LM_HEAD: "GEMM: LM head (logits)",
 }
+OTHER_GEMMS = "GEMM: other"
 LABELS = {
     Category.ATTENTION: "attention core (QK^T, softmax, AV)",
     Category.OTHER_COMPUTE: "other compute (norms, activations, dropout, embedding, loss)",
@@ -51,15 +53,8 @@ class Share:
     cost_usd: float  # per GPU per step
 
 
-def _gemm_kind(name: str) -> str:
-    for key in GEMM_KINDS:
-        if name.startswith(key):
-            return key
-    return "other"
-
-
 def _segment_gemm_split(seg: Segment, memo: dict[int, dict[str, float]]) -> dict[str, float]:
-    """GEMM seconds of one segment by kind (composites unrolled), memoised per segment."""
+    """GEMM seconds of one segment by kind (its label; composites unrolled), memoised per segment."""
     if id(seg) in memo:
         return memo[id(seg)]
     out: dict[str, float] = defaultdict(float)
@@ -69,14 +64,14 @@ def _segment_gemm_split(seg: Segment, memo: dict[int, dict[str, float]]) -> dict
                 out[k] += n * v
     else:
         for ti in seg.items:
-            if ti.category is Category.GEMM:
-                out[_gemm_kind(ti.item.name)] += ti.duration_s
+            if ti.category is Category.GEMM and isinstance(ti.item, Op):
+                out[GEMM_KINDS.get(ti.item.role, OTHER_GEMMS)] += ti.duration_s
     memo[id(seg)] = dict(out)
     return memo[id(seg)]
 
 
 def gemm_by_kind(spans: list[Span], ranks: int) -> dict[str, float]:
-    """Average-GPU GEMM seconds per step by kind, from the engine's compute spans."""
+    """Average-GPU GEMM seconds per step by kind (its label), from the engine's compute spans."""
     memo: dict[int, dict[str, float]] = {}
     total: dict[str, float] = defaultdict(float)
     for span in spans:
@@ -107,10 +102,10 @@ def step_shares(setup: Setup, result: SimulationResult) -> list[Share]:
     rows: list[Share] = []
     gemms = gemm_by_kind(result.spans, ranks) if result.spans else {}
     split = sum(gemms.values())
-    for kind, seconds in sorted(gemms.items(), key=lambda kv: -kv[1]):
+    for label, seconds in sorted(gemms.items(), key=lambda kv: -kv[1]):
         t = seconds * breakdown[Category.GEMM] / split if split > 0 else 0.0
         e = _energy_J(setup, Category.GEMM, t)
-        rows.append(Share(GEMM_KINDS.get(kind, "GEMM: other"), Category.GEMM, t, e, _cost(setup, t, e)))
+        rows.append(Share(label, Category.GEMM, t, e, _cost(setup, t, e)))
     if not gemms and breakdown[Category.GEMM] > 0:
         t = breakdown[Category.GEMM]
         e = _energy_J(setup, Category.GEMM, t)

@@ -6,7 +6,7 @@ from simulator import dtypes
 from simulator.catalog.models import ModelSpec
 from simulator.enums import Recompute, Schedule
 from simulator.scenario.setup import Setup
-from simulator.workload.ends import LOSS_ELEM_BYTES
+from simulator.workload.head import LOSS_ELEM_BYTES
 from simulator.workload.partition import chunks_of_stage, layers_per_chunk
 
 PAPER_ELEM_BYTES = 2  # Korthikanti et al. 2022 count 16-bit activations (and 1-byte dropout masks)

@@ -5,11 +5,10 @@ from typing import Any
 
 from simulator import units
 from simulator.catalog.loader import bundled
+from simulator.enums import MemoryKind
 from simulator.memory.activations import stage_activation_bytes
 from simulator.memory.model_state import stage_model_state, zero3_gather_buffer_bytes
 from simulator.scenario.setup import Setup
-
-CATEGORIES = ("weights", "gradients", "optimizer", "activations", "other")
 
 
 @dataclass(frozen=True)
@@ -25,23 +24,23 @@ class SoftwareOverheads:
 class MemoryResult:
     """Memory of one GPU of the most loaded pipeline stage. Units: bytes."""
 
-    per_gpu_bytes: dict[str, float]  # exactly CATEGORIES; treat as read-only
+    per_gpu_bytes: dict[MemoryKind, float]  # every MemoryKind; treat as read-only
     peak_bytes: float
     capacity_bytes: float
     fits: bool
     stage: int
     reason: str | None  # why it does not fit; None when it fits
     # bytes per category on one GPU of every pipeline stage, stage 0 first (the memory plot)
-    per_stage_bytes: tuple[dict[str, float], ...] = ()
+    per_stage_bytes: tuple[dict[MemoryKind, float], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The contract's `memory` object, plus `per_stage_bytes` (an added key, contract section 3)."""
         return {
-            "per_gpu_bytes": dict(self.per_gpu_bytes),
+            "per_gpu_bytes": {k.value: v for k, v in self.per_gpu_bytes.items()},
             "peak_bytes": self.peak_bytes,
             "capacity_bytes": self.capacity_bytes,
             "fits": self.fits,
-            "per_stage_bytes": [dict(s) for s in self.per_stage_bytes],
+            "per_stage_bytes": [{k.value: v for k, v in s.items()} for s in self.per_stage_bytes],
         }
 
 
@@ -62,16 +61,16 @@ def other_bytes(activations: float, transient: float, sw: SoftwareOverheads) -> 
     return sw.cuda_context_bytes + sw.nccl_buffers_bytes + transient + fragmentation
 
 
-def stage_breakdown(setup: Setup, stage: int, sw: SoftwareOverheads) -> dict[str, float]:
-    """Bytes per category (CATEGORIES) on one GPU of pipeline `stage`."""
+def stage_breakdown(setup: Setup, stage: int, sw: SoftwareOverheads) -> dict[MemoryKind, float]:
+    """Bytes per kind on one GPU of pipeline `stage`."""
     state = stage_model_state(setup, stage)
     activations = stage_activation_bytes(setup, stage)
     return {
-        "weights": state.weights_bytes,
-        "gradients": state.gradients_bytes,
-        "optimizer": state.optimizer_bytes,
-        "activations": activations,
-        "other": other_bytes(activations, zero3_gather_buffer_bytes(setup), sw),
+        MemoryKind.WEIGHTS: state.weights_bytes,
+        MemoryKind.GRADIENTS: state.gradients_bytes,
+        MemoryKind.OPTIMIZER: state.optimizer_bytes,
+        MemoryKind.ACTIVATIONS: activations,
+        MemoryKind.OTHER: other_bytes(activations, zero3_gather_buffer_bytes(setup), sw),
     }
 
 
@@ -96,7 +95,7 @@ def memory_budget(setup: Setup) -> MemoryResult:
     )
 
 
-def oom_reason(breakdown: dict[str, float], peak: float, stage: int, gpu: str, capacity: float) -> str:
+def oom_reason(breakdown: dict[MemoryKind, float], peak: float, stage: int, gpu: str, capacity: float) -> str:
     """One readable line: what is needed, on which stage, against what the GPU has, and why."""
     parts = ", ".join(f"{k} {_gb(v)}" for k, v in breakdown.items())
     return f"needs {_gb(peak)} per GPU on stage {stage}, the {gpu} has {_gb(capacity)} ({parts})"

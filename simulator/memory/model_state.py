@@ -7,7 +7,7 @@ from simulator.enums import Precision
 from simulator.scenario.setup import Setup
 from simulator.workload.params import layer_params
 from simulator.workload.partition import layers_per_chunk
-from simulator.workload.step import stage_params_on_rank
+from simulator.workload.placement import stage_params_on_rank
 
 
 @dataclass(frozen=True)
@@ -43,18 +43,12 @@ def model_state_bytes(params: float, precision: Precision, zero: int, shards: in
     )
 
 
-def zero_shards(setup: Setup) -> int:
-    """N_d: ranks that hold the same weights and share their state, dp * cp (CP ranks hold the
-    same weights as their DP peers and reduce gradients with them)."""
-    return setup.plan.dp * setup.plan.cp
-
-
 def stage_model_state(setup: Setup, stage: int) -> ModelState:
     """Model state of one GPU of pipeline `stage` (0-based): its parameters Psi from
     `stage_params_on_rank`, sharded per the plan's ZeRO stage. Units: bytes."""
     counts = layers_per_chunk(setup.model.layers, setup.plan.chunks)
     params = stage_params_on_rank(setup, stage, counts)
-    return model_state_bytes(params, setup.training.precision, setup.plan.zero, zero_shards(setup))
+    return model_state_bytes(params, setup.training.precision, setup.plan.zero, setup.plan.dp_group)
 
 
 def zero3_gather_buffer_bytes(setup: Setup) -> float:
@@ -64,7 +58,7 @@ def zero3_gather_buffer_bytes(setup: Setup) -> float:
     keeps one more layer's all-gather in flight, Zhao et al. 2023 "PyTorch FSDP", sec. 3.4).
     Units: bytes; 0 without ZeRO-3 or when there is nothing to gather (N_d = 1).
     """
-    if setup.plan.zero < 3 or zero_shards(setup) == 1:
+    if setup.plan.zero < 3 or setup.plan.dp_group == 1:
         return 0.0
     per_layer = layer_params(setup.model).per_rank(setup.plan.tp)
     return 2 * per_layer * dtypes.weight_bytes(setup.training.precision)

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from simulator.engine.core import EngineResult
 from simulator.engine.spans import Span, Stream, WaitReason
 from simulator.enums import Category
-from simulator.metrics.categories import empty_breakdown
+
+
+def empty_breakdown() -> dict[Category, float]:
+    return {c: 0.0 for c in Category}
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,9 @@ def _account_wait(span: Span, result: EngineResult, acc: dict[Category, float]) 
         acc[Category.IDLE] += d
 
 
-def step_breakdown(result: EngineResult, stages: int) -> StepBreakdown:
+def step_breakdown(result: EngineResult) -> StepBreakdown:
+    """Per simulated rank and for the average rank (= the average GPU)."""
+    stages = result.ranks
     per_stage = [empty_breakdown() for _ in range(stages)]
     for span in result.spans:
         if span.stream is not Stream.COMPUTE:

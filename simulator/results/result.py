@@ -5,7 +5,7 @@ from typing import Any
 
 from simulator.enums import Category
 from simulator.memory.budget import MemoryResult
-from simulator.run.whole_run import RunResult
+from simulator.training_run.totals import RunResult
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from simulator.engine.segments import Composite, Segment
 from simulator.engine.spans import Span, Stream
+from simulator.program.segments import Composite, Segment
 from simulator.units import s_to_us, us_to_s
 from simulator.workload.ops import Op
 

@@ -1,7 +1,7 @@
-"""Write a result to disk: result.json, the resolved scenario, the trace and the plots (contract section 5)."""
+"""Write a result to disk: result.json, the resolved scenario and the trace (contract section 5; the plots
+are drawn from these by the command line)."""
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +9,7 @@ import yaml
 
 from simulator.results.result import SimulationResult
 from simulator.results.trace import chrome_trace, write_trace
+from simulator.scenario.canonical import resolved_scenario
 from simulator.scenario.setup import Setup
 
 
@@ -17,25 +18,12 @@ def result_json(result: SimulationResult) -> str:
     return json.dumps(result.to_dict(), indent=2, allow_nan=False)
 
 
-def resolved_scenario(setup: Setup) -> dict[str, Any]:
-    """The scenario as simulated: every default filled in, the preset expanded, dp computed."""
-    d = setup.scenario.model_dump(mode="json", exclude_none=True)
-    model = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(setup.model).items() if k != "name"}
-    d["model"] = {**({"preset": setup.scenario.model.preset} if setup.scenario.model.preset else {}), **model}
-    d["parallelism"]["dp"] = setup.plan.dp
-    d["parallelism"]["tp_comm_overlap"] = setup.plan.tp_comm_overlap
-    d.setdefault("framework", {})["fused_cross_entropy"] = setup.fused_cross_entropy
-    d.get("catalogue", {}).pop("files", None)  # their entries are inline now: the copy stands alone
-    return d
-
-
 def write_outputs(
     result: SimulationResult, setup: Setup, out_dir: Path, kernel_micro_batches: int | None = 1
-) -> list[Path]:
-    """result.json, the resolved scenario, (event engine) the Perfetto trace of the step, and the plots.
-    The trace details every kernel of the first `kernel_micro_batches` micro-batches (None: all).
-
-    The plots are drawn from the result JSON and the trace alone, as `simulator plot` redraws them."""
+) -> tuple[list[Path], dict[str, Any] | None]:
+    """result.json, the resolved scenario and (event engine) the Perfetto trace of the step; returns the
+    paths written and the trace, from which (with the result JSON) the plots are drawn. The trace
+    details every kernel of the first `kernel_micro_batches` micro-batches (None: all)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "result.json", out_dir / "scenario.resolved.yaml"]
     paths[0].write_text(result_json(result) + "\n")
@@ -48,7 +36,4 @@ def write_outputs(
         (out_dir / "trace.json.gz").unlink(missing_ok=True)
         for stale in ("timeline.png", "utilisation.png"):
             (out_dir / stale).unlink(missing_ok=True)
-    from analysis.plots import write_step_plots  # matplotlib lives in analysis/ only
-
-    paths.extend(write_step_plots(result.to_dict(), trace, out_dir))
-    return paths
+    return paths, trace

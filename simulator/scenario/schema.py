@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 
 from simulator.catalog.hardware import GpuEntry
 from simulator.catalog.models import ModelEntry
-from simulator.enums import Algorithm, Precision, Recompute, Schedule
+from simulator.enums import Algorithm, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
 
 
 class _Section(BaseModel):
@@ -32,7 +32,7 @@ class ClusterSection(_Section):
     intra_node_GBps: PositiveFloat | None = None  # default: the GPU's scale-up bandwidth
     inter_node_Gbps: PositiveFloat | None = None  # default: the node's NIC line rate
     nics_per_node: PositiveInt | None = None  # default: the node's NIC count
-    topology: Literal["fat-tree", "rail-optimized"] = "fat-tree"
+    topology: TopologyKind = TopologyKind.FAT_TREE
     oversubscription: float = Field(default=1.0, ge=1.0)  # leaf uplink : downlink ratio (1 = non-blocking)
     node_overhead_W: NonNegativeFloat | None = None  # default: the node catalogue's value
     # Collective algorithm; auto picks the fastest by the cost model, as NCCL's tuner does.
@@ -124,8 +124,8 @@ class SimulationSection(_Section):
     quick estimates). fidelity: `symmetric` simulates one representative rank per pipeline stage
     with collectives priced for all concurrent groups; `full` simulates every data-parallel replica."""
 
-    engine: Literal["event", "analytical"] = "event"
-    fidelity: Literal["symmetric", "full"] = "symmetric"
+    engine: Engine = Engine.EVENT
+    fidelity: Fidelity = Fidelity.SYMMETRIC
     # Full fidelity only: per-GPU compute speed varies log-normally with this coefficient of
     # variation (0 = identical GPUs); slow GPUs become stragglers their replicas wait for.
     compute_jitter: float = Field(default=0.0, ge=0.0, le=1.0)

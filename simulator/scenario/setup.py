@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Algorithm, Precision, Recompute, Schedule
+from simulator.enums import Algorithm, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
 from simulator.scenario.schema import Scenario
 
 
@@ -16,7 +16,7 @@ class ClusterSpec:
     intra_node_bytes_per_s: float  # per GPU, per direction (NVLink/NVSwitch)
     nic: NicSpec  # line rate already overridden by the scenario when it sets inter_node_Gbps
     nics_per_node: int
-    topology: str
+    topology: TopologyKind
     oversubscription: float
     node_overhead_W: float
     collective_algorithm: Algorithm = Algorithm.AUTO
@@ -61,6 +61,12 @@ class ParallelPlan:
     def chunks(self) -> int:
         """Model chunks the layers are split over: pp * virtual_stages."""
         return self.pp * self.virtual_stages
+
+    @property
+    def dp_group(self) -> int:
+        """Ranks that hold the same weights and reduce their gradients together: DP x CP (context-parallel
+        ranks split the sequence, not the model)."""
+        return self.dp * self.cp
 
     @property
     def model_parallel(self) -> int:
@@ -114,10 +120,10 @@ class Setup:
     economics: Economics
     seed: int
     scenario: Scenario  # the validated input, saved beside results as the resolved scenario
-    engine: str = "event"
-    fidelity: str = "symmetric"
+    engine: Engine = Engine.EVENT
+    fidelity: Fidelity = Fidelity.SYMMETRIC
     compute_jitter: float = 0.0
-    host_time_per_op_s: float = 0.0  # framework CPU time per modelled op (engine/segments.py)
+    host_time_per_op_s: float = 0.0  # framework CPU time per modelled op (program/segments.py)
     fused_cross_entropy: bool = False  # resolved: the loss as fused kernels (workload/ends.py)
     reliability: ReliabilitySpec = field(default_factory=ReliabilitySpec)
 

@@ -12,6 +12,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.resolve import node_problem
 from simulator.search.evaluate import Candidate, load_base, screen, with_engine
@@ -180,6 +182,26 @@ def _refined(
     order = sorted(estimated, key=lambda key: rank_key(estimated[key], objective))
     simulated = run([original[key] for key in order[:k]], labels, point_of, "simulating")
     return rank(list(simulated.values()), objective) + [estimated[key] for key in order[k:]]
+
+
+def parse_sweep(items: list[str]) -> list[tuple[str, list[Any]]]:
+    """`cluster.num_gpus=256,512` -> [("cluster.num_gpus", [256, 512])]; values parsed as YAML."""
+    problems, out = [], []
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or not key or not values:
+            problems.append(f"--sweep {item}: expected KEY.PATH=V1,V2,...")
+        elif key.startswith("parallelism.") or key == "training.micro_batch":
+            problems.append(f"--sweep {item}: the search chooses {key} itself (bound it with --fix/--max/--min)")
+        elif any(key == k for k, _ in out):
+            problems.append(f"--sweep {item}: {key} is swept twice")
+        else:
+            out.append((key, [yaml.safe_load(v) for v in values]))
+    if problems:
+        raise ConfigError(problems)
+    return out
 
 
 def sweep_points(sweep: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:

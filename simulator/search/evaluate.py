@@ -5,23 +5,19 @@
 another machine needs nothing but the installed package.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from simulator import __version__, units
+from simulator import units
 from simulator.memory.budget import memory_budget
-from simulator.run.whole_run import cost_usd
+from simulator.scenario.canonical import scenario_key
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.load import load_raw, validate
 from simulator.scenario.resolve import resolve, resolve_model_and_gpu
 from simulator.scenario.setup import Setup
-from simulator.search.space import Frame, Plan
-
-OBJECTIVES = ("time", "cost", "energy")
+from simulator.search.space import Frame, PlanKnobs
+from simulator.training_run.totals import cost_usd
 
 
 def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], Frame]:
@@ -49,7 +45,7 @@ KEPT_WITH_PLAN = {
 }
 
 
-def with_plan(raw: dict[str, Any], plan: Plan) -> dict[str, Any]:
+def with_plan(raw: dict[str, Any], plan: PlanKnobs) -> dict[str, Any]:
     """The scenario mapping with `plan` in place of its parallelism and micro-batch; the scenario's
     other parallelism settings stay where the plan leaves them meaningful."""
     sections = plan.sections()
@@ -61,18 +57,6 @@ def with_plan(raw: dict[str, Any], plan: Plan) -> dict[str, Any]:
     return out
 
 
-@cache
-def model_fingerprint() -> str:
-    """Hash of the simulator's own code and catalogues: a stored result is reused only by the same
-    model of the hardware and software, not merely the same version number."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256(__version__.encode())
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml") and p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def resolve_plan(raw: dict[str, Any]) -> Setup | None:
     """The resolved Setup, or None when the resolver rejects the plan (a rule the enumeration does
     not know about, e.g. a GPU without the scenario's precision)."""
@@ -82,20 +66,11 @@ def resolve_plan(raw: dict[str, Any]) -> Setup | None:
         return None
 
 
-def store_key(setup: Setup) -> str:
-    """Hash of the resolved scenario (every default filled in) and the simulator's code and
-    catalogues: two candidates with the same key simulate to the same result."""
-    from simulator.results.writer import resolved_scenario
-
-    text = json.dumps({"scenario": resolved_scenario(setup), "model": model_fingerprint()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Candidate:
     """A plan that passed the structural rules: its scenario mapping, store key and memory verdict."""
 
-    plan: Plan
+    plan: PlanKnobs
     raw: dict[str, Any]
     key: str
     fits: bool
@@ -103,7 +78,7 @@ class Candidate:
     capacity_bytes: float
 
 
-def screen(raw: dict[str, Any], plans: list[Plan]) -> list[Candidate]:
+def screen(raw: dict[str, Any], plans: list[PlanKnobs]) -> list[Candidate]:
     """Resolve each plan and check its memory (cheap, no simulation); drop what the resolver rejects."""
     out = []
     for plan in plans:
@@ -112,14 +87,16 @@ def screen(raw: dict[str, Any], plans: list[Plan]) -> list[Candidate]:
         if setup is None:
             continue
         memory = memory_budget(setup)
-        out.append(Candidate(plan, scenario, store_key(setup), memory.fits, memory.peak_bytes, memory.capacity_bytes))
+        out.append(
+            Candidate(plan, scenario, scenario_key(setup), memory.fits, memory.peak_bytes, memory.capacity_bytes)
+        )
     return out
 
 
 def with_engine(c: Candidate, engine: str) -> Candidate:
     """The same plan timed by another engine ("analytical" or "event"): another store key."""
     raw = {**c.raw, "simulation": {**(c.raw.get("simulation") or {}), "engine": engine}}
-    return Candidate(c.plan, raw, store_key(resolve(validate(raw))), c.fits, c.peak_bytes, c.capacity_bytes)
+    return Candidate(c.plan, raw, scenario_key(resolve(validate(raw))), c.fits, c.peak_bytes, c.capacity_bytes)
 
 
 def objective_values(setup: Setup, result: dict[str, Any]) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from simulator.search.evaluate import OBJECTIVES
+OBJECTIVES = ("time", "cost", "energy")  # what a search may rank by (search.evaluate.objective_values)
 
 
 def rank_key(result: dict[str, Any], objective: str) -> tuple:

@@ -26,39 +26,45 @@ Default bounds (each overridable with `--fix`/`--max`/`--min`):
   recomputation of the first 1 or 2 layers of each chunk, and all of them).
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simulator.catalog.models import ModelSpec
 from simulator.enums import Recompute, Schedule
 from simulator.scenario.errors import ConfigError
+
+if TYPE_CHECKING:  # the catalogue loads pydantic; `simulator search --help` needs only the knobs
+    from simulator.catalog.models import ModelSpec
 
 MIN_TOKENS_PER_CP_RANK = 4096
 DEFAULT_MAX = {"micro_batch": 8, "virtual_stages": 4}
 
 
 @dataclass(frozen=True, order=True)
-class Plan:
+class PlanKnobs:
     """One candidate: the parallelism and training settings a search varies."""
 
     tp: int
     pp: int
     cp: int
     dp: int
-    schedule: str
+    schedule: Schedule
     virtual_stages: int
     zero: int
     micro_batch: int
-    recompute: str
+    recompute: Recompute
     sequence_parallel: bool
     dp_overlap: bool
     recompute_layers: int = 0  # with full recompute: its first N layers per chunk; 0 = all
 
     def sections(self) -> dict[str, dict[str, Any]]:
-        """The scenario keys this plan sets: `parallelism` and `training.micro_batch`."""
-        par = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("micro_batch", "recompute_layers")}
+        """The scenario keys this plan sets, as plain data: `parallelism` and `training.micro_batch`."""
+        skip = ("micro_batch", "recompute_layers")
+        par = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
         if self.tp == 1:
             par["sequence_parallel"] = False  # nothing to split without TP: keeps one store key per plan
         if self.recompute_layers:
@@ -72,6 +78,10 @@ class Plan:
         return plan_label(self.sections())
 
 
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
+
+
 # knob -> how a --fix value string is parsed
 KNOBS: dict[str, type] = {
     "tp": int,
@@ -81,8 +91,8 @@ KNOBS: dict[str, type] = {
     "virtual_stages": int,
     "zero": int,
     "micro_batch": int,
-    "schedule": str,
-    "recompute": str,
+    "schedule": Schedule,
+    "recompute": Recompute,
     "sequence_parallel": bool,
     "dp_overlap": bool,
     "recompute_layers": int,
@@ -152,10 +162,10 @@ def _parse(knob: str, text: str) -> Any:
         if value < (0 if knob in ("zero", "recompute_layers") else 1):
             raise ValueError(f"{knob} must be positive, got {value}")
         return value
-    choices = [s.value for s in (Schedule if knob == "schedule" else Recompute)]
-    if text not in choices:
-        raise ValueError(f"{knob} is one of {', '.join(choices)}, got {text!r}")
-    return text
+    enum = Schedule if kind is Schedule else Recompute
+    if text not in {e.value for e in enum}:
+        raise ValueError(f"{knob} is one of {', '.join(e.value for e in enum)}, got {text!r}")
+    return enum(text)
 
 
 def _divisors(n: int) -> list[int]:
@@ -176,7 +186,7 @@ class Frame:
     recompute_layers: int = 0  # the scenario's limit on fully recomputed layers per chunk (0: all)
 
 
-def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[Plan]:
+def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[PlanKnobs]:
     """Every structurally valid plan within the bounds, in a fixed order (tp, cp, pp, ... ascending)."""
     m = frame.model
     default_high = {"tp": frame.gpus_per_node, "cp": max(1, m.seq_len // MIN_TOKENS_PER_CP_RANK), **DEFAULT_MAX}
@@ -187,9 +197,9 @@ def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[Plan]:
         return bounds.allows(knob, value)
 
     zeros = [z for z in range(4) if ok("zero", z)]
-    recomputes = [r.value for r in Recompute if ok("recompute", r.value)]
-    if frame.flash_attention and "recompute" not in bounds.fixed and Recompute.SELECTIVE.value in recomputes:
-        recomputes.remove(Recompute.SELECTIVE.value)
+    recomputes = [r for r in Recompute if ok("recompute", r)]
+    if frame.flash_attention and "recompute" not in bounds.fixed and Recompute.SELECTIVE in recomputes:
+        recomputes.remove(Recompute.SELECTIVE)
     sps = sorted(set(bounds.fixed.get("sequence_parallel", (frame.sequence_parallel,))))
     overlaps = sorted(set(bounds.fixed.get("dp_overlap", (frame.dp_overlap,))))
     limits = sorted(set(bounds.fixed.get("recompute_layers", (frame.recompute_layers,))))
@@ -207,13 +217,13 @@ def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[Plan]:
                         continue  # sequence parallelism is a no-op without TP
                     chunk_layers = -(-m.layers // (pp * v))
                     for limit in _recompute_limits(rc, limits, chunk_layers):
-                        yield Plan(tp, pp, cp, dp, schedule, v, zero, mb, rc, sp, overlap, limit)
+                        yield PlanKnobs(tp, pp, cp, dp, schedule, v, zero, mb, rc, sp, overlap, limit)
 
 
-def _recompute_limits(recompute: str, limits: list[int], chunk_layers: int) -> list[int]:
+def _recompute_limits(recompute: Recompute, limits: list[int], chunk_layers: int) -> list[int]:
     """The layer limits worth trying: only full recompute has one, and a limit at or above the
     chunk's layers is the same plan as recomputing all of them (0)."""
-    if recompute != Recompute.FULL.value:
+    if recompute is not Recompute.FULL:
         return [0]
     return sorted({0 if n >= chunk_layers else n for n in limits})
 
@@ -242,16 +252,16 @@ def _splits_layers(layers: int, chunks: int) -> bool:
     return layers % chunks == 0 or (chunks > 2 and (layers + 2) % chunks == 0)
 
 
-def _schedules(layers: int, pp: int, micro_batches: int) -> Iterator[tuple[str, int]]:
+def _schedules(layers: int, pp: int, micro_batches: int) -> Iterator[tuple[Schedule, int]]:
     """(schedule, virtual_stages) pairs for a pipeline depth. Without a pipeline the schedule has no
     meaning: one entry, 1F1B."""
     if pp == 1:
-        yield Schedule.ONE_F_ONE_B.value, 1
+        yield Schedule.ONE_F_ONE_B, 1
         return
-    yield Schedule.GPIPE.value, 1
-    yield Schedule.ONE_F_ONE_B.value, 1
+    yield Schedule.GPIPE, 1
+    yield Schedule.ONE_F_ONE_B, 1
     if micro_batches % pp:
         return  # Megatron-LM's interleaved schedule needs micro-batches to be a multiple of pp
     for v in range(2, layers // pp + 1):
         if _splits_layers(layers, pp * v):
-            yield Schedule.INTERLEAVED.value, v
+            yield Schedule.INTERLEAVED, v

@@ -1,5 +1,5 @@
 """The result store: every simulated candidate of a search, in one SQLite file, keyed by the hash
-of its resolved scenario (`evaluate.store_key`). A search writes each result as it arrives, one
+of its resolved scenario (`scenario.canonical.scenario_key`). A search writes each result as it arrives, one
 transaction per result, so an interrupted search loses nothing it finished and a rerun with the
 same store simulates only what is missing. SQLite's journal makes each write atomic; WAL mode lets
 a reader look at the store while a search is writing to it."""

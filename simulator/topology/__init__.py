@@ -1,6 +1,7 @@
 """Cluster network topology: a networkx graph of GPUs, NVSwitches, NICs and switches, with routing."""
 
-from simulator.topology.builders import BUILDERS, ClosBuilder, TopologyKind, build_topology
+from simulator.enums import TopologyKind
+from simulator.topology.builders import BUILDERS, ClosBuilder, build_topology
 from simulator.topology.graph import LinkKind, NodeKind, Topology
 
 __all__ = ["BUILDERS", "ClosBuilder", "LinkKind", "NodeKind", "Topology", "TopologyKind", "build_topology"]

@@ -10,19 +10,14 @@ fabric (nor NICs) at all.
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from simulator import units
 from simulator.catalog.hardware import default_node_for, nvswitch_latency_s
 from simulator.catalog.loader import bundled
+from simulator.enums import TopologyKind
 from simulator.scenario.setup import ClusterSpec
 from simulator.topology.graph import Link, LinkKind, NodeKind, Topology, paused_gc
-
-
-class TopologyKind(StrEnum):
-    FAT_TREE = "fat-tree"
-    RAIL_OPTIMIZED = "rail-optimized"
 
 
 @dataclass(frozen=True)
@@ -108,7 +103,7 @@ class RailOptimizedBuilder(ClosBuilder):
         return [(n // down_ports) * nics_per_node + j for n in range(num_nodes) for j in range(nics_per_node)]
 
 
-BUILDERS: dict[str, ClosBuilder] = {
+BUILDERS: dict[TopologyKind, ClosBuilder] = {
     TopologyKind.FAT_TREE: FatTreeBuilder(),
     TopologyKind.RAIL_OPTIMIZED: RailOptimizedBuilder(),
 }

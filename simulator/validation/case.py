@@ -5,7 +5,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from simulator.scenario import ConfigError
+from simulator.scenario.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from itertools import combinations
 
+from simulator.results.table import Table
 from simulator.validation.cases import Case
 from simulator.validation.runner import Row
 
@@ -70,13 +71,9 @@ def rank_agreement(cases: list[Case], rows: list[Row]) -> list[RankingSummary]:
     return out
 
 
-def ranking_table(summaries: list[RankingSummary]) -> str:
-    lines = [
-        "| group | studies | pairs | same order % | fastest plan found |",
-        "|---|---:|---:|---:|---:|",
+def ranking_table(summaries: list[RankingSummary]) -> Table:
+    cells = [
+        [s.group, str(s.studies), str(s.pairs), f"{s.agreement_pct:.1f}", f"{s.fastest_found} of {s.studies}"]
+        for s in summaries
     ]
-    for s in summaries:
-        lines.append(
-            f"| {s.group} | {s.studies} | {s.pairs} | {s.agreement_pct:.1f} | {s.fastest_found} of {s.studies} |"
-        )
-    return "\n".join(lines)
+    return Table(["group", "studies", "pairs", "same order %", "fastest plan found"], cells)

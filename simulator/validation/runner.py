@@ -3,7 +3,9 @@
 from collections import defaultdict
 from dataclasses import dataclass
 
-from simulator.scenario import ConfigError, setup_from_mapping
+from simulator.results.table import Table
+from simulator.scenario.errors import ConfigError
+from simulator.scenario.load import setup_from_mapping
 from simulator.simulate import simulate
 from simulator.validation.cases import Case
 
@@ -31,7 +33,7 @@ class Row:
         return 100.0 * (self.predicted - self.published) / self.published
 
 
-def run_case(case: Case) -> list[Row]:
+def simulate_case(case: Case) -> list[Row]:
     try:
         result = simulate(setup_from_mapping(case.scenario)).to_dict()
     except ConfigError as exc:
@@ -74,17 +76,21 @@ def summarise(rows: list[Row]) -> list[GroupSummary]:
     return out
 
 
-def markdown_table(rows: list[Row]) -> str:
-    lines = ["| case | metric | published | predicted | error % | note |", "|---|---|---:|---:|---:|---|"]
-    for r in rows:
-        pred = f"{r.predicted:.4g}" if r.predicted is not None else "-"
-        err = f"{r.error_pct:+.1f}" if r.error_pct is not None else "-"
-        lines.append(f"| {r.case} | {r.metric} | {r.published:.4g} | {pred} | {err} | {r.note} |")
-    return "\n".join(lines)
+def case_table(rows: list[Row]) -> Table:
+    cells = [
+        [
+            r.case,
+            r.metric,
+            f"{r.published:.4g}",
+            f"{r.predicted:.4g}" if r.predicted is not None else "-",
+            f"{r.error_pct:+.1f}" if r.error_pct is not None else "-",
+            r.note,
+        ]
+        for r in rows
+    ]
+    return Table(["case", "metric", "published", "predicted", "error %", "note"], cells, frozenset({0, 1, 5}))
 
 
-def summary_table(summaries: list[GroupSummary]) -> str:
-    lines = ["| group | metric | cases | MAPE % | worst case | worst % |", "|---|---|---:|---:|---|---:|"]
-    for s in summaries:
-        lines.append(f"| {s.group} | {s.metric} | {s.cases} | {s.mape:.1f} | {s.worst_case} | {s.worst_pct:+.1f} |")
-    return "\n".join(lines)
+def summary_table(summaries: list[GroupSummary]) -> Table:
+    cells = [[s.group, s.metric, str(s.cases), f"{s.mape:.1f}", s.worst_case, f"{s.worst_pct:+.1f}"] for s in summaries]
+    return Table(["group", "metric", "cases", "MAPE %", "worst case", "worst %"], cells, frozenset({0, 1, 4}))

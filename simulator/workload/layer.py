@@ -13,11 +13,9 @@ from functools import cache
 
 from simulator.catalog.loader import bundled
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Collective, CommGroup, OpKind, Phase, Recompute, TpOverlap
-from simulator.workload.ops import CommOp, GemmShape, Op
+from simulator.enums import Collective, CommGroup, OpKind, Phase, Recompute, Role, TpOverlap
+from simulator.workload.ops import CommOp, GemmShape, Item, Op
 from simulator.workload.shapes import RankShapes
-
-Item = Op | CommOp
 
 # FlashAttention's backward pass runs 5 matmuls against the forward's 2 (it recomputes the
 # scores): 2.5x the forward FLOPs instead of 2x (Dao 2023, sec. 3.1).
@@ -31,18 +29,24 @@ class LayerWork:
     recompute: tuple[Item, ...]  # runs before `backward` when activations were not kept
 
 
-def gemm_op(name: str, phase: Phase, shape: GemmShape, elem: int) -> Op:
+def gemm_op(
+    name: str, phase: Phase, shape: GemmShape, elem: int, role: Role | None = None, fp8_capable: bool = False
+) -> Op:
     bytes_moved = (shape.m * shape.k + shape.k * shape.n + shape.m * shape.n) * elem * shape.batch
-    return Op(name, OpKind.GEMM, phase, flops=shape.flops, bytes=bytes_moved, gemm=shape)
+    return Op(
+        name, OpKind.GEMM, phase, flops=shape.flops, bytes=bytes_moved, gemm=shape, fp8_capable=fp8_capable, role=role
+    )
 
 
-def backward_gemms(name: str, fwd: GemmShape, elem: int) -> list[Op]:
+def backward_gemms(
+    name: str, fwd: GemmShape, elem: int, role: Role | None = None, fp8_capable: bool = False
+) -> list[Op]:
     """dX = dY @ W^T (m x k from m x n, n x k) and dW = X^T @ dY (k x n from k x m, m x n)."""
     dgrad = GemmShape(m=fwd.m, n=fwd.k, k=fwd.n, batch=fwd.batch)
     wgrad = GemmShape(m=fwd.k, n=fwd.n, k=fwd.m, batch=fwd.batch)
     return [
-        gemm_op(f"{name}_dgrad", Phase.BACKWARD, dgrad, elem),
-        gemm_op(f"{name}_wgrad", Phase.BACKWARD, wgrad, elem),
+        gemm_op(f"{name}_dgrad", Phase.BACKWARD, dgrad, elem, role, fp8_capable),
+        gemm_op(f"{name}_wgrad", Phase.BACKWARD, wgrad, elem, role, fp8_capable),
     ]
 
 
@@ -51,44 +55,38 @@ def backward_gemms(name: str, fwd: GemmShape, elem: int) -> list[Op]:
 # a fused norm needs a cast-and-transpose kernel (read 2-byte values, write 1-byte value and its
 # transpose); in the backward the output gradient is cast and transposed the same way.
 FP8_CAST_TRANSPOSE_BYTES_PER_ELEM = 2 + 2 * 1
-FP8_CAST_SUFFIX = "_fp8_cast"
 
 
-def linear(name: str, phase: Phase, shape: GemmShape, r: RankShapes) -> list[Op]:
+def linear(role: Role, phase: Phase, shape: GemmShape, r: RankShapes) -> list[Op]:
     """A block linear layer: its GEMM (FP8-capable), preceded by the FP8 input cast when in FP8."""
-    gemm = gemm_op(name, phase, shape, r.gemm_elem)
-    gemm = Op(gemm.name, gemm.kind, gemm.phase, gemm.flops, gemm.bytes, gemm.gemm, fp8_capable=True)
+    gemm = gemm_op(role.value, phase, shape, r.gemm_elem, role, fp8_capable=True)
     if r.gemm_elem != 1:
         return [gemm]
-    cast = elementwise(f"{name}{FP8_CAST_SUFFIX}", phase, shape.m * shape.k * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM)
-    return [cast, gemm]
+    cast_bytes = shape.m * shape.k * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM
+    return [elementwise(f"{role.value}_fp8_cast", phase, cast_bytes, Role.FP8_CAST), gemm]
 
 
-def linear_backward(name: str, fwd: GemmShape, r: RankShapes) -> list[Op]:
-    ops = [
-        Op(o.name, o.kind, o.phase, o.flops, o.bytes, o.gemm, fp8_capable=True)
-        for o in backward_gemms(name, fwd, r.gemm_elem)
-    ]
+def linear_backward(role: Role, fwd: GemmShape, r: RankShapes) -> list[Op]:
+    ops = backward_gemms(role.value, fwd, r.gemm_elem, role, fp8_capable=True)
     if r.gemm_elem != 1:
         return ops
     cast_bytes = fwd.m * fwd.n * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM
-    cast = elementwise(f"{name}_grad{FP8_CAST_SUFFIX}", Phase.BACKWARD, cast_bytes)
-    return [cast, *ops]
+    return [elementwise(f"{role.value}_grad_fp8_cast", Phase.BACKWARD, cast_bytes, Role.FP8_CAST), *ops]
 
 
-def elementwise(name: str, phase: Phase, bytes_moved: float) -> Op:
-    return Op(name, OpKind.ELEMENTWISE, phase, bytes=bytes_moved)
+def elementwise(name: str, phase: Phase, bytes_moved: float, role: Role | None = None) -> Op:
+    return Op(name, OpKind.ELEMENTWISE, phase, bytes=bytes_moved, role=role)
 
 
 @cache
-def pipeline_sms(linear_name: str) -> int:
+def pipeline_sms(linear: Role) -> int:
     """SMs the `pipeline` reduce-scatter after this linear layer takes from its GEMM (kernels.yaml)."""
-    return int(bundled("kernels")["tp_comm_overlap"]["pipeline_sms"][linear_name])
+    return int(bundled("kernels")["tp_comm_overlap"]["pipeline_sms"][linear.value])
 
 
-def tp_comm(name: str, phase: Phase, r: RankShapes, gather: bool, linear_name: str | None = None) -> list[CommOp]:
+def tp_comm(name: str, phase: Phase, r: RankShapes, gather: bool, linear: Role | None = None) -> list[CommOp]:
     """The TP reduction (or SP gather) of one [tokens, h] activation around the block linear
-    `linear_name`; none without TP. With TP comm overlap the gather feeds the linear's GEMM by ring
+    `linear`; none without TP. With TP comm overlap the gather feeds the linear's GEMM by ring
     exchange and the reduce-scatter drains it in pipelined chunks (block linears only: userbuffers
     do not cover the embedding and the LM head)."""
     if r.tp == 1:
@@ -97,11 +95,11 @@ def tp_comm(name: str, phase: Phase, r: RankShapes, gather: bool, linear_name: s
     if not r.sp:
         return [CommOp(name, CommGroup.TP, Collective.ALL_REDUCE, phase, size, r.tp)] if not gather else []
     kind = Collective.ALL_GATHER if gather else Collective.REDUCE_SCATTER
-    if not r.tp_overlap or linear_name is None:
+    if not r.tp_overlap or linear is None:
         return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp)]
     if gather:
         return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp, overlap=TpOverlap.RING_EXCHANGE)]
-    sms = pipeline_sms(linear_name)
+    sms = pipeline_sms(linear)
     return [CommOp(name, CommGroup.TP, kind, phase, size, r.tp, overlap=TpOverlap.PIPELINE, overlap_sms=sms)]
 
 
@@ -221,19 +219,19 @@ def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = P
     mask = dropout_mask_bytes(model, act, r)
     return [
         elementwise("norm1", phase, 2 * act),
-        *tp_comm("tp_gather_attn", phase, r, gather=True, linear_name="qkv"),
-        *linear("qkv", phase, g["qkv"], r),
+        *tp_comm("tp_gather_attn", phase, r, gather=True, linear=Role.QKV),
+        *linear(Role.QKV, phase, g["qkv"], r),
         *cp_comm("cp_kv_gather", phase, r, Collective.ALL_GATHER),
         *attention_forward(model, r, flash, phase),
-        *linear("attn_proj", phase, g["attn_proj"], r),
-        *tp_comm("tp_reduce_attn", phase, r, gather=False, linear_name="attn_proj"),
+        *linear(Role.ATTN_PROJ, phase, g["attn_proj"], r),
+        *tp_comm("tp_reduce_attn", phase, r, gather=False, linear=Role.ATTN_PROJ),
         elementwise("dropout_residual1", phase, 3 * act + mask),
         elementwise("norm2", phase, 2 * act),
-        *tp_comm("tp_gather_mlp", phase, r, gather=True, linear_name="mlp_up"),
-        *linear("mlp_up", phase, g["mlp_up"], r),
+        *tp_comm("tp_gather_mlp", phase, r, gather=True, linear=Role.MLP_UP),
+        *linear(Role.MLP_UP, phase, g["mlp_up"], r),
         elementwise("mlp_activation", phase, act_bytes),
-        *linear("mlp_down", phase, g["mlp_down"], r),
-        *tp_comm("tp_reduce_mlp", phase, r, gather=False, linear_name="mlp_down"),
+        *linear(Role.MLP_DOWN, phase, g["mlp_down"], r),
+        *tp_comm("tp_reduce_mlp", phase, r, gather=False, linear=Role.MLP_DOWN),
         elementwise("dropout_residual2", phase, 3 * act + mask),
     ]
 
@@ -250,18 +248,18 @@ def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
     return [
         elementwise("dropout_residual2_bwd", bwd, 2 * act + mask),
         *_tp_backward("tp_mlp_out_bwd", r, at_output=True),
-        *linear_backward("mlp_down", g["mlp_down"], r),
+        *linear_backward(Role.MLP_DOWN, g["mlp_down"], r),
         elementwise("mlp_activation_bwd", bwd, act_bytes),
-        *linear_backward("mlp_up", g["mlp_up"], r),
+        *linear_backward(Role.MLP_UP, g["mlp_up"], r),
         *_tp_backward("tp_mlp_in_bwd", r, at_output=False),
         elementwise("norm2_bwd", bwd, 3 * act),
         elementwise("dropout_residual1_bwd", bwd, 2 * act + mask),
         *_tp_backward("tp_attn_out_bwd", r, at_output=True),
-        *linear_backward("attn_proj", g["attn_proj"], r),
+        *linear_backward(Role.ATTN_PROJ, g["attn_proj"], r),
         *cp_comm("cp_kv_gather_bwd", bwd, r, Collective.ALL_GATHER),
         *attention_backward(model, r, flash),
         *cp_comm("cp_dkv_reduce", bwd, r, Collective.REDUCE_SCATTER),
-        *linear_backward("qkv", g["qkv"], r),
+        *linear_backward(Role.QKV, g["qkv"], r),
         *_tp_backward("tp_attn_in_bwd", r, at_output=False),
         elementwise("norm1_bwd", bwd, 3 * act),
     ]

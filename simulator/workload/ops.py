@@ -2,7 +2,20 @@
 
 from dataclasses import dataclass
 
-from simulator.enums import Collective, CommGroup, OpKind, Phase, TpOverlap
+from simulator.enums import Category, Collective, CommGroup, OpKind, Phase, Role, TpOverlap
+
+_COMPUTE_CATEGORY = {
+    OpKind.GEMM: Category.GEMM,
+    OpKind.ATTENTION: Category.ATTENTION,
+    OpKind.ELEMENTWISE: Category.OTHER_COMPUTE,
+    OpKind.OPTIMIZER: Category.OPTIMIZER,
+}
+_COMM_CATEGORY = {
+    CommGroup.TP: Category.COMM_TP,
+    CommGroup.CP: Category.COMM_CP,
+    CommGroup.PP: Category.COMM_PP,
+    CommGroup.DP: Category.COMM_DP,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +41,7 @@ class Op:
     memory-bound ops). work_factor: what the kernel executes relative to `flops` (FlashAttention's
     backward recomputes the scores: 2.5x the forward instead of 2x, Dao 2023). exps: exponentials
     on the special-function units (a fused attention kernel's softmax). bytes: HBM traffic.
-    saved_bytes: activation bytes this op keeps alive for the backward pass.
+    role: what the op does in the model (enums.Role); its name is only a label.
     """
 
     name: str
@@ -42,6 +55,13 @@ class Op:
     exps: float = 0.0  # exponentials a fused attention kernel evaluates (one per score element)
     head_dim: int = 0  # of a fused attention kernel
     fp8_capable: bool = False  # a transformer-block linear layer: runs in FP8 under an FP8 recipe
+    role: Role | None = None  # what it does in the model, for the models that single it out
+
+    @property
+    def category(self) -> Category:
+        """Where its time goes in the breakdown: by kind, except that recomputed forward work is its own
+        category (so the cost of activation checkpointing is visible)."""
+        return Category.RECOMPUTE if self.phase is Phase.RECOMPUTE else _COMPUTE_CATEGORY[self.kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +81,11 @@ class CommOp:
     blocking: bool = True  # the compute stream waits for it (TP/CP); False for overlappable DP
     overlap: TpOverlap = TpOverlap.NONE  # TP comm-GEMM overlap (simulator.costs.tp_overlap)
     overlap_sms: int = 0  # SMs its communication kernels take from the overlapped GEMM
+
+    @property
+    def category(self) -> Category:
+        """Where its time goes in the breakdown: the communication category of its parallel group."""
+        return _COMM_CATEGORY[self.group]
+
+
+Item = Op | CommOp  # one entry of a compute stream: a kernel or a collective it waits for

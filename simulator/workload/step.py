@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from simulator import dtypes
-from simulator.enums import Collective, CommGroup, Phase
 from simulator.scenario.setup import Setup
-from simulator.workload import ends
-from simulator.workload.layer import Item, LayerWork, layer_work
-from simulator.workload.ops import CommOp, Op
-from simulator.workload.params import layer_params, norm_params, position_params
-from simulator.workload.partition import chunks_of_stage, layers_per_chunk, stage_of_chunk
+from simulator.workload.dp_comm import gradient_reduction, weight_gather, zero3_layer_comm
+from simulator.workload.embedding import embedding_backward, embedding_forward
+from simulator.workload.head import head_backward, head_forward
+from simulator.workload.layer import LayerWork, layer_work
+from simulator.workload.ops import CommOp, Item, Op
+from simulator.workload.optimizer import optimizer_op
+from simulator.workload.partition import layers_per_chunk, stage_of_chunk
+from simulator.workload.placement import stage_params_on_rank
 from simulator.workload.shapes import RankShapes, rank_shapes
 
 
@@ -94,7 +96,7 @@ def build_step(setup: Setup) -> StepWork:
     plan, model = setup.plan, setup.model
     layer = layer_work(model, r, setup.training.flash_attention, plan.recompute)
     counts = layers_per_chunk(model.layers, plan.chunks)
-    zero3_f, zero3_b = _zero3_layer_comm(setup) if plan.zero == 3 else ((), ())
+    zero3_f, zero3_b = zero3_layer_comm(setup) if plan.zero == 3 else ((), ())
     chunks = []
     for c, n in enumerate(counts):
         first, last = c == 0, c == plan.chunks - 1
@@ -104,10 +106,10 @@ def build_step(setup: Setup) -> StepWork:
                 stage=stage_of_chunk(c, plan.pp),
                 layers=n,
                 recomputed=plan.recomputed_layers(n),
-                prologue_forward=tuple(ends.embedding_forward(r)) if first else (),
-                prologue_backward=tuple(ends.embedding_backward(r)) if first else (),
-                epilogue_forward=tuple(ends.head_forward(model, r)) if last else (),
-                epilogue_backward=tuple(ends.head_backward(model, r)) if last else (),
+                prologue_forward=tuple(embedding_forward(r)) if first else (),
+                prologue_backward=tuple(embedding_backward(r)) if first else (),
+                epilogue_forward=tuple(head_forward(model, r)) if last else (),
+                epilogue_backward=tuple(head_backward(model, r)) if last else (),
                 zero3_forward=zero3_f,
                 zero3_backward=zero3_b,
             )
@@ -127,75 +129,12 @@ def build_step(setup: Setup) -> StepWork:
     )
 
 
-def chunk_params_on_rank(setup: Setup, chunk: int, layers: int) -> float:
-    """Parameters one TP rank holds for one chunk: its layers, plus the embedding on the first
-    chunk and the head on the last; a tied LM head on a different stage than the embedding keeps
-    its own copy of the matrix (Megatron-LM)."""
-    m, p = setup.model, setup.plan
-    total = layers * layer_params(m).per_rank(p.tp)
-    if chunk == 0:
-        total += m.vocab * m.hidden / p.tp + position_params(m)
-    if chunk == p.chunks - 1:
-        untied_head = 0 if m.tied_embeddings else m.vocab * m.hidden
-        total += norm_params(m) + untied_head / p.tp
-        if m.tied_embeddings and p.pp > 1:
-            total += m.vocab * m.hidden / p.tp
-    return total
-
-
-def stage_params_on_rank(setup: Setup, stage: int, counts: list[int]) -> float:
-    """Parameters one TP rank of `stage` holds: the sum over its chunks."""
-    p = setup.plan
-    return sum(chunk_params_on_rank(setup, c, counts[c]) for c in chunks_of_stage(stage, p.pp, p.virtual_stages))
-
-
-def gradient_reduction(setup: Setup, params: float) -> CommOp | None:
-    """The once-per-step reduction of `params` parameters' gradients over DP x CP (CP ranks hold the
-    same weights): all-reduce with ZeRO-0, reduce-scatter with ZeRO-1/2; ZeRO-3 reduces per layer."""
-    group = setup.plan.dp * setup.plan.cp
-    if group == 1 or setup.plan.zero == 3 or params <= 0:
-        return None
-    grads = params * dtypes.gradient_bytes(setup.training.precision)
-    if setup.plan.zero == 0:
-        return CommOp("dp_grad_allreduce", CommGroup.DP, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group)
-    return CommOp("dp_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
-
-
-def weight_gather(setup: Setup, params: float) -> CommOp | None:
-    """ZeRO-1/2: all-gather of the updated working weights after the sharded optimizer step."""
-    group = setup.plan.dp * setup.plan.cp
-    if group == 1 or setup.plan.zero not in (1, 2) or params <= 0:
-        return None
-    weights = params * dtypes.weight_bytes(setup.training.precision)
-    return CommOp("dp_param_allgather", CommGroup.DP, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
-
-
 def _stage_work(setup: Setup, stage: int, counts: list[int]) -> StageWork:
     prec = setup.training.precision
     params = stage_params_on_rank(setup, stage, counts)
     comm = tuple(op for op in (gradient_reduction(setup, params), weight_gather(setup, params)) if op)
-    group = setup.plan.dp * setup.plan.cp
-    shard = params / group if setup.plan.zero >= 1 else params
-    optimizer = ends.optimizer_op(
+    shard = params / setup.plan.dp_group if setup.plan.zero >= 1 else params
+    optimizer = optimizer_op(
         shard, dtypes.weight_bytes(prec), dtypes.gradient_bytes(prec), dtypes.optimizer_bytes_per_param(prec)
     )
     return StageWork(stage=stage, params_on_rank=params, dp_comm=comm, optimizer=optimizer)
-
-
-def _zero3_layer_comm(setup: Setup) -> tuple[tuple[CommOp, ...], tuple[CommOp, ...]]:
-    """ZeRO-3 / FSDP per layer and micro-batch: gather the layer's weights before its forward and
-    again before its backward, reduce-scatter its gradients after (Rajbhandari et al. 2020 sec. 7.2.2:
-    3x the data-parallel volume of plain DP, 1.5x its bytes-on-wire)."""
-    prec = setup.training.precision
-    group = setup.plan.dp * setup.plan.cp
-    if group == 1:
-        return (), ()
-    params = layer_params(setup.model).per_rank(setup.plan.tp)
-    w = params * dtypes.weight_bytes(prec)
-    g = params * dtypes.gradient_bytes(prec)
-    fwd = (CommOp("zero3_param_gather", CommGroup.DP, Collective.ALL_GATHER, Phase.FORWARD, w, group, False),)
-    bwd = (
-        CommOp("zero3_param_gather_bwd", CommGroup.DP, Collective.ALL_GATHER, Phase.BACKWARD, w, group, False),
-        CommOp("zero3_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, g, group, False),
-    )
-    return fwd, bwd

@@ -5,13 +5,15 @@ from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.costs.compute import op_time_s
-from simulator.engine.segments import Segment, SegmentBuilder, concat
 from simulator.enums import Collective
+from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.scenario.setup import Setup
+from simulator.workload.dp_comm import gradient_reduction, weight_gather
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
 from simulator.workload.params import layer_params
-from simulator.workload.step import ChunkWork, StepWork, chunk_params_on_rank, gradient_reduction, weight_gather
+from simulator.workload.placement import chunk_params_on_rank
+from simulator.workload.step import ChunkWork, StepWork
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,9 @@
-"""Work outside the transformer layers: embedding (first chunk), final norm + LM head + loss
-(last chunk), and the optimizer step."""
+"""The LM head on the last pipeline chunk: final norm, logits GEMM and the cross-entropy loss."""
 
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Collective, CommGroup, OpKind, Phase
-from simulator.workload.layer import Item, backward_gemms, elementwise, gemm_op, tp_comm
-from simulator.workload.ops import CommOp, GemmShape, Op
+from simulator.enums import Collective, CommGroup, Phase, Role
+from simulator.workload.layer import backward_gemms, elementwise, gemm_op, tp_comm
+from simulator.workload.ops import CommOp, GemmShape, Item
 from simulator.workload.shapes import RankShapes
 
 LOSS_ELEM_BYTES = 4  # the vocab-parallel cross-entropy works on fp32 logits (Megatron-LM)
@@ -26,26 +25,6 @@ def cross_entropy_bytes(r: RankShapes) -> tuple[float, float]:
     return r.elem + 9 * LOSS_ELEM_BYTES, 3 * LOSS_ELEM_BYTES + r.elem
 
 
-def embedding_forward(r: RankShapes) -> list[Item]:
-    """Vocab-parallel lookup (each TP rank owns V/t rows) + position add + dropout, then the TP
-    reduction that combines the partial lookups (all-reduce, or reduce-scatter with SP)."""
-    out = r.tokens * r.h * r.elem
-    return [
-        elementwise("embedding_lookup", Phase.FORWARD, 2 * out),
-        *tp_comm("tp_embedding_reduce", Phase.FORWARD, r, gather=False),
-        elementwise("embedding_dropout", Phase.FORWARD, 2 * r.norm_tokens * r.h * r.elem),
-    ]
-
-
-def embedding_backward(r: RankShapes) -> list[Item]:
-    """Scatter-add of the output gradient into the embedding table rows."""
-    grad = r.tokens * r.h * r.elem
-    sp_gather = (
-        [CommOp("tp_embedding_bwd", CommGroup.TP, Collective.ALL_GATHER, Phase.BACKWARD, grad, r.tp)] if r.sp else []
-    )
-    return [*sp_gather, elementwise("embedding_grad", Phase.BACKWARD, 3 * grad)]
-
-
 def head_shape(r: RankShapes) -> GemmShape:
     return GemmShape(m=r.tokens, n=r.vocab // r.tp, k=r.h)
 
@@ -55,7 +34,7 @@ def head_forward(model: ModelSpec, r: RankShapes) -> list[Item]:
     return [
         elementwise("final_norm", Phase.FORWARD, 2 * r.norm_tokens * r.h * r.elem),
         *tp_comm("tp_head_gather", Phase.FORWARD, r, gather=True),
-        gemm_op("lm_head", Phase.FORWARD, head_shape(r), r.elem),
+        gemm_op("lm_head", Phase.FORWARD, head_shape(r), r.elem, Role.LM_HEAD),
         elementwise("cross_entropy", Phase.FORWARD, logits * cross_entropy_bytes(r)[0]),
     ]
 
@@ -65,7 +44,7 @@ def head_backward(model: ModelSpec, r: RankShapes) -> list[Item]:
     input_grad = tp_comm("tp_head_bwd", Phase.BACKWARD, r, gather=False) if r.sp else _head_input_allreduce(r)
     return [
         elementwise("cross_entropy_bwd", Phase.BACKWARD, logits * cross_entropy_bytes(r)[1]),
-        *backward_gemms("lm_head", head_shape(r), r.elem),
+        *backward_gemms("lm_head", head_shape(r), r.elem, Role.LM_HEAD),
         *input_grad,
         elementwise("final_norm_bwd", Phase.BACKWARD, 3 * r.norm_tokens * r.h * r.elem),
     ]
@@ -76,10 +55,3 @@ def _head_input_allreduce(r: RankShapes) -> list[CommOp]:
         return []
     size = r.tokens * r.h * r.elem
     return [CommOp("tp_head_bwd", CommGroup.TP, Collective.ALL_REDUCE, Phase.BACKWARD, size, r.tp)]
-
-
-def optimizer_op(params_on_rank: float, weight_bytes: int, grad_bytes: int, state_bytes: int) -> Op:
-    """Adam update, memory bound: read fp32 master, m, v and the gradient; write them back and
-    the working-precision weight copy (Rajbhandari et al. 2020's K=12 state)."""
-    per_param = (state_bytes + grad_bytes) + (state_bytes + weight_bytes)
-    return Op("adam_step", OpKind.OPTIMIZER, Phase.OPTIMIZER, bytes=params_on_rank * per_param)

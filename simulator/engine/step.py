@@ -1,12 +1,12 @@
-"""Build the topology, price collectives, compile the program and simulate one step."""
+"""Build the topology, price collectives, compile the program and simulate one step event by event."""
 
 from dataclasses import dataclass
 
 from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer
 from simulator.engine.core import EngineResult, StepSimulation
-from simulator.engine.program import Program, compile_program
-from simulator.metrics.breakdown import StepBreakdown, step_breakdown
+from simulator.enums import Fidelity
+from simulator.program.compile import Program, compile_program
 from simulator.topology import build_topology
 from simulator.workload.step import StepWork
 
@@ -14,7 +14,6 @@ from simulator.workload.step import StepWork
 @dataclass(frozen=True)
 class SimulatedStep:
     result: EngineResult
-    breakdown: StepBreakdown
     program: Program
 
 
@@ -23,5 +22,5 @@ def simulate_step(work: StepWork) -> SimulatedStep:
     topo = build_topology(setup.cluster)
     pricer = CommPricer(topo, Layout.of(setup.plan), setup.cluster.collective_algorithm)
     program = compile_program(work, pricer)
-    result = StepSimulation(setup, program, pricer, full=setup.fidelity == "full").run()
-    return SimulatedStep(result, step_breakdown(result, result.ranks), program)
+    result = StepSimulation(setup, program, pricer, full=setup.fidelity is Fidelity.FULL).run()
+    return SimulatedStep(result, program)

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 
 from simulator.costs.tp_overlap import overlapped_durations
 from simulator.enums import Category, TpOverlap
-from simulator.metrics.categories import category_of
-from simulator.workload.layer import Item
-from simulator.workload.ops import CommOp, Op
+from simulator.workload.ops import CommOp, Item, Op
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +57,7 @@ class SegmentBuilder:
         by_cat: dict[Category, float] = {}
         t = flops = moved = 0.0
         for item, d in zip(items, durations, strict=True):
-            cat = category_of(item)
+            cat = item.category
             timed.append(TimedItem(item, t, d, cat))
             by_cat[cat] = by_cat.get(cat, 0.0) + d
             t += d

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulator.results.trace import read_trace, trace_end_s
 from simulator.scenario.errors import ConfigError
 
 TRACE_NAMES = ("trace.json.gz", "trace.json")  # what `run --out` writes next to result.json
@@ -18,7 +17,13 @@ STEP_KEYS = {"time_s": NUMBER, "tokens_per_s": NUMBER, "mfu": NUMBER, "breakdown
 MEMORY_KEYS = {"peak_bytes": NUMBER, "capacity_bytes": NUMBER, "per_gpu_bytes": dict}
 
 
-def run_plot(args: argparse.Namespace) -> int:
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("plot", help="regenerate the plots of a result.json (run), a search or a compare JSON")
+    p.add_argument("result", type=Path, help="result JSON written by run --out, search --out or compare --out")
+    p.add_argument("--out", type=Path, help="write the PNGs here (default: next to the JSON)")
+
+
+def run(args: argparse.Namespace) -> int:
     """Read the JSON, draw the plots of its shape next to it (or in --out), print `wrote PATH` lines."""
     path: Path = args.result
     data = _read_json(path)
@@ -100,7 +105,7 @@ def _check_search(path: Path, data: dict[str, Any]) -> None:
 
 
 def _plot_run(path: Path, result: dict[str, Any], out_dir: Path) -> list[Path]:
-    from analysis.plots import write_step_plots  # matplotlib lives in analysis/ only
+    from analysis.plots import write_step_plots
 
     trace = _trace_next_to(path, result["step"]["time_s"])
     return write_step_plots(result, trace, out_dir)
@@ -112,6 +117,8 @@ def _trace_next_to(path: Path, time_s: float) -> dict[str, Any] | None:
     if not found:
         print(f"note: no {TRACE_NAMES[0]} next to {path}: timeline.png skipped", file=sys.stderr)
         return None
+    from simulator.results.trace import read_trace, trace_end_s
+
     try:
         trace = read_trace(found[0])
         end_s = trace_end_s(trace)

@@ -1,5 +1,5 @@
 """Step result -> whole run. Without the reliability model the run is failure-free (`interruptions`
-0, `goodput` 1): days = iterations x step time. With it (`reliability.enabled`), run/reliability.py
+0, `goodput` 1): days = iterations x step time. With it (`reliability.enabled`), training_run/reliability.py
 adds checkpoints, failures, lost work and restarts; energy then counts re-done training at the
 step's power and checkpoint/restart time at idle power."""
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from simulator import units
 from simulator.energy.power import StepEnergy, overhead_W_per_gpu
-from simulator.run.reliability import simulate_run
 from simulator.scenario.setup import Economics, Setup
+from simulator.training_run.reliability import simulate_run
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""The `simulator` command (docs/contract.md section 2): one module per subcommand, each with
+`add_parser(subparsers)` and `run(args) -> int`. Subcommand modules import only argparse at load
+time, so `simulator --help` and a subcommand start without the simulator behind the others.
+This package is the only importer of `analysis/` (the plots)."""
+
+import argparse
+import sys
+from importlib import import_module
+
+from simulator import __version__
+from simulator.scenario.errors import ConfigError
+
+SUBCOMMANDS = ("run", "compare", "explain", "search", "plot", "validate")
+
+
+def _module(name: str):  # noqa: ANN202 - a subcommand module
+    return import_module(f"simulator.cli.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simulator", description="Simulate LLM pretraining on a GPU cluster.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        _module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `simulator` alone: the help, not a usage error
+        parser.print_help()
+        return 0
+    try:
+        return _module(args.command).run(args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2

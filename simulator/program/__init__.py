@@ -1,0 +1,1 @@
+"""The compile stage: workload + op costs + collective flows -> the timed program both engines run."""
