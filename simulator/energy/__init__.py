@@ -1,1 +1,1 @@
-"""Power and energy: GPU power by activity, node overhead and facility PUE."""
+"""Power and energy (GPU power by activity, node overhead, facility PUE) and what they cost."""

@@ -41,7 +41,16 @@ def overhead_W_per_gpu(setup: Setup) -> float:
     return c.node_overhead_W / c.gpus_per_node + switches_W / c.num_gpus
 
 
+def facility_power_W(setup: Setup, category: Category) -> float:
+    """What one GPU draws at the facility meter while doing `category`: its own power, its share of
+    node and switch overhead, times PUE."""
+    gpu = setup.cluster.gpu
+    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W) + overhead_W_per_gpu(setup)) * setup.economics.pue
+
+
 def step_energy_per_gpu(setup: Setup, breakdown_s: dict[Category, float], time_s: float) -> StepEnergy:
+    """The facility power of each category integrated over the step: sum_c t_c P_gpu(c) plus the
+    overhead over the whole step, times PUE (the breakdown sums to the step time)."""
     gpu = setup.cluster.gpu
     by_cat = {c: t * gpu_power_W(c, gpu.idle_W, gpu.tdp_W) for c, t in breakdown_s.items()}
     node_share = overhead_W_per_gpu(setup) * time_s

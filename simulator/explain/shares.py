@@ -12,7 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from simulator import units
-from simulator.energy.power import gpu_power_W, overhead_W_per_gpu
+from simulator.energy.cost import cost_usd
+from simulator.energy.power import facility_power_W
 from simulator.engine.spans import Span, Stream
 from simulator.enums import Category, Role
 from simulator.program.segments import Composite, Segment
@@ -84,15 +85,11 @@ def gemm_by_kind(spans: list[Span], ranks: int) -> dict[str, float]:
     return dict(total)
 
 
-def _energy_J(setup: Setup, category: Category, seconds: float) -> float:
-    gpu = setup.cluster.gpu
-    overhead_W = overhead_W_per_gpu(setup)
-    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W) + overhead_W) * seconds * setup.economics.pue
-
-
-def _cost(setup: Setup, seconds: float, energy_J: float) -> float:
-    e = setup.economics
-    return seconds * e.usd_per_gpu_hour / units.SECONDS_PER_HOUR + units.joules_to_kwh(energy_J) * e.usd_per_kWh
+def _share(setup: Setup, label: str, category: Category | None, seconds: float, draw: Category) -> Share:
+    """A row of `seconds` per step whose GPUs draw the power of `draw`; billed by time and energy."""
+    energy_J = facility_power_W(setup, draw) * seconds
+    cost = cost_usd(setup.economics, seconds / units.SECONDS_PER_HOUR, units.joules_to_kwh(energy_J))
+    return Share(label, category, seconds, energy_J, cost)
 
 
 def step_shares(setup: Setup, result: SimulationResult) -> list[Share]:
@@ -104,17 +101,14 @@ def step_shares(setup: Setup, result: SimulationResult) -> list[Share]:
     split = sum(gemms.values())
     for label, seconds in sorted(gemms.items(), key=lambda kv: -kv[1]):
         t = seconds * breakdown[Category.GEMM] / split if split > 0 else 0.0
-        e = _energy_J(setup, Category.GEMM, t)
-        rows.append(Share(label, Category.GEMM, t, e, _cost(setup, t, e)))
+        rows.append(_share(setup, label, Category.GEMM, t, Category.GEMM))
     if not gemms and breakdown[Category.GEMM] > 0:
         t = breakdown[Category.GEMM]
-        e = _energy_J(setup, Category.GEMM, t)
-        rows.append(Share("GEMMs", Category.GEMM, t, e, _cost(setup, t, e)))
+        rows.append(_share(setup, "GEMMs", Category.GEMM, t, Category.GEMM))
     for cat, label in LABELS.items():
         t = breakdown.get(cat, 0.0)
         if t > 0:
-            e = _energy_J(setup, cat, t)
-            rows.append(Share(label, cat, t, e, _cost(setup, t, e)))
+            rows.append(_share(setup, label, cat, t, cat))
     run = result.run
     if run is not None and run.goodput < 1.0:
         per_step = units.SECONDS_PER_HOUR / run.iterations
@@ -123,6 +117,5 @@ def step_shares(setup: Setup, result: SimulationResult) -> list[Share]:
             ("checkpoint writes", run.checkpoint_hours),
         ):
             t = hours * per_step
-            e = _energy_J(setup, Category.IDLE, t)
-            rows.append(Share(label, None, t, e, _cost(setup, t, e)))
+            rows.append(_share(setup, label, None, t, Category.IDLE))
     return rows

@@ -6,6 +6,14 @@ from simulator.catalog.loader import bundled
 from simulator.catalog.models import ModelEntry, ModelSpec, model_catalogue
 from simulator.enums import Recompute, Schedule
 from simulator.scenario.errors import ConfigError
+from simulator.scenario.rules import (
+    batch_problem,
+    chunks_problem,
+    cp_problem,
+    interleave_problem,
+    node_problem,
+    tp_problems,
+)
 from simulator.scenario.schema import Scenario
 from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, ReliabilitySpec, Setup, TrainingSpec
 
@@ -57,13 +65,6 @@ def resolve_model_and_gpu(sc: Scenario) -> tuple[ModelSpec, GpuSpec]:
     return model, gpu
 
 
-def node_problem(num_gpus: int, gpus_per_node: int) -> str | None:
-    """A cluster larger than one node must be whole nodes; None when it is."""
-    if num_gpus > gpus_per_node and num_gpus % gpus_per_node:
-        return f"cluster.num_gpus: {num_gpus} is not a whole number of {gpus_per_node}-GPU nodes"
-    return None
-
-
 def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
     presets = model_catalogue() | dict(sc.catalogue.models)
     explicit = ModelEntry.model_validate(sc.model.model_dump(exclude={"preset"}, exclude_none=True))
@@ -103,21 +104,13 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         problems.append(f"parallelism: tp*pp*cp = {mp} does not divide cluster.num_gpus ({c.num_gpus})")
     elif mp * dp != c.num_gpus:
         problems.append(f"parallelism.dp: tp*pp*cp*dp = {mp * dp} must equal cluster.num_gpus ({c.num_gpus})")
-    if model.heads % p.tp:
-        problems.append(f"parallelism.tp: must divide model.heads ({model.heads}), got {p.tp}")
-    elif model.kv_heads % p.tp:
-        problems.append(f"parallelism.tp: must divide model.kv_heads ({model.kv_heads}), got {p.tp}")
-    if model.ffn_hidden % p.tp:
-        problems.append(f"parallelism.tp: must divide model.ffn_hidden ({model.ffn_hidden}), got {p.tp}")
-    if p.pp * p.virtual_stages > model.layers:
-        problems.append(
-            f"parallelism: pp*virtual_stages = {p.pp * p.virtual_stages} pipeline chunks exceed "
-            f"model.layers ({model.layers})"
-        )
+    problems += tp_problems(model, p.tp)
+    if chunks := chunks_problem(model, p.pp, p.virtual_stages):
+        problems.append(chunks)
     if p.virtual_stages > 1 and p.schedule is not Schedule.INTERLEAVED:
         problems.append("parallelism.virtual_stages: more than 1 needs schedule: interleaved")
-    if model.seq_len % p.cp:
-        problems.append(f"parallelism.cp: must divide model.seq_len ({model.seq_len}), got {p.cp}")
+    if cp := cp_problem(model, p.cp):
+        problems.append(cp)
     if nodes := node_problem(c.num_gpus, c.gpus_per_node):
         problems.append(nodes)
     if p.recompute_layers is not None and p.recompute is not Recompute.FULL:
@@ -158,17 +151,11 @@ def tp_comm_overlap(requested: bool | None, sequence_parallel: bool, tp: int, gp
 
 def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: ParallelPlan, problems: list[str]) -> None:
     t = sc.training
-    if t.global_batch % (plan.dp * t.micro_batch):
-        problems.append(
-            f"training.global_batch: {t.global_batch} is not divisible by dp*micro_batch "
-            f"({plan.dp}*{t.micro_batch} = {plan.dp * t.micro_batch})"
-        )
+    if batch := batch_problem(t.global_batch, plan.dp, t.micro_batch):
+        problems.append(batch)
     micro_batches = t.global_batch // max(1, plan.dp * t.micro_batch)
-    if plan.schedule is Schedule.INTERLEAVED and micro_batches % plan.pp:
-        problems.append(
-            f"parallelism.schedule: interleaved needs the micro-batches per step ({micro_batches} = "
-            f"global_batch / (dp*micro_batch)) to be a multiple of pp ({plan.pp}), as in Megatron-LM"
-        )
+    if plan.schedule is Schedule.INTERLEAVED and (interleave := interleave_problem(micro_batches, plan.pp)):
+        problems.append(interleave)
     if not gpu.supports(t.precision):
         have = ", ".join(p.value for p in gpu.peak_flops_per_s)
         problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")

@@ -1,7 +1,8 @@
 """The scenario YAML schema (../docs/contract.md section 1), as strict pydantic models.
 
 Unknown keys are errors (`extra="forbid"`); numbers may be written as strings such as
-"300e9" (YAML 1.1 reads that as a string). Cross-field rules live in `rules.py`.
+"300e9" (YAML 1.1 reads that as a string). Cross-field rules: `rules.py` (the parallel plan)
+and `resolve.py` (catalogue look-ups, training).
 """
 
 from typing import Literal

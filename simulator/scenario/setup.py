@@ -1,6 +1,6 @@
 """Resolved, frozen configuration objects (SI units) that every later stage reads."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
@@ -96,16 +96,17 @@ class Economics:
 
 @dataclass(frozen=True)
 class ReliabilitySpec:
-    """Resolved reliability model inputs (SI units; rates per hour as in the catalogue)."""
+    """Resolved reliability model inputs (SI units; rates per hour as in the catalogue). Every value
+    comes from the scenario or specs/reliability.yaml."""
 
-    enabled: bool = False
-    gpu_failures_per_hour: float = 1.158e-5
-    node_failures_per_hour: float = 6.52e-5
-    checkpoint_interval_s: float | None = None  # None: the Young/Daly optimum
-    checkpoint_bytes_per_param: float = 14.0
-    write_bytes_per_s_per_node: float = 2e9
-    read_bytes_per_s_per_node: float = 3.4e9
-    restart_s: float = 900.0
+    enabled: bool
+    gpu_failures_per_hour: float
+    node_failures_per_hour: float
+    checkpoint_interval_s: float | None  # None: the Young/Daly optimum
+    checkpoint_bytes_per_param: float
+    write_bytes_per_s_per_node: float
+    read_bytes_per_s_per_node: float
+    restart_s: float
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,12 @@ class Setup:
     economics: Economics
     seed: int
     scenario: Scenario  # the validated input, saved beside results as the resolved scenario
-    engine: Engine = Engine.EVENT
-    fidelity: Fidelity = Fidelity.SYMMETRIC
-    compute_jitter: float = 0.0
-    host_time_per_op_s: float = 0.0  # framework CPU time per modelled op (program/segments.py)
-    fused_cross_entropy: bool = False  # resolved: the loss as fused kernels (workload/ends.py)
-    reliability: ReliabilitySpec = field(default_factory=ReliabilitySpec)
+    engine: Engine
+    fidelity: Fidelity
+    compute_jitter: float
+    host_time_per_op_s: float  # framework CPU time per modelled op (program/segments.py)
+    fused_cross_entropy: bool  # resolved: the loss as fused kernels (workload/head.py)
+    reliability: ReliabilitySpec
 
     @property
     def micro_batches(self) -> int:

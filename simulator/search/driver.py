@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from simulator.scenario.errors import ConfigError
-from simulator.scenario.resolve import node_problem
+from simulator.scenario.rules import node_problem
 from simulator.search.evaluate import Candidate, load_base, screen, with_engine
 from simulator.search.executors import run_jobs
 from simulator.search.progress import Progress

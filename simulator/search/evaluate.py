@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator import units
+from simulator.energy.cost import cost_usd
 from simulator.memory.budget import memory_budget
 from simulator.scenario.canonical import scenario_key
 from simulator.scenario.errors import ConfigError
@@ -17,7 +18,6 @@ from simulator.scenario.load import load_raw, validate
 from simulator.scenario.resolve import resolve, resolve_model_and_gpu
 from simulator.scenario.setup import Setup
 from simulator.search.space import Frame, PlanKnobs
-from simulator.training_run.totals import cost_usd
 
 
 def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], Frame]:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.enums import Recompute, Schedule
 from simulator.scenario.errors import ConfigError
+from simulator.scenario.rules import chunks_problem, cp_problem, interleave_problem, tp_problems
 
 if TYPE_CHECKING:  # the catalogue loads pydantic; `simulator search --help` needs only the knobs
     from simulator.catalog.models import ModelSpec
@@ -229,17 +230,17 @@ def _recompute_limits(recompute: Recompute, limits: list[int], chunk_layers: int
 
 
 def _layouts(frame: Frame, ok: Callable[[str, Any], bool]) -> Iterator[tuple[int, int, int, int]]:
-    """(tp, cp, pp, dp) with tp*cp*pp*dp = GPUs, tp dividing heads, KV heads and FFN width, cp the
-    sequence, pp the layers, and dp the global batch."""
+    """(tp, cp, pp, dp) with tp*cp*pp*dp = GPUs that break no rule of `scenario.rules`, pp splitting
+    the layers evenly (or the ends one short), and dp dividing the global batch."""
     m, n = frame.model, frame.num_gpus
     for tp in _divisors(n):
-        if m.heads % tp or m.kv_heads % tp or m.ffn_hidden % tp or not ok("tp", tp):
+        if tp_problems(m, tp) or not ok("tp", tp):
             continue
         for cp in _divisors(n // tp):
-            if m.seq_len % cp or not ok("cp", cp):
+            if cp_problem(m, cp) or not ok("cp", cp):
                 continue
             for pp in _divisors(n // (tp * cp)):
-                if pp > m.layers or not _splits_layers(m.layers, pp) or not ok("pp", pp):
+                if chunks_problem(m, pp, 1) or not _splits_layers(m.layers, pp) or not ok("pp", pp):
                     continue
                 dp = n // (tp * cp * pp)
                 if frame.global_batch % dp == 0 and ok("dp", dp):
@@ -260,8 +261,8 @@ def _schedules(layers: int, pp: int, micro_batches: int) -> Iterator[tuple[Sched
         return
     yield Schedule.GPIPE, 1
     yield Schedule.ONE_F_ONE_B, 1
-    if micro_batches % pp:
-        return  # Megatron-LM's interleaved schedule needs micro-batches to be a multiple of pp
+    if interleave_problem(micro_batches, pp):
+        return
     for v in range(2, layers // pp + 1):
         if _splits_layers(layers, pp * v):
             yield Schedule.INTERLEAVED, v

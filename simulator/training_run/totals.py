@@ -7,8 +7,10 @@ import math
 from dataclasses import dataclass
 
 from simulator import units
-from simulator.energy.power import StepEnergy, overhead_W_per_gpu
-from simulator.scenario.setup import Economics, Setup
+from simulator.energy.cost import co2_tonnes, cost_usd
+from simulator.energy.power import StepEnergy, facility_power_W
+from simulator.enums import Category
+from simulator.scenario.setup import Setup
 from simulator.training_run.reliability import simulate_run
 
 
@@ -30,12 +32,6 @@ class RunResult:
     days_with_failures: float = 0.0  # what the reliability model predicts, reported even when it is off
 
 
-def cost_usd(economics: Economics, gpu_hours: float, kwh: float) -> float:
-    """What the run is billed: GPU-hours at the hourly price plus the facility energy at the
-    energy price (0 when the hourly price already includes power)."""
-    return gpu_hours * economics.usd_per_gpu_hour + kwh * economics.usd_per_kWh
-
-
 def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult | None:
     if setup.training.tokens is None:
         return None
@@ -47,7 +43,7 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
     rel = what_if if setup.reliability.enabled else None
     wall_s = rel.wall_s if rel else useful_s
     if rel:
-        idle_W = (setup.cluster.gpu.idle_W + overhead_W_per_gpu(setup)) * setup.economics.pue
+        idle_W = facility_power_W(setup, Category.IDLE)
         energy_J += n * (rel.redo_s * energy.facility_J / step_time_s + (rel.recovery_s + rel.checkpoint_s) * idle_W)
     gpu_hours = n * wall_s / units.SECONDS_PER_HOUR
     kwh = units.joules_to_kwh(energy_J)
@@ -58,7 +54,7 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
         gpu_hours=gpu_hours,
         energy_mwh=units.joules_to_mwh(energy_J),
         cost_usd=cost_usd(e, gpu_hours, kwh),
-        co2_tonnes=kwh * e.grid_kg_co2_per_kWh / 1000.0,
+        co2_tonnes=co2_tonnes(e, kwh),
         interruptions=rel.interruptions_expected if rel else 0.0,
         goodput=rel.goodput if rel else 1.0,
         checkpoint_interval_s=rel.checkpoint_interval_s if rel else 0.0,

@@ -24,7 +24,7 @@ class RankShapes:
     vocab: int
     elem: int  # activation bytes per element
     gemm_elem: int  # GEMM operand bytes per element
-    fused_loss: bool = False  # the cross-entropy runs as fused kernels (workload/ends.py)
+    fused_loss: bool = False  # the cross-entropy runs as fused kernels (workload/head.py)
 
     @property
     def tokens(self) -> int:
