@@ -3,15 +3,14 @@
 from pathlib import Path
 
 import pytest
+from conftest import scenario_file
 
 from simulator.cli import main
 from simulator.scenario import load_setup
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def test_scenario_uses_gpu_and_model_from_its_catalogue_file() -> None:
-    setup = load_setup(ROOT / "scenarios" / "whatif-hypothetical-gpu.yaml")
+    setup = load_setup(scenario_file("whatif-hypothetical-gpu"))
     assert setup.cluster.gpu.name == "x200-hypothetical"
     assert setup.cluster.gpu.hbm_bytes_per_s == 6700e9
     assert setup.model.name == "gpt-30b-demo" and setup.model.layers == 48

@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import scenario_file
 
 from simulator.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
-SMALL = str(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml")
+SMALL = str(scenario_file("gpt3-125m-8xa100"))
 
 
 def test_compare_json_and_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

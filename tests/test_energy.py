@@ -1,16 +1,14 @@
 """Energy accounting: GPU power by activity, node and switch overheads, PUE; the run's failure what-if."""
 
-from pathlib import Path
-
 import pytest
+from conftest import scenario_file
 
 from simulator.energy.power import gpu_power_W, overhead_W_per_gpu
 from simulator.scenario import load_setup, setup_from_mapping
 from simulator.simulate import simulate
 from simulator.topology.builders import fabric_switches
 
-ROOT = Path(__file__).resolve().parent.parent
-GPT3 = ROOT / "scenarios" / "gpt3-175b-1024xa100.yaml"
+GPT3 = scenario_file("gpt3-175b-1024xa100")
 
 
 def cluster(num_gpus: int):

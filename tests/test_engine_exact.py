@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import simpy
+from conftest import BOOKS_REL
 
 from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer, FlowSpec, protocols, static_time_s
@@ -276,7 +277,7 @@ def assert_breakdown(result: EngineResult, want: list[dict[Category, float]]) ->
     for got, expected in zip(breakdown.per_stage_s, want, strict=True):
         full = {c: expected.get(c, 0.0) for c in Category}
         assert got == pytest.approx(full, rel=REL, abs=1e-12)
-        assert sum(got.values()) == pytest.approx(result.time_s, rel=REL)
+        assert sum(got.values()) == pytest.approx(result.time_s, rel=BOOKS_REL)
     assert breakdown.average_s == pytest.approx(
         {c: (want[0].get(c, 0.0) + want[1].get(c, 0.0)) / 2 for c in Category}, rel=REL, abs=1e-12
     )
@@ -466,9 +467,9 @@ def test_real_step_conserves_messages_and_bytes(parallelism: dict) -> None:
     # breakdown of every stage sums to the step; the last stage to finish defines the step
     breakdown = step_breakdown(result)
     for per_stage in breakdown.per_stage_s:
-        assert sum(per_stage.values()) == pytest.approx(result.time_s, rel=REL)
+        assert sum(per_stage.values()) == pytest.approx(result.time_s, rel=BOOKS_REL)
         assert all(v >= -1e-12 for v in per_stage.values())
-    assert sum(breakdown.average_s.values()) == pytest.approx(result.time_s, rel=REL)
+    assert sum(breakdown.average_s.values()) == pytest.approx(result.time_s, rel=BOOKS_REL)
     assert max(result.stage_end_s) == result.time_s
     # the compute stream of each stage is a gap-free sequence of spans from 0 to the step end
     for stage in range(setup.plan.pp):

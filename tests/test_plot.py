@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import scenario_file
 
 from simulator.cli import main
 from simulator.results.labels import gpu_count, plan_label
 from simulator.scenario import load_setup
 from simulator.simulate import simulate
 
-ROOT = Path(__file__).resolve().parent.parent
-SMALL = ROOT / "scenarios" / "gpt3-125m-8xa100.yaml"
+SMALL = scenario_file("gpt3-125m-8xa100")
 STEP_PLOTS = ("breakdown.png", "memory.png", "timeline.png", "utilisation.png")
 
 

@@ -3,9 +3,9 @@ calibrated on Llama 3 (419 interruptions in 54 days on 16,384 H100), and its eff
 
 import dataclasses
 import math
-from pathlib import Path
 
 import pytest
+from conftest import scenario_file
 
 from simulator.energy.power import StepEnergy
 from simulator.scenario.load import load_setup
@@ -14,8 +14,7 @@ from simulator.simulate import simulate
 from simulator.training_run.reliability import daly_interval, simulate_run, system_mtbf_s, young_interval
 from simulator.training_run.totals import whole_run
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-LLAMA = SCENARIOS / "llama3-405b-16384xh100.yaml"
+LLAMA = scenario_file("llama3-405b-16384xh100")
 DAY = 86400.0
 
 
@@ -113,6 +112,6 @@ def test_scenario_section_overrides_and_typos() -> None:
     s = load_setup(LLAMA, ["reliability.restart_s=60", "reliability.storage_write_GBps_per_node=4"])
     assert s.reliability.enabled and s.reliability.restart_s == 60.0
     assert s.reliability.write_bytes_per_s_per_node == 4e9
-    assert not load_setup(SCENARIOS / "gpt3-175b-1024xa100.yaml").reliability.enabled
+    assert not load_setup(scenario_file("gpt3-175b-1024xa100")).reliability.enabled
     with pytest.raises(ConfigError):
         load_setup(LLAMA, ["reliability.restart_minutes=5"])

@@ -1,22 +1,20 @@
 """The plan space a search enumerates: the structural rules, the default bounds and the user's
 --fix/--max/--min options."""
 
-from pathlib import Path
-
 import pytest
+from conftest import scenario_file
 
 from simulator.scenario.errors import ConfigError
 from simulator.search.evaluate import load_base
 from simulator.search.rank import pareto_front, rank
 from simulator.search.space import Bounds, enumerate_plans, parse_bounds
 
-ROOT = Path(__file__).resolve().parent.parent
 NONE = Bounds({}, {}, {})
 
 
 @pytest.fixture(scope="module")
 def gpt3():
-    return load_base(ROOT / "scenarios" / "gpt3-175b-1024xa100.yaml", [])[1]
+    return load_base(scenario_file("gpt3-175b-1024xa100"), [])[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +59,7 @@ def test_plans_are_unique_and_ordered(gpt3) -> None:
 
 def test_llama3_405b_uneven_pipeline_split() -> None:
     """126 layers on 16 stages (first and last stage one layer short) is in the space."""
-    frame = load_base(ROOT / "scenarios" / "llama3-405b-16384xh100.yaml", [])[1]
+    frame = load_base(scenario_file("llama3-405b-16384xh100"), [])[1]
     bounds = parse_bounds(["tp=8", "zero=1", "recompute=full", "micro_batch=1", "schedule=1f1b"], [], [])
     plans = list(enumerate_plans(frame, bounds))
     assert 16 in {p.pp for p in plans}
@@ -74,7 +72,7 @@ def test_llama3_405b_uneven_pipeline_split() -> None:
 def test_recompute_layers_knob() -> None:
     """The scenario's limit (405B: the first layer of each chunk) is kept for full-recompute plans;
     --fix tries others, and a limit covering a whole chunk is plain full recompute (0)."""
-    frame = load_base(ROOT / "scenarios" / "llama3-405b-16384xh100.yaml", [])[1]
+    frame = load_base(scenario_file("llama3-405b-16384xh100"), [])[1]
     assert frame.recompute_layers == 1
     base = ["tp=8", "pp=16", "cp=1", "zero=1", "micro_batch=1", "schedule=1f1b"]
     kept = list(enumerate_plans(frame, parse_bounds([*base, "recompute=full,none"], [], [])))
@@ -87,7 +85,7 @@ def test_recompute_layers_knob() -> None:
 
 
 def test_flash_attention_drops_selective_recompute() -> None:
-    frame = load_base(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml", [])[1]
+    frame = load_base(scenario_file("gpt3-125m-8xa100"), [])[1]
     assert frame.flash_attention
     assert {p.recompute for p in enumerate_plans(frame, NONE)} == {"none", "full"}
     asked = parse_bounds(["recompute=selective"], [], [])

@@ -4,13 +4,13 @@ import gzip
 import json
 from pathlib import Path
 
-from simulator.cli import main
+from conftest import scenario_file
 
-ROOT = Path(__file__).resolve().parent.parent
+from simulator.cli import main
 
 
 def test_trace_is_valid_trace_event_json(tmp_path: Path) -> None:
-    assert main(["run", str(ROOT / "scenarios" / "gpt3-175b-1024xa100.yaml"), "--out", str(tmp_path), "--json"]) == 0
+    assert main(["run", str(scenario_file("gpt3-175b-1024xa100")), "--out", str(tmp_path), "--json"]) == 0
     trace = json.loads(gzip.open(tmp_path / "trace.json.gz", "rt").read())
     events = trace["traceEvents"]
     complete = [e for e in events if e["ph"] == "X"]
@@ -28,14 +28,14 @@ def test_trace_is_valid_trace_event_json(tmp_path: Path) -> None:
 
 
 def test_out_writes_the_step_plots(tmp_path: Path) -> None:
-    assert main(["run", str(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml"), "--out", str(tmp_path), "--json"]) == 0
+    assert main(["run", str(scenario_file("gpt3-125m-8xa100")), "--out", str(tmp_path), "--json"]) == 0
     for name in ("breakdown.png", "memory.png", "timeline.png", "utilisation.png"):
         png = (tmp_path / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5_000, name
 
 
 def _gemm_events(out: Path, *extra: str) -> int:
-    scenario = str(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml")
+    scenario = str(scenario_file("gpt3-125m-8xa100"))
     assert main(["run", scenario, "--out", str(out), "--json", *extra]) == 0
     events = json.loads(gzip.open(out / "trace.json.gz", "rt").read())["traceEvents"]
     return sum(1 for e in events if e.get("cat") == "gemm")
@@ -48,5 +48,5 @@ def test_trace_kernels_expands_more_micro_batches(tmp_path: Path, capsys) -> Non
     assert _gemm_events(tmp_path / "two", "--trace-kernels", "2") == 2 * one
     assert _gemm_events(tmp_path / "all", "--trace-kernels", "0") == 4 * one
     capsys.readouterr()
-    assert main(["run", str(ROOT / "scenarios" / "gpt3-125m-8xa100.yaml"), "--trace-kernels", "-1"]) == 2
+    assert main(["run", str(scenario_file("gpt3-125m-8xa100")), "--trace-kernels", "-1"]) == 2
     assert "--trace-kernels" in capsys.readouterr().err
