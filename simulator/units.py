@@ -1,16 +1,12 @@
 """Unit conversions: every non-SI number read from a file passes through here.
 
 Decimal prefixes throughout (1 GB = 1e9 bytes, 1 TFLOP/s = 1e12 FLOP/s), as vendors quote
-them; binary prefixes only where a name says so (GiB). Mixing the two is a classic ~7-10 % bug.
+them; never binary ones (GiB), whose mix with decimal ones is a classic ~7-10 % bug.
 """
 
-KILO = 1e3
-MEGA = 1e6
 GIGA = 1e9
 TERA = 1e12
-PETA = 1e15
 
-GIB = 2**30
 SECONDS_PER_HOUR = 3600.0
 SECONDS_PER_DAY = 86400.0
 BITS_PER_BYTE = 8.0

@@ -29,10 +29,6 @@ class StepEnergy:
     node_share_J: float
     facility_J: float
 
-    @property
-    def gpu_J(self) -> float:
-        return sum(self.gpu_J_by_category.values())
-
 
 def overhead_W_per_gpu(setup: Setup) -> float:
     """Each GPU's share of its node's overhead (CPUs, memory, fans, NICs) and of the fabric's switches."""

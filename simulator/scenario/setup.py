@@ -25,12 +25,6 @@ class ClusterSpec:
     def num_nodes(self) -> int:
         return -(-self.num_gpus // self.gpus_per_node)
 
-    @property
-    def inter_node_bytes_per_s_per_gpu(self) -> float:
-        """Scale-out bandwidth one GPU gets when every GPU of its node sends at once."""
-        gpus = min(self.gpus_per_node, self.num_gpus)
-        return self.nic.line_rate_bytes_per_s * self.nics_per_node / gpus / self.oversubscription
-
 
 @dataclass(frozen=True)
 class ParallelPlan:

@@ -40,9 +40,9 @@ def zero3_layer_comm(setup: Setup) -> tuple[tuple[CommOp, ...], tuple[CommOp, ..
     params = layer_params(setup.model).per_rank(setup.plan.tp)
     w = params * dtypes.weight_bytes(prec)
     g = params * dtypes.gradient_bytes(prec)
-    fwd = (CommOp("zero3_param_gather", CommGroup.DP, Collective.ALL_GATHER, Phase.FORWARD, w, group, False),)
+    fwd = (CommOp("zero3_param_gather", CommGroup.DP, Collective.ALL_GATHER, Phase.FORWARD, w, group),)
     bwd = (
-        CommOp("zero3_param_gather_bwd", CommGroup.DP, Collective.ALL_GATHER, Phase.BACKWARD, w, group, False),
-        CommOp("zero3_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, g, group, False),
+        CommOp("zero3_param_gather_bwd", CommGroup.DP, Collective.ALL_GATHER, Phase.BACKWARD, w, group),
+        CommOp("zero3_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, g, group),
     )
     return fwd, bwd

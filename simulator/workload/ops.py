@@ -78,7 +78,6 @@ class CommOp:
     phase: Phase
     bytes: float
     ranks: int
-    blocking: bool = True  # the compute stream waits for it (TP/CP); False for overlappable DP
     overlap: TpOverlap = TpOverlap.NONE  # TP comm-GEMM overlap (simulator.costs.tp_overlap)
     overlap_sms: int = 0  # SMs its communication kernels take from the overlapped GEMM
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from simulator import dtypes
 from simulator.scenario.setup import Setup
-from simulator.workload.dp_comm import gradient_reduction, weight_gather, zero3_layer_comm
+from simulator.workload.dp_comm import zero3_layer_comm
 from simulator.workload.embedding import embedding_backward, embedding_forward
 from simulator.workload.head import head_backward, head_forward
 from simulator.workload.layer import LayerWork, layer_work
@@ -62,11 +62,11 @@ class ChunkWork:
 
 @dataclass(frozen=True)
 class StageWork:
-    """Step-level work of one pipeline stage (per rank)."""
+    """Step-level work of one pipeline stage (per rank); its data-parallel collectives are priced per
+    chunk by the compile stage (workload/dp_comm.py), where overlapped reduction needs them."""
 
     stage: int
     params_on_rank: float  # parameters this rank holds before ZeRO sharding
-    dp_comm: tuple[CommOp, ...]  # gradient reduction and (ZeRO) parameter gathers, once per step
     optimizer: Op
 
 
@@ -132,9 +132,8 @@ def build_step(setup: Setup) -> StepWork:
 def _stage_work(setup: Setup, stage: int, counts: list[int]) -> StageWork:
     prec = setup.training.precision
     params = stage_params_on_rank(setup, stage, counts)
-    comm = tuple(op for op in (gradient_reduction(setup, params), weight_gather(setup, params)) if op)
     shard = params / setup.plan.dp_group if setup.plan.zero >= 1 else params
     optimizer = optimizer_op(
         shard, dtypes.weight_bytes(prec), dtypes.gradient_bytes(prec), dtypes.optimizer_bytes_per_param(prec)
     )
-    return StageWork(stage=stage, params_on_rank=params, dp_comm=comm, optimizer=optimizer)
+    return StageWork(stage=stage, params_on_rank=params, optimizer=optimizer)
