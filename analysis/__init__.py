@@ -1,2 +1,2 @@
 """Plots and comparisons of simulation results. matplotlib is imported only here; this package
-reads results and never drives the engine (design.md)."""
+reads results and never drives the engine (docs/design.md)."""

@@ -1,5 +1,5 @@
 """`simulator run` over every bundled scenario and every published case: one contract JSON object
-(contract.md section 3), the human report, --out, `python -m simulator`, determinism."""
+(docs/contract.md section 3), the human report, --out, `python -m simulator`, determinism."""
 
 import json
 import subprocess

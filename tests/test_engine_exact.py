@@ -1,4 +1,4 @@
-"""Tiny simulations of the step engine asserting exact event logs (design.md rule 11, SimPy's own style).
+"""Tiny simulations of the step engine asserting exact event logs (docs/design.md rule 11, SimPy's own style).
 
 Expected values are derived by hand in the comments from the topology's link capacities and latencies
 and the catalogue's per-step overhead; `pytest.approx(rel=1e-9)` only absorbs float rounding.

@@ -1,5 +1,5 @@
 """Invalid input is rejected by `simulator run` with exit 2, one readable line per problem naming
-the key path on stderr, no traceback and nothing on stdout (contract.md section 2)."""
+the key path on stderr, no traceback and nothing on stdout (docs/contract.md section 2)."""
 
 import copy
 import json

@@ -1,6 +1,6 @@
-"""Validation against published training runs, with the tolerances we claim (README, "Accuracy").
+"""Validation against published training runs, with the tolerances we claim (docs/accuracy.md).
 
-Published cases come from ../shared/validation (copied into simulator/data/validation). The
+Published cases are bundled in simulator/data/validation (its README gives their sources). The
 tolerances are the accuracy the simulator has today with one catalogue for every case; a change
 that makes a group worse fails here. The ZeRO-3 rows of Megatron-LM Table 2 are a known gap
 (DeepSpeed-2021 ZeRO-3 ran far below what its communication volume explains) and are pinned as
@@ -86,7 +86,7 @@ def test_table1_weak_scaling_order() -> None:
     assert all(120 <= x <= 185 for x in per_gpu), per_gpu
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: DeepSpeed-2021 ZeRO-3 overheads are not modelled (README)")
+@pytest.mark.xfail(strict=True, reason="known gap: DeepSpeed-2021 ZeRO-3 overheads are not modelled (docs/accuracy.md)")
 def test_zero3_rows_within_tolerance() -> None:
     errs = errors("megatron2021_t2_zero3")
     assert mean(abs(e) for e in errs.values()) <= 25.0, errs
@@ -137,7 +137,7 @@ def test_studies_do_not_span_publications() -> None:
     assert rank_agreement([a, b], rows) == []
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: DeepSpeed-2021 ZeRO-3 overheads are not modelled (README)")
+@pytest.mark.xfail(strict=True, reason="known gap: DeepSpeed-2021 ZeRO-3 overheads are not modelled (docs/accuracy.md)")
 def test_table2_ptdp_faster_than_zero3_as_published() -> None:
     """Megatron-LM Table 2: at the same model, GPU count and batch, PTD-P beats ZeRO-3 (6-70 %)."""
     cases = [c for c in load_cases(bundled_path("published_cases.yaml")) if c.id.startswith("megatron2021_t2")]
@@ -197,7 +197,7 @@ def test_llmfoundry_fsdp_runs() -> None:
     """MosaicML LLM Foundry's MPT runs under PyTorch FSDP (2023), a check not calibrated on. On A100,
     7B-70B models at sequences up to 4,096 come within MAPE 6.9 %. The rest is a known gap, pinned
     so that a change is noticed: long sequences and small models run slower than predicted (up to
-    41 % on A100), and the H100 rows are predicted 9-54 % too fast (README, "Accuracy")."""
+    41 % on A100), and the H100 rows are predicted 9-54 % too fast (docs/accuracy.md)."""
     cases = {c.id: c for c in load_cases(LLMFOUNDRY)}
     rows = [r for c in cases.values() for r in simulate_case(c)]
     by_group: dict[str, list[float]] = {}

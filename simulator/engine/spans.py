@@ -1,4 +1,4 @@
-"""Typed spans: what the engine records (design.md rule 9) and metrics and writers read."""
+"""Typed spans: what the engine records (docs/design.md rule 9) and metrics and writers read."""
 
 from dataclasses import dataclass
 from enum import StrEnum

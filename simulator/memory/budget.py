@@ -76,7 +76,7 @@ def stage_breakdown(setup: Setup, stage: int, sw: SoftwareOverheads) -> dict[Mem
 
 def memory_budget(setup: Setup) -> MemoryResult:
     """Peak memory of the most loaded stage against the GPU's HBM capacity. Not fitting is a
-    result (fits False, with a reason), not an error (design.md, style rule 6). Units: bytes."""
+    result (fits False, with a reason), not an error (docs/design.md, style rule 6). Units: bytes."""
     sw = software_overheads()
     per_stage = [stage_breakdown(setup, st, sw) for st in range(setup.plan.pp)]
     stage = max(range(len(per_stage)), key=lambda st: sum(per_stage[st].values()))

@@ -1,5 +1,5 @@
 """Timed segments: runs of ops and blocking collectives executed back to back on a compute
-stream, priced once and replayed by the engine as one event (design.md: simulate the step event
+stream, priced once and replayed by the engine as one event (docs/design.md: simulate the step event
 by event, without one SimPy event per kernel; the trace expands segments back into kernels).
 
 Host overhead: the CPU dispatches each op in `host_dispatch_s`; while kernels are longer the GPU

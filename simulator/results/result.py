@@ -1,4 +1,4 @@
-"""The result of simulating a scenario, and its contract JSON form (contract.md section 3)."""
+"""The result of simulating a scenario, and its contract JSON form (docs/contract.md section 3)."""
 
 from dataclasses import asdict, dataclass, field
 from typing import Any

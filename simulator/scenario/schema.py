@@ -1,4 +1,4 @@
-"""The scenario YAML schema (../docs/contract.md section 1), as strict pydantic models.
+"""The scenario YAML schema (docs/contract.md section 1), as strict pydantic models.
 
 Unknown keys are errors (`extra="forbid"`); numbers may be written as strings such as
 "300e9" (YAML 1.1 reads that as a string). Cross-field rules: `rules.py` (the parallel plan)
@@ -34,7 +34,7 @@ class ClusterSection(_Section):
     inter_node_Gbps: PositiveFloat | None = None  # default: the node's NIC line rate
     nics_per_node: PositiveInt | None = None  # default: the node's NIC count
     topology: TopologyKind = TopologyKind.FAT_TREE
-    oversubscription: float = Field(default=1.0, ge=1.0)  # leaf uplink : downlink ratio (1 = non-blocking)
+    oversubscription: float = Field(default=1.0, ge=1.0)  # leaf downlink : uplink ratio (1 = non-blocking)
     node_overhead_W: NonNegativeFloat | None = None  # default: the node catalogue's value
     # Collective algorithm; auto picks the fastest by the cost model, as NCCL's tuner does.
     collective_algorithm: Algorithm = Algorithm.AUTO

@@ -1,4 +1,4 @@
-"""Reliability model: the run as training segments, checkpoints and failures (design.md, "Two
+"""Reliability model: the run as training segments, checkpoints and failures (docs/design.md, "Two
 time scales"). A coarse SimPy simulation, one event per segment + checkpoint, failure or restart.
 
 Checkpoint interval: Young (1974), "A first order approximation to the optimum checkpoint interval",

@@ -1,6 +1,6 @@
 """One optimizer step's work for one representative rank of every pipeline stage.
 
-All data-parallel replicas and all ranks of a TP group run the same work (design.md, "scale
+All data-parallel replicas and all ranks of a TP group run the same work (docs/design.md, "scale
 through symmetry"), so a step is: per pipeline chunk, the items of one micro-batch forward and
 backward; per stage, the step-level data-parallel communication and the optimizer update.
 """
