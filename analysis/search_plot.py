@@ -171,11 +171,20 @@ def _summary(r: dict[str, Any]) -> str:
     return text
 
 
+USD_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
 def _usd(v: float) -> str:
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= scale:
-            return f"${v / scale:.3g}{suffix}"
-    return f"${v:.3g}"
+    """'$512', '$9.5k', '$999.5k', '$1.0M', '$0.0123': one decimal with a unit, whole dollars below a
+    thousand, three digits below one. A value that rounds up to the next unit takes that unit
+    ($999,960 is '$1.0M', not '$1000.0k')."""
+    sign, v = ("-" if v < 0 else ""), abs(v)
+    for i, (scale, suffix) in enumerate(USD_UNITS):
+        if v >= scale or (i + 1 < len(USD_UNITS) and round(v / USD_UNITS[i + 1][0], 1) >= 1000):
+            return f"{sign}${v / scale:.1f}{suffix}"
+    if round(v) >= 1000:
+        return f"{sign}$1.0k"
+    return f"{sign}${v:.0f}" if v >= 100 else f"{sign}${v:.3g}"
 
 
 def _log_if_wide(ax: Any, xs: list[float], ys: list[float]) -> None:

@@ -6,8 +6,10 @@ This package is the only importer of `analysis/` (the plots)."""
 import argparse
 import sys
 from importlib import import_module
+from typing import NoReturn
 
 from simulator import __version__
+from simulator.cli.common import EXIT_BROKEN_PIPE, interrupt_status, silence_stdout, terminate_as_interrupt
 from simulator.scenario.errors import ConfigError
 
 SUBCOMMANDS = ("run", "compare", "explain", "search", "plot", "validate")
@@ -17,24 +19,49 @@ def _module(name: str):  # noqa: ANN202 - a subcommand module
     return import_module(f"simulator.cli.{name}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own usage errors (exit 2), with what the user typed escaped like our error lines."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="simulator", description="Simulate LLM pretraining on a GPU cluster.")
+    parser = _Parser(prog="simulator", description="Simulate LLM pretraining on a GPU cluster.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # subparsers are _Parser too
     for name in SUBCOMMANDS:
         _module(name).add_parser(sub)
     return parser
 
 
+def printable(text: str) -> str:
+    """`text` with control characters escaped (\\x1b, \\n): a file name or value echoed in an error
+    line must not move the cursor, recolour or clear the user's terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done; 2 invalid input or an output that could not be written (one `error:` line
+    per problem); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 stdout closed early (a pipe)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # `simulator` alone: the help, not a usage error
         parser.print_help()
         return 0
     try:
-        return _module(args.command).run(args)
+        with terminate_as_interrupt():
+            code = _module(args.command).run(args)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
     except ConfigError as exc:
         for line in exc.problems:
-            print(f"error: {line}", file=sys.stderr)
+            print(f"error: {printable(line)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Terminated
+        print("interrupted", file=sys.stderr)
+        return interrupt_status(exc)
+    except BrokenPipeError:  # the reader went away (`| head -1`): nothing left to say, and nobody to say it to
+        silence_stdout()
+        return EXIT_BROKEN_PIPE

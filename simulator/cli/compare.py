@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.cli.common import add_outputs
+from simulator.cli.common import add_outputs, out_dir_problems, overrides_note, write_failure
 
 
 def add_parser(sub: Any) -> None:
@@ -17,17 +17,33 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from simulator.compare.table import comparison, simulate_all
+    from simulator.scenario.errors import ConfigError
 
+    problems = out_dir_problems(args.out)
+    if problems:
+        raise ConfigError(problems)
     results = simulate_all(args.scenarios, args.overrides)
-    if args.out is not None:
-        from analysis.compare_plot import plot_comparison, plot_scaling
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "compare.md").write_text(comparison(results).markdown() + "\n")
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        scaling = plot_scaling(results, args.out / "compare_scaling.png")  # None: one cluster size only
-        written = [plot_comparison(results, args.out / "compare.png"), scaling]
-        names = ", ".join(["compare.md", "results.json", *(p.name for p in written if p is not None)])
-        print(f"wrote {names} in {args.out}", file=sys.stderr)
-    print(json.dumps(results, indent=2) if args.json else comparison(results).text())
+    failed = _write_files(results, args.out) if args.out is not None else []
+    note = None if args.json else overrides_note(args.overrides)
+    print(json.dumps(results, indent=2) if args.json else "\n".join(filter(None, [note, comparison(results).text()])))
+    if failed:  # after the results: finished simulations are never lost to a full disk
+        raise ConfigError(failed)
     return 0
+
+
+def _write_files(results: list[dict[str, Any]], out: Path) -> list[str]:
+    """compare.md, results.json and the plots; the problem line if the disk refuses them."""
+    from analysis.compare_plot import plot_comparison, plot_scaling
+    from simulator.compare.table import comparison
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.md").write_text(comparison(results).markdown() + "\n")
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        scaling = plot_scaling(results, out / "compare_scaling.png")  # None: one cluster size only
+        written = [plot_comparison(results, out / "compare.png"), scaling]
+    except OSError as exc:
+        return [write_failure("--out", out, exc)]
+    names = ", ".join(["compare.md", "results.json", *(p.name for p in written if p is not None)])
+    print(f"wrote {names} in {out}", file=sys.stderr)
+    return []

@@ -3,31 +3,63 @@
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from simulator.cli.common import add_outputs
+from simulator.cli.common import (
+    add_outputs,
+    add_progress,
+    out_dir_problems,
+    overrides_note,
+    show_progress,
+    write_failure,
+)
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("explain", help="which operations consume the time, the energy and the money")
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--no-variants", action="store_true", help="skip the what-if runs (flash, recompute, zero)")
+    add_progress(p)
     add_outputs(p, "print the report as one JSON object", "write explain.json and explain.png here")
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.explain.report import explain, text
+    from simulator.explain.report import VARIANT_RUNS, explain, text
+    from simulator.scenario.errors import ConfigError
     from simulator.scenario.load import load_setup
+    from simulator.search.progress import Progress
     from simulator.simulate import simulate
 
+    problems = out_dir_problems(args.out)
+    if problems:
+        raise ConfigError(problems)
     setup = load_setup(args.scenario, args.overrides)
-    report = explain(setup, simulate(setup), with_variants=not args.no_variants)
-    if args.out is not None:
-        from analysis.explain_plot import plot_shares
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "explain.json").write_text(json.dumps(report, indent=2) + "\n")
-        plot_shares(report, args.out / "explain.png")
-        print(f"wrote {args.out / 'explain.json'} and {args.out / 'explain.png'}", file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else text(report))
+    runs = 1 + (0 if args.no_variants else VARIANT_RUNS)
+    bar = Progress(runs, "explaining", show_progress(args))
+    try:
+        result = simulate(setup)
+        bar.advance()
+        report = explain(setup, result, with_variants=not args.no_variants, done=bar.advance)
+    finally:
+        bar.close()
+    failed = _write_files(report, args.out) if args.out is not None else []
+    note = None if args.json else overrides_note(args.overrides)
+    print(json.dumps(report, indent=2) if args.json else "\n".join(filter(None, [note, text(report)])))
+    if failed:  # after the report: finished simulations are never lost to a full disk
+        raise ConfigError(failed)
     return 0
+
+
+def _write_files(report: dict[str, Any], out: Path) -> list[str]:
+    """explain.json and explain.png; the problem line if the disk refuses them."""
+    from analysis.explain_plot import plot_shares
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "explain.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot_shares(report, out / "explain.png")
+    except OSError as exc:
+        return [write_failure("--out", out, exc)]
+    print(f"wrote {out / 'explain.json'} and {out / 'explain.png'}", file=sys.stderr)
+    return []

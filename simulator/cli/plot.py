@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from simulator.cli.common import out_dir_problems
 from simulator.scenario.errors import ConfigError
 
 TRACE_NAMES = ("trace.json.gz", "trace.json")  # what `run --out` writes next to result.json
@@ -26,6 +27,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read the JSON, draw the plots of its shape next to it (or in --out), print `wrote PATH` lines."""
     path: Path = args.result
+    problems = out_dir_problems(args.out)
+    if problems:
+        raise ConfigError(problems)
     data = _read_json(path)
     out_dir: Path = args.out if args.out is not None else path.parent
     plotter = _dispatch(path, data)

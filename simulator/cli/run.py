@@ -2,9 +2,10 @@
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from simulator.cli.common import add_outputs
+from simulator.cli.common import add_outputs, out_dir_problems, write_failure
 
 
 def add_parser(sub: Any) -> None:
@@ -27,21 +28,35 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from simulator.results.report import human_report
-    from simulator.results.writer import result_json, write_outputs
+    from simulator.results.writer import result_json
     from simulator.scenario.errors import ConfigError
     from simulator.scenario.load import load_setup
     from simulator.simulate import simulate
 
+    problems = out_dir_problems(args.out)
     if args.trace_kernels < 0:
-        raise ConfigError([f"--trace-kernels: must be 0 (all) or more, got {args.trace_kernels}"])
+        problems.append(f"--trace-kernels: must be 0 (all) or more, got {args.trace_kernels}")
+    if problems:
+        raise ConfigError(problems)
     setup = load_setup(args.scenario, args.overrides)
     result = simulate(setup)
-    if args.out is not None:
-        from analysis.plots import write_step_plots
-
-        paths, trace = write_outputs(result, setup, args.out, args.trace_kernels or None)
-        paths += write_step_plots(result.to_dict(), trace, args.out)
-        for path in paths:
-            print(f"wrote {path}", file=sys.stderr)
-    print(result_json(result) if args.json else human_report(result))
+    failed = _write_files(result, setup, args.out, args.trace_kernels or None) if args.out is not None else []
+    print(result_json(result) if args.json else human_report(result, args.overrides))
+    if failed:  # after the result: a finished simulation is never lost to a full disk
+        raise ConfigError(failed)
     return 0
+
+
+def _write_files(result: Any, setup: Any, out: Path, kernels: int | None) -> list[str]:
+    """result.json, the resolved scenario, the trace and the plots; the problem line if the disk refuses."""
+    from analysis.plots import write_step_plots
+    from simulator.results.writer import write_outputs
+
+    try:
+        paths, trace = write_outputs(result, setup, out, kernels)
+        paths += write_step_plots(result.to_dict(), trace, out)
+    except OSError as exc:
+        return [write_failure("--out", out, exc)]
+    for path in paths:
+        print(f"wrote {path}", file=sys.stderr)
+    return []

@@ -6,7 +6,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.cli.common import add_outputs
+from simulator.cli.common import (
+    add_outputs,
+    add_progress,
+    interrupt_status,
+    out_dir_problems,
+    overrides_note,
+    show_progress,
+    store_problems,
+    write_failure,
+)
 from simulator.search.rank import OBJECTIVES
 from simulator.search.space import KNOBS
 
@@ -41,45 +50,37 @@ def add_parser(sub: Any) -> None:
         metavar="KEY.PATH=V1,V2,...",
         help="also search over the values of a scenario key, e.g. cluster.num_gpus=256,512,1024 (repeatable)",
     )
-    p.add_argument(
+    stores = p.add_mutually_exclusive_group()
+    stores.add_argument(
         "--store",
         type=Path,
         metavar="PATH",
         help="SQLite result store (default: DIR/results.sqlite with --out, else "
-        "~/.cache/llm-cluster-simulator/results.sqlite)",
+        "$XDG_CACHE_HOME or ~/.cache, /llm-cluster-simulator/results.sqlite)",
     )
-    p.add_argument("--no-store", action="store_true", help="do not read or write a result store")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    stores.add_argument("--no-store", action="store_true", help="do not read or write a result store")
+    add_progress(p)
     add_outputs(p, "print exactly one JSON object on stdout", "write search.json, search.md, the store and plots here")
 
 
 def run(args: argparse.Namespace) -> int:
     from simulator.scenario.errors import ConfigError
     from simulator.search.driver import parse_sweep, search
-    from simulator.search.report import report, write_search_files
+    from simulator.search.report import report
     from simulator.search.space import parse_bounds
-    from simulator.search.store import ResultStore, default_store_path
 
-    problems = []
-    if args.workers < 1:
-        problems.append(f"--workers: must be at least 1, got {args.workers}")
-    if args.top < 0:
-        problems.append(f"--top: must be 0 (all) or more, got {args.top}")
-    if args.refine is not None and args.refine < 1:
-        problems.append(f"--refine: must be at least 1, got {args.refine}")
-    if args.scheduler is not None and args.workers != 1:
-        problems.append("--workers: not used with --scheduler (the Dask cluster has its own workers)")
-    if problems:
+    problems = _option_problems(args)
+    try:
+        bounds = parse_bounds(args.fix, args.at_most, args.at_least)
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        sweep = parse_sweep(args.sweep)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:  # every bad option at once
         raise ConfigError(problems)
-    bounds = parse_bounds(args.fix, args.at_most, args.at_least)
-    sweep = parse_sweep(args.sweep)
-    store = None if args.no_store else ResultStore(args.store or default_store_path(args.out))
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    store = None if args.no_store else _open_store(args)
     try:
         outcome = search(
             args.scenario,
@@ -89,14 +90,14 @@ def run(args: argparse.Namespace) -> int:
             args.workers,
             args.scheduler,
             store,
-            progress,
+            show_progress(args),
             sweep=sweep,
             refine=args.refine,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         kept = f"; the {store.count()} results in {store.path} are kept: rerun to resume" if store else ""
         print(f"search interrupted{kept}", file=sys.stderr)
-        return 130
+        return interrupt_status(exc)
     finally:
         if store:
             store.close()
@@ -107,12 +108,68 @@ def run(args: argparse.Namespace) -> int:
         f"{outcome.reused} from the store, in {outcome.wall_s:.1f} s",
         file=sys.stderr,
     )
-    if args.out is not None:
-        from analysis.search_plot import plot_search
-
-        everything = outcome.as_json()
-        for path in write_search_files(everything, args.out) + plot_search(everything, args.out):
-            print(f"wrote {path}", file=sys.stderr)
+    failed = _write_files(outcome.as_json(), args.out) if args.out is not None else []
     data = outcome.as_json(args.top)
-    print(json.dumps(data, indent=2, allow_nan=False) if args.json else report(data))
+    print(json.dumps(data, indent=2, allow_nan=False) if args.json else _text(report(data), args.overrides))
+    if outcome.store_error and store:
+        failed.append(f"result store {store.path}: cannot write ({outcome.store_error}); it keeps what it took before")
+    if failed:  # after the results: a search that finished is never lost to a full disk
+        raise ConfigError(failed)
     return 0
+
+
+def _option_problems(args: argparse.Namespace) -> list[str]:
+    """The numeric options and --out, checked before the scenario is read."""
+    problems = []
+    if args.workers < 1:
+        problems.append(f"--workers: must be at least 1, got {args.workers}")
+    if args.top < 0:
+        problems.append(f"--top: must be 0 (all) or more, got {args.top}")
+    if args.refine is not None and args.refine < 1:
+        problems.append(f"--refine: must be at least 1, got {args.refine}")
+    if args.scheduler is not None and args.workers != 1:
+        problems.append("--workers: not used with --scheduler (the Dask cluster has its own workers)")
+    return problems + out_dir_problems(args.out)
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    """The result store, checked before the search: --store, or the default next to --out or in the
+    user's cache (a cache that cannot be written is named, with the options that avoid it)."""
+    import sqlite3
+
+    from simulator.scenario.errors import ConfigError
+    from simulator.search.store import ResultStore, default_store_path
+
+    if args.store is not None:
+        path, option, hint = args.store, "--store", ""
+    else:
+        try:
+            path = default_store_path(args.out)
+        except RuntimeError as exc:  # no HOME and no home directory in the password database
+            raise ConfigError([f"result store: {exc} (choose one with --store PATH, or --no-store)"]) from None
+        option, hint = "result store", " (choose another with --store PATH, or none with --no-store)"
+    problems = store_problems(path, option)
+    if problems:
+        raise ConfigError([p + hint for p in problems])
+    try:
+        return ResultStore(path)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError([f"{option} {path}: cannot open ({exc}){hint}"]) from None
+
+
+def _write_files(everything: dict[str, Any], out: Path) -> list[str]:
+    """search.json, search.md and the plots; the problem line if the disk refuses them."""
+    from analysis.search_plot import plot_search
+    from simulator.search.report import write_search_files
+
+    try:
+        for path in write_search_files(everything, out) + plot_search(everything, out):
+            print(f"wrote {path}", file=sys.stderr)
+    except OSError as exc:
+        return [write_failure("--out", out, exc)]
+    return []
+
+
+def _text(report: str, overrides: list[str]) -> str:
+    note = overrides_note(overrides)
+    return f"{note}\n{report}" if note else report

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from simulator.cli.common import add_progress, out_file_problems, show_progress, write_failure
 from simulator.scenario.errors import ConfigError
 
 
@@ -20,49 +21,101 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--csv", type=Path, help="write the per-case table as CSV here")
     p.add_argument("--plot", type=Path, help="write predicted vs published and the error per group as a PNG here")
     p.add_argument("--json", action="store_true", help="print rows and summaries as one JSON object")
+    add_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.validation.cases import Case, default_files, load_cases
-    from simulator.validation.ranking import rank_agreement, ranking_table
-    from simulator.validation.runner import Row, case_table, simulate_case, summarise, summary_table
+    from simulator.search.progress import Progress
+    from simulator.validation.ranking import rank_agreement
+    from simulator.validation.runner import Row, simulate_case, summarise
 
-    for flag, out in (("--markdown", args.markdown), ("--csv", args.csv), ("--plot", args.plot)):
-        if out is not None and not out.parent.is_dir():
-            raise ConfigError([f"{flag} {out}: no such folder {out.parent}"])
-    cases: list[Case] = []
+    problems = [p for flag, path in _outputs(args) for p in out_file_problems(path, flag)]
+    if problems:
+        raise ConfigError(problems)
+    resolved = _resolved_cases(args.files)
+    bar = Progress(len(resolved), "validating", show_progress(args))
+    rows: list[Row] = []
+    try:
+        for case, setup in resolved:
+            rows += simulate_case(case, setup)
+            bar.advance()
+    finally:
+        bar.close()
+    summaries = summarise(rows)
+    ranking = rank_agreement([case for case, _ in resolved], rows)
+    failed = _write_files(args, rows, summaries, ranking)
+    _print(args, rows, summaries, ranking)
+    if failed:  # after the summary: a finished validation is never lost to a full disk
+        raise ConfigError(failed)
+    return 0
+
+
+def _outputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    return [("--markdown", args.markdown), ("--csv", args.csv), ("--plot", args.plot)]
+
+
+def _resolved_cases(files: list[Path]) -> list[tuple[Any, Any]]:
+    """Every file read, then every case's scenario resolved, before any case runs: a broken file or
+    case is one problem line each (all of them at once), naming the file and the case."""
+    from simulator.validation.cases import Case, default_files, load_cases
+    from simulator.validation.runner import resolve_cases
+
+    loaded: list[tuple[Path, list[Case]]] = []
     problems: list[str] = []
-    for path in args.files or default_files():  # read every file before running any case
+    for path in files or default_files():
         try:
-            cases.extend(load_cases(path))
+            loaded.append((path, load_cases(path)))
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    rows: list[Row] = [r for case in cases for r in simulate_case(case)]
-    summaries = summarise(rows)
-    ranking = rank_agreement(cases, rows)
-    try:
-        if args.markdown:
-            tables = [
-                summary_table(summaries).markdown(),
-                ranking_table(ranking).markdown(),
-                case_table(rows).markdown(),
-            ]
-            args.markdown.write_text("\n\n".join(tables) + "\n")
-        if args.csv:
-            with args.csv.open("w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(["case", "group", "metric", "published", "predicted", "error_pct", "note"])
-                for r in rows:
-                    w.writerow([r.case, r.group, r.metric, r.published, r.predicted, r.error_pct, r.note])
-        if args.plot:
-            from analysis.validation_plot import plot_validation
+    resolved = []
+    for path, cases in loaded:
+        ok, bad = resolve_cases(path, cases)
+        resolved += ok
+        problems += bad
+    if problems:
+        raise ConfigError(problems)
+    return resolved
 
-            plot_validation(rows, args.plot)
-            print(f"wrote {args.plot}", file=sys.stderr)
-    except OSError as exc:
-        raise ConfigError([f"{exc.filename}: cannot write: {exc.strerror}"]) from None
+
+def _write_files(args: argparse.Namespace, rows: list[Any], summaries: list[Any], ranking: list[Any]) -> list[str]:
+    """Each file asked for, independently: one that cannot be written is a problem line, not the end."""
+    from simulator.validation.ranking import ranking_table
+    from simulator.validation.runner import case_table, summary_table
+
+    def markdown(path: Path) -> None:
+        tables = [summary_table(summaries).markdown(), ranking_table(ranking).markdown(), case_table(rows).markdown()]
+        path.write_text("\n\n".join(tables) + "\n")
+
+    def table(path: Path) -> None:
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["case", "group", "metric", "published", "predicted", "error_pct", "note"])
+            for r in rows:
+                w.writerow([r.case, r.group, r.metric, r.published, r.predicted, r.error_pct, r.note])
+
+    def plot(path: Path) -> None:
+        from analysis.validation_plot import plot_validation
+
+        plot_validation(rows, path)
+        print(f"wrote {path}", file=sys.stderr)
+
+    failed = []
+    for (flag, path), write in zip(_outputs(args), (markdown, table, plot), strict=True):
+        if path is None:
+            continue
+        try:
+            write(path)
+        except OSError as exc:
+            failed.append(write_failure(flag, path, exc))
+    return failed
+
+
+def _print(args: argparse.Namespace, rows: list[Any], summaries: list[Any], ranking: list[Any]) -> None:
+    from simulator.validation.ranking import ranking_table
+    from simulator.validation.runner import summary_table
+
     if args.json:
         out = {
             "rows": [asdict(r) | {"error_pct": r.error_pct} for r in rows],
@@ -70,11 +123,10 @@ def run(args: argparse.Namespace) -> int:
             "ranking": [asdict(s) for s in ranking],
         }
         print(json.dumps(out, indent=2))
-    else:
-        print(summary_table(summaries).markdown())
-        print("\nplans of one study (same model, GPUs and batch) in the published order:\n")
-        print(ranking_table(ranking).markdown())
-        failed = [r for r in rows if r.predicted is None]
-        for r in failed:
+        return
+    print(summary_table(summaries).markdown())
+    print("\nplans of one study (same model, GPUs and batch) in the published order:\n")
+    print(ranking_table(ranking).markdown())
+    for r in rows:
+        if r.predicted is None:
             print(f"not simulated: {r.case}: {r.note}", file=sys.stderr)
-    return 0

@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from simulator.results.table import Column, Table
+from simulator.scenario.errors import ConfigError
 from simulator.scenario.load import load_setup
+from simulator.scenario.setup import Setup
 from simulator.simulate import simulate
 from simulator.units import GIGA
 
@@ -22,10 +24,23 @@ COLUMNS = (
 )
 
 
+def load_all(paths: list[Path], overrides: list[str]) -> list[Setup]:
+    """Every scenario resolved before any is simulated; one ConfigError with the problems of every bad
+    file, each line naming its file."""
+    setups, problems = [], []
+    for path in paths:
+        try:
+            setups.append(load_setup(path, overrides))
+        except ConfigError as exc:
+            problems += [p if p.startswith(f"{path}:") else f"{path}: {p}" for p in exc.problems]
+    if problems:
+        raise ConfigError(problems)
+    return setups
+
+
 def simulate_all(paths: list[Path], overrides: list[str]) -> list[dict[str, Any]]:
     """Contract JSON of each scenario, in the order given (invalid input raises ConfigError)."""
-    setups = [load_setup(p, overrides) for p in paths]  # validate everything before simulating anything
-    return [simulate(s).to_dict() for s in setups]
+    return [simulate(s).to_dict() for s in load_all(paths, overrides)]
 
 
 def comparison(results: list[dict[str, Any]]) -> Table:

@@ -1,6 +1,7 @@
 """The explain report: shares table, memory per GPU, what-if variants and the seed's claims checked."""
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -19,11 +20,13 @@ VARIANTS = {
     "recompute": ("parallelism", "recompute", ["none", "selective", "full"]),
     "zero": ("parallelism", "zero", [0, 1, 2, 3]),
 }
+VARIANT_RUNS = sum(len(values) for _, _, values in VARIANTS.values())  # simulations `variants` runs
 COMPUTE = (Category.GEMM, Category.ATTENTION, Category.OTHER_COMPUTE, Category.OPTIMIZER)
 
 
-def variants(setup: Setup) -> dict[str, list[dict[str, Any]]]:
-    """Step time and memory of the same scenario with one setting changed at a time."""
+def variants(setup: Setup, done: Callable[[], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Step time and memory of the same scenario with one setting changed at a time; `done` is called
+    after each of the VARIANT_RUNS simulations (a progress bar: they take most of explain's time)."""
     base = resolved_scenario(setup)
     base.pop("reliability", None)
     out: dict[str, list[dict[str, Any]]] = {}
@@ -35,6 +38,8 @@ def variants(setup: Setup) -> dict[str, list[dict[str, Any]]]:
             if key == "recompute":
                 sc[section].pop("recompute_layers", None)  # each variant recomputes every layer or none
             r = simulate(setup_from_mapping(sc))
+            if done:
+                done()
             rows.append(
                 {
                     "value": value,
@@ -69,7 +74,9 @@ def claims(setup: Setup, result: SimulationResult) -> dict[str, Any]:
     }
 
 
-def explain(setup: Setup, result: SimulationResult, with_variants: bool = True) -> dict[str, Any]:
+def explain(
+    setup: Setup, result: SimulationResult, with_variants: bool = True, done: Callable[[], None] | None = None
+) -> dict[str, Any]:
     shares = step_shares(setup, result)
     total = [sum(getattr(s, f) for s in shares) for f in ("time_s", "energy_J", "cost_usd")]
     return {
@@ -78,7 +85,7 @@ def explain(setup: Setup, result: SimulationResult, with_variants: bool = True) 
         "shares": [asdict(s) | {"category": s.category.value if s.category else None} for s in shares],
         "totals": {"time_s": total[0], "energy_J": total[1], "cost_usd": total[2]},
         "memory_per_gpu_bytes": result.memory.per_gpu_bytes,
-        "variants": variants(setup) if with_variants else {},
+        "variants": variants(setup, done) if with_variants else {},
         "claims": claims(setup, result),
         "run": asdict(result.run) if result.run else None,
     }

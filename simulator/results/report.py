@@ -1,14 +1,20 @@
 """A short human-readable report of one result (what `simulator run` prints without --json)."""
 
+from collections.abc import Sequence
+
+from simulator.enums import Category
 from simulator.results.result import SimulationResult
 from simulator.units import GIGA
+
+CATEGORY_WIDTH = max(len(c.value) for c in Category)  # the breakdown's name column fits the longest name
 
 
 def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:5.1f} %" if whole > 0 else "   - "
 
 
-def human_report(r: SimulationResult) -> str:
+def human_report(r: SimulationResult, overrides: Sequence[str] = ()) -> str:
+    """`overrides`: the --set items applied to the file; listed, since the name is still the file's."""
     s, m, p = r.step, r.memory, r.plan
     recompute = p["recompute"]
     if n := p.get("recompute_layers"):
@@ -16,6 +22,7 @@ def human_report(r: SimulationResult) -> str:
     extras = "".join(f" {flag}" for flag in ("sequence_parallel", "tp_comm_overlap", "dp_overlap") if p.get(flag))
     lines = [
         f"{r.name}: {r.model['name']} ({r.model['parameters'] / 1e9:.1f} B parameters)",
+        *([f"  overrides  {', '.join(overrides)} (--set; the name is the file's)"] if overrides else []),
         f"  plan       tp={p['tp']} pp={p['pp']} dp={p['dp']} cp={p['cp']} "
         f"schedule={p['schedule']} zero={p['zero']} recompute={recompute}{extras}, "
         f"{p['micro_batches']} micro-batches per step",
@@ -25,7 +32,7 @@ def human_report(r: SimulationResult) -> str:
     ]
     for cat, t in sorted(s.breakdown_s.items(), key=lambda kv: -kv[1]):
         if t > 0:
-            lines.append(f"    {cat.value:<14} {t:10.3f} s  {_share(t, s.time_s)}")
+            lines.append(f"    {cat.value:<{CATEGORY_WIDTH}} {t:10.3f} s  {_share(t, s.time_s)}")
     per = ", ".join(f"{k} {v / GIGA:.1f}" for k, v in m.per_gpu_bytes.items())
     verdict = "fits" if m.fits else "DOES NOT FIT"
     lines.append(

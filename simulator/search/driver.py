@@ -5,9 +5,10 @@ A sweep (`--sweep cluster.num_gpus=256,512,1024`) searches the plans of every va
 scenario keys at once: all candidates go to the same workers, and the outcome names the best plan
 of each sweep point."""
 
+import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,13 @@ from simulator.search.evaluate import Candidate, load_base, screen, with_engine
 from simulator.search.executors import run_jobs
 from simulator.search.progress import Progress
 from simulator.search.rank import pareto_front, rank, rank_key
-from simulator.search.space import Bounds, enumerate_plans
+from simulator.search.space import Bounds, empty_reasons, enumerate_plans
 from simulator.search.store import ResultStore
+
+# The README's accuracy table: published ZeRO-3 runs are predicted with larger errors than any other
+# kind of plan (the simulator's gathers come out better hidden than 2021 DeepSpeed's were), so a
+# ZeRO-3 plan ranked near the top says so in the table, the report and its JSON entry.
+ZERO3_CAVEAT = "ZeRO-3/FSDP step times are less validated than other plans' (see README, Accuracy)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class SearchOutcome:
     sweep: list[dict[str, Any]] = field(default_factory=list)  # per sweep point: its values, best result index
     leanest: dict[str, Any] | None = None  # when nothing fits: the plan that needs the least memory
     estimated: int = 0  # with refine: plans estimated analytically by this search
+    store_error: str | None = None  # why the store stopped taking results (a full disk); the search went on
 
     def as_json(self, top: int | None = None) -> dict[str, Any]:
         """Contract section 4, plus the objective, counts and the Pareto front (indices into the
@@ -85,10 +92,12 @@ def search(
         problem = node_problem(frame.num_gpus, frame.gpus_per_node)
         if problem:
             raise ConfigError([f"{problem}{_at(point)}"])
-        found_here = screen(raw, list(enumerate_plans(frame, bounds)))
+        plans = list(enumerate_plans(frame, bounds))
+        found_here = screen(raw, plans)
         if not found_here:
             why = "no parallel plan satisfies the model, cluster, global batch and the bounds given"
-            raise ConfigError([f"{path}: {why}{_at(point)}"])
+            reasons = "; ".join(empty_reasons(frame, bounds) if not plans else [])
+            raise ConfigError([f"{path}: {why}{_at(point)}" + (f": {reasons}" if reasons else "")])
         candidates += found_here
         point_of.update({c.key: point for c in found_here})
     fitting = _unique([c for c in candidates if c.fits])
@@ -114,11 +123,11 @@ def search(
         sweep=_best_per_point(points, ranked) if sweep else [],
         leanest=None if fitting else _leanest(candidates),
     )
-    if store:
+    if run.store:
         counts = {"candidates": outcome.candidates, "feasible": outcome.feasible}
         counts |= {"simulated": run.simulated, "reused": run.reused}
-        store.record_search(outcome.scenario, objective, counts, wall_s)
-    return outcome
+        run.stored(lambda s: s.record_search(outcome.scenario, objective, counts, wall_s))
+    return replace(outcome, store_error=run.store_error)
 
 
 class _Runner:
@@ -136,6 +145,17 @@ class _Runner:
         self.store, self.workers, self.scheduler = store, workers, scheduler
         self.progress, self.on_result = progress, on_result
         self.simulated = self.estimated = self.reused = 0  # event simulations, analytical estimates, from the store
+        self.store_error: str | None = None
+
+    def stored(self, write: Callable[[ResultStore], None]) -> None:
+        """Write to the store; if it fails (a full disk), go on without it and keep the reason: the
+        results are still in memory and are printed, and what the store holds so far stays valid."""
+        if self.store is None:
+            return
+        try:
+            write(self.store)
+        except sqlite3.Error as exc:
+            self.store_error, self.store = str(exc), None
 
     def __call__(
         self, cands: list[Candidate], labels: dict[str, str], point_of: dict[str, dict[str, Any]], what: str
@@ -146,8 +166,7 @@ class _Runner:
         bar = Progress(len(todo), f"{what} {len(todo)} plans", self.progress)
 
         def arrived(key: str, result: dict[str, Any]) -> None:
-            if self.store:
-                self.store.put(key, labels[key], result)
+            self.stored(lambda s: s.put(key, labels[key], result))
             results[key] = _labelled(result, labels[key], point_of[key])
             bar.advance()
             if self.on_result:
@@ -240,6 +259,8 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
 
 
 def _labelled(result: dict[str, Any], label: str, point: dict[str, Any]) -> dict[str, Any]:
-    """The result as listed: with its plan label and, in a sweep, the sweep point it belongs to."""
-    plain = {k: v for k, v in result.items() if k not in ("label", "sweep")}
-    return {**plain, "label": label, **({"sweep": point} if point else {})}
+    """The result as listed: with its plan label, the ZeRO-3 caveat where it applies and, in a sweep,
+    the sweep point it belongs to."""
+    plain = {k: v for k, v in result.items() if k not in ("label", "caveat", "sweep")}
+    caveat = {"caveat": ZERO3_CAVEAT} if (plain.get("parallelism") or {}).get("zero") == 3 else {}
+    return {**plain, "label": label, **caveat, **({"sweep": point} if point else {})}

@@ -1,4 +1,4 @@
-"""A one-line progress bar on stderr for long searches (redrawn in place on a terminal)."""
+"""A one-line progress bar on stderr for long runs: search, explain, validate (redrawn in place on a terminal)."""
 
 import sys
 import time
@@ -13,6 +13,8 @@ class Progress:
         self.stream = stream or sys.stderr
         self.done = 0
         self.start_s = self.drawn_s = time.monotonic()
+        if self.enabled:  # at once: the first step may take long (a large explain's first simulation)
+            self._draw(end="")
 
     def advance(self, n: int = 1) -> None:
         self.done += n

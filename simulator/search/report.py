@@ -25,6 +25,7 @@ PER_STEP_COLUMNS = (
     Column("kJ/step", "objectives.energy", "{:,.0f}", lambda v: v / 1e3),
 )
 TEXT_HEADERS = ("sweep", "plan", "Pareto")
+CAVEAT_MARK = "!"  # after the plan label of a result with a `caveat`, explained under the table
 
 
 def ranking(data: dict[str, Any]) -> Table:
@@ -38,13 +39,23 @@ def ranking(data: dict[str, Any]) -> Table:
         [
             str(i + 1),
             *([_point(r.get("sweep", {}))] if swept else []),
-            r["label"] + (" (estimate)" if r["step"].get("method") == "analytical" and data.get("estimated") else ""),
+            _plan_cell(r, bool(data.get("estimated"))),
             *(c.cell(r) for c in columns),
             "*" if i in pareto else "",
         ]
         for i, r in enumerate(data["results"])
     ]
     return Table(head, rows, frozenset(i for i, h in enumerate(head) if h in TEXT_HEADERS))
+
+
+def _plan_cell(r: dict[str, Any], refined: bool) -> str:
+    estimate = " (estimate)" if refined and r["step"].get("method") == "analytical" else ""
+    return r["label"] + estimate + (f" {CAVEAT_MARK}" if r.get("caveat") else "")
+
+
+def caveats(results: list[dict[str, Any]]) -> list[str]:
+    """The footnotes of the marked plans: each distinct caveat once."""
+    return [f"{CAVEAT_MARK} {c}" for c in dict.fromkeys(r["caveat"] for r in results if r.get("caveat"))]
 
 
 def _point(values: dict[str, Any]) -> str:
@@ -61,7 +72,8 @@ def title(data: dict[str, Any]) -> str:
 
 def report(data: dict[str, Any]) -> str:
     """The ranked plans as an aligned text table, with the counts above it."""
-    lines = [title(data), "", ranking(data).text()]
+    bests = [p["best"] for p in data.get("sweep", []) if p["best"]]
+    lines = [title(data), "", ranking(data).text(), *caveats(data["results"] + bests)]
     if data.get("leanest"):
         lean = data["leanest"]
         lines += [
@@ -73,9 +85,10 @@ def report(data: dict[str, Any]) -> str:
         lines += ["", "best plan of each sweep point:"]
         for point in data["sweep"]:
             best = point["best"]
-            what = (
-                "no plan fits" if best is None else f"#{point['rank']} {best['label']}, {best['step']['time_s']:.3f} s"
-            )
+            if best is None:
+                what = "no plan fits"
+            else:
+                what = f"#{point['rank']} {_plan_cell(best, False)}, {best['step']['time_s']:.3f} s"
             lines.append(f"  {_point(point['values'])}: {point['feasible']} plans fit; {what}")
     return "\n".join(lines)
 
@@ -86,5 +99,6 @@ def write_search_files(data: dict[str, Any], out_dir: Path) -> list[Path]:
     paths = [out_dir / "search.json", out_dir / "search.md"]
     paths[0].write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     heading = f"# Search: {data['results'][0]['name'] if data['results'] else ''}\n\n"
-    paths[1].write_text(heading + title(data) + "\n\n" + ranking(data).markdown() + "\n")
+    notes = "".join(f"\n{line}\n" for line in caveats(data["results"]))
+    paths[1].write_text(heading + title(data) + "\n\n" + ranking(data).markdown() + "\n" + notes)
     return paths

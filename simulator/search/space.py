@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the catalogue loads pydantic; `simulator search --help` nee
     from simulator.catalog.models import ModelSpec
 
 MIN_TOKENS_PER_CP_RANK = 4096
+ZERO_STAGES = (0, 1, 2, 3)  # 3 = FSDP full sharding (contract: parallelism.zero)
 DEFAULT_MAX = {"micro_batch": 8, "virtual_stages": 4}
 
 
@@ -160,13 +161,56 @@ def _parse(knob: str, text: str) -> Any:
             value = int(text)
         except ValueError:
             raise ValueError(f"{knob} takes whole numbers, got {text!r}") from None
-        if value < (0 if knob in ("zero", "recompute_layers") else 1):
+        if knob == "zero":
+            if value not in ZERO_STAGES:
+                raise ValueError(f"zero is {_one_of(ZERO_STAGES)}, got {value}")
+        elif value < (0 if knob == "recompute_layers" else 1):
             raise ValueError(f"{knob} must be positive, got {value}")
         return value
     enum = Schedule if kind is Schedule else Recompute
     if text not in {e.value for e in enum}:
         raise ValueError(f"{knob} is one of {', '.join(e.value for e in enum)}, got {text!r}")
     return enum(text)
+
+
+def _text(value: Any) -> str:
+    """A knob's value as typed on the command line (true, not True; 1f1b, not Schedule.ONE_F_ONE_B)."""
+    return str(value).lower() if isinstance(value, bool) else str(_plain(value))
+
+
+def _one_of(values: Iterable[Any]) -> str:
+    """'0, 1, 2 or 3'."""
+    text = [_text(v) for v in values]
+    return text[0] if len(text) == 1 else ", ".join(text[:-1]) + " or " + text[-1]
+
+
+def _bound_text(bounds: Bounds, knob: str) -> str:
+    """The options that bound `knob`, as the user typed them: '--fix tp=3', '--min pp=4 --max pp=8'."""
+    parts = []
+    if knob in bounds.fixed:
+        parts.append(f"--fix {knob}={','.join(_text(v) for v in bounds.fixed[knob])}")
+    if knob in bounds.low:
+        parts.append(f"--min {knob}={bounds.low[knob]}")
+    if knob in bounds.high:
+        parts.append(f"--max {knob}={bounds.high[knob]}")
+    return " ".join(parts)
+
+
+def empty_reasons(frame: Frame, bounds: Bounds) -> list[str]:
+    """Why no plan is left, when one bound is to blame: for each bounded knob, the values it takes in the
+    plans the other bounds allow; a bound that none of them passes is named with them. Empty when
+    only a combination of bounds (or the model, cluster and batch alone) leaves nothing."""
+    reasons = []
+    for knob in dict.fromkeys([*bounds.fixed, *bounds.low, *bounds.high]):
+        others = Bounds(
+            {k: v for k, v in bounds.fixed.items() if k != knob},
+            {k: v for k, v in bounds.low.items() if k != knob},
+            {k: v for k, v in bounds.high.items() if k != knob},
+        )
+        seen = sorted({getattr(p, knob) for p in enumerate_plans(frame, others)})
+        if seen:
+            reasons.append(f"{_bound_text(bounds, knob)}: {knob} is {_one_of(seen)} in the valid plans")
+    return reasons
 
 
 def _divisors(n: int) -> list[int]:
@@ -197,7 +241,7 @@ def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[PlanKnobs]:
             return False
         return bounds.allows(knob, value)
 
-    zeros = [z for z in range(4) if ok("zero", z)]
+    zeros = [z for z in ZERO_STAGES if ok("zero", z)]
     recomputes = [r for r in Recompute if ok("recompute", r)]
     if frame.flash_attention and "recompute" not in bounds.fixed and Recompute.SELECTIVE in recomputes:
         recomputes.remove(Recompute.SELECTIVE)

@@ -7,6 +7,16 @@ from typing import Any
 
 from simulator.scenario.errors import ConfigError
 
+# Published figure -> where the prediction lives in the result JSON: what `validate` compares.
+METRICS = {
+    "iteration_time_s": ("step", "time_s"),
+    "days": ("run", "days"),
+    "energy_mwh": ("run", "energy_mwh"),
+}
+# Published figures kept beside the compared one for reference: the throughput a paper gives, from
+# which its `iteration_time_s` was derived (data/validation/README.md). Not compared.
+REFERENCE_FIGURES = ("tokens_per_s_per_gpu", "model_tflops_per_gpu", "tflops_per_gpu_hw")
+
 
 @dataclass(frozen=True)
 class Case:

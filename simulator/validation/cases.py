@@ -1,12 +1,13 @@
 """Validation cases: the published-cases YAML format (and, through `tables`, the CSV tables of
 measured runs), and the bundled files `simulator validate` runs by default."""
 
+import csv
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from simulator.validation.case import Case, bundled_path, file_error
+from simulator.validation.case import METRICS, REFERENCE_FIGURES, Case, bundled_path, file_error
 from simulator.validation.tables import load_table
 
 __all__ = ["Case", "PUBLISHED_FILES", "bundled_path", "default_files", "load_cases", "load_published_cases"]
@@ -51,7 +52,10 @@ def _case_problems(i: int, case: Any) -> list[str]:
         problems.append(f"{name}: published: expected a mapping of figures")
     elif isinstance(published, dict):
         for key, value in published.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if key not in METRICS and key not in REFERENCE_FIGURES:
+                known = ", ".join([*METRICS, *REFERENCE_FIGURES])
+                problems.append(f"{name}: published.{key}: unknown figure (one of {known})")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 problems.append(f"{name}: published.{key}: expected a positive number, got {value!r}")
     return problems
 
@@ -66,11 +70,16 @@ def _group_of(case_id: str) -> str:
 
 def load_cases(path: Path) -> list[Case]:
     """Any supported validation file: published-cases YAML, a vTrain CSV or the LLM Foundry table."""
+    if path.is_dir():
+        raise file_error(path, ["is a folder (name a published-cases YAML or a CSV table of measured runs)"])
     if not path.is_file():
         raise file_error(path, ["no such file"])
-    if path.suffix == ".csv":
-        return load_table(path)
-    return load_published_cases(path)
+    try:
+        return load_table(path) if path.suffix == ".csv" else load_published_cases(path)
+    except (UnicodeDecodeError, csv.Error):  # a picture, an archive: bytes that are not text
+        raise file_error(path, ["not a text file (a published-cases YAML or a CSV table of measured runs)"]) from None
+    except OSError as exc:
+        raise file_error(path, [f"cannot read ({exc.strerror or exc})"]) from None
 
 
 # The bundled published-case files: the shared copy, then the runs this project added.

@@ -2,19 +2,15 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from simulator.results.table import Table
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.load import setup_from_mapping
+from simulator.scenario.setup import Setup
 from simulator.simulate import simulate
+from simulator.validation.case import METRICS
 from simulator.validation.cases import Case
-
-# Published figure -> where the prediction lives in the result JSON.
-METRICS = {
-    "iteration_time_s": ("step", "time_s"),
-    "days": ("run", "days"),
-    "energy_mwh": ("run", "energy_mwh"),
-}
 
 
 @dataclass(frozen=True)
@@ -33,9 +29,22 @@ class Row:
         return 100.0 * (self.predicted - self.published) / self.published
 
 
-def simulate_case(case: Case) -> list[Row]:
+def resolve_cases(path: Path, cases: list[Case]) -> tuple[list[tuple[Case, Setup]], list[str]]:
+    """Each case's scenario resolved, before any is simulated; a case whose scenario is invalid is a
+    problem line naming the file and the case (a broken validation file, not a row to skip)."""
+    resolved, problems = [], []
+    for i, case in enumerate(cases):
+        try:
+            resolved.append((case, setup_from_mapping(case.scenario)))
+        except ConfigError as exc:
+            problems += [f"{path}: case {i + 1} ({case.id}): scenario: {p}" for p in exc.problems]
+    return resolved, problems
+
+
+def simulate_case(case: Case, setup: Setup | None = None) -> list[Row]:
+    """The case's rows, published against predicted; `setup` is its resolved scenario when known."""
     try:
-        result = simulate(setup_from_mapping(case.scenario)).to_dict()
+        result = simulate(setup or setup_from_mapping(case.scenario)).to_dict()
     except ConfigError as exc:
         return [
             Row(case.id, case.group, m, v, None, "; ".join(exc.problems))
