@@ -445,3 +445,15 @@ def test_explain_and_validate_progress(capsys: pytest.CaptureFixture[str], tmp_p
     shown = flag == "--progress"
     assert ("explaining [" in explain_err) == shown
     assert ("validating [" in validate_err) == shown
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_stdout_on_a_full_disk_is_one_error_line(json_flag: list[str]) -> None:
+    """`simulator run X > /dev/full`: the write fails; one `error:` line and exit 2, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "simulator", "run", str(SMALL), *json_flag]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: cannot write the output: No space left on device"]

@@ -43,8 +43,8 @@ def printable(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 done; 2 invalid input or an output that could not be written (one `error:` line
-    per problem); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 stdout closed early (a pipe)."""
+    """Exit status: 0 done; 2 invalid input or an output that could not be written, stdout included (one
+    `error:` line per problem); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 stdout closed early (a pipe)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # `simulator` alone: the help, not a usage error
@@ -65,3 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head -1`): nothing left to say, and nobody to say it to
         silence_stdout()
         return EXIT_BROKEN_PIPE
+    except OSError as exc:  # stdout itself failed (`> /dev/full`); files the commands write report their own
+        silence_stdout()
+        print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 2
