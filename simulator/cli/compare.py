@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
 
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "compare.md").write_text(comparison(results).markdown() + "\n")
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (args.out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
         scaling = plot_scaling(results, args.out / "compare_scaling.png")  # None: one cluster size only
         written = [plot_comparison(results, args.out / "compare.png"), scaling]
         names = ", ".join(["compare.md", "results.json", *(p.name for p in written if p is not None)])
         print(f"wrote {names} in {args.out}", file=sys.stderr)
-    print(json.dumps(results, indent=2) if args.json else comparison(results).text())
+    print(json.dumps(results, indent=2, allow_nan=False) if args.json else comparison(results).text())
     return 0

@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
         from analysis.explain_plot import plot_shares
 
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "explain.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.out / "explain.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         plot_shares(report, args.out / "explain.png")
         print(f"wrote {args.out / 'explain.json'} and {args.out / 'explain.png'}", file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else text(report))
+    print(json.dumps(report, indent=2, allow_nan=False) if args.json else text(report))
     return 0
