@@ -26,6 +26,7 @@ def variants(setup: Setup) -> dict[str, list[dict[str, Any]]]:
     """Step time and memory of the same scenario with one setting changed at a time."""
     base = resolved_scenario(setup)
     base.pop("reliability", None)
+    base["training"].pop("tokens", None)  # the variants compare steps: no whole-run model to run
     out: dict[str, list[dict[str, Any]]] = {}
     for name, (section, key, values) in VARIANTS.items():
         rows = []
@@ -80,7 +81,7 @@ def explain(setup: Setup, result: SimulationResult, with_variants: bool = True) 
         "memory_per_gpu_bytes": result.memory.per_gpu_bytes,
         "variants": variants(setup) if with_variants else {},
         "claims": claims(setup, result),
-        "run": asdict(result.run) if result.run else None,
+        "run": result.run.to_dict() if result.run else None,
     }
 
 
