@@ -115,3 +115,38 @@ def test_scenario_section_overrides_and_typos() -> None:
     assert not load_setup(scenario_file("gpt3-175b-1024xa100")).reliability.enabled
     with pytest.raises(ConfigError):
         load_setup(LLAMA, ["reliability.restart_minutes=5"])
+
+
+def test_closed_form_matches_the_simulated_mean(llama: Setup) -> None:
+    """The closed form (training_run/expected.py) is the expectation of what simulate_run draws."""
+    from simulator.training_run.expected import expected_run
+    from simulator.training_run.reliability import failure_model
+
+    s = with_reliability(llama, gpu_failures_per_hour=2e-4, restart_s=600.0)  # ~1 failure per 1,000 s
+    m = failure_model(s)
+    useful = 0.5 * DAY
+    draws = [simulate_run(dataclasses.replace(s, seed=seed), useful) for seed in range(200)]
+    exp = expected_run(useful, m.tau, m.delta, m.recovery, m.mtbf)
+    mean = {f: sum(getattr(d, f) for d in draws) / len(draws) for f in ("wall_s", "redo_s", "recovery_s")}
+    assert exp.wall_s == pytest.approx(mean["wall_s"], rel=0.03)
+    assert exp.redo_s == pytest.approx(mean["redo_s"], rel=0.1)
+    assert exp.recovery_s == pytest.approx(mean["recovery_s"], rel=0.1)
+    assert exp.wall_s == pytest.approx(useful + exp.redo_s + exp.recovery_s + exp.checkpoint_s, rel=1e-9)
+    assert exp.interruptions == pytest.approx(exp.wall_s / m.mtbf, rel=1e-9)  # Daly 2006: wall / M
+
+
+def test_event_budget_switches_to_the_closed_form(llama: Setup) -> None:
+    from simulator.training_run.reliability import EVENT_BUDGET, run_with_failures
+
+    short = run_with_failures(llama, 30 * DAY)
+    assert short == simulate_run(llama, 30 * DAY) and short.method == "simulated"
+    long = run_with_failures(llama, EVENT_BUDGET * DAY)  # ~1e8 checkpoint intervals
+    assert long.method == "expected" and long.note and 0.8 < long.goodput < 1.0
+
+
+def test_no_progress_when_failures_outpace_restarts(llama: Setup) -> None:
+    from simulator.training_run.reliability import run_with_failures
+
+    rel = run_with_failures(with_reliability(llama, gpu_failures_per_hour=1.0), 30 * DAY)
+    assert not rel.progresses and rel.method == "no progress" and "cannot progress" in (rel.note or "")
+    assert rel.goodput == 0.0

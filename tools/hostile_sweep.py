@@ -143,15 +143,47 @@ NUMERIC_KEYS = [
     "seed",
 ]
 BAD_VALUES = ["-1", "0", "true", "abc", "1e308", "1e-300", ".nan", ".inf", "8.5", "1e30"]
+ALWAYS_WRONG = {"-1", "true", "abc", "1e308", ".nan", ".inf", "1e30"}  # no key takes these: exit 2
+INTEGER_KEYS = {
+    k
+    for k in NUMERIC_KEYS
+    if k.rsplit(".", 1)[-1]
+    in {
+        "num_gpus",
+        "gpus_per_node",
+        "nics_per_node",
+        "tp",
+        "pp",
+        "dp",
+        "cp",
+        "virtual_stages",
+        "zero",
+        "recompute_layers",
+        "global_batch",
+        "micro_batch",
+        "layers",
+        "hidden",
+        "heads",
+        "vocab",
+        "seq_len",
+        "seed",
+    }
+}
 
 
 def number_cases() -> list[Case]:
     cases = []
     for key in NUMERIC_KEYS:
         for value in BAD_VALUES:
-            cases.append(Case(f"number: {key}={value}", ["run", SMALL, "--json", "--set", f"{key}={value}"]))
+            wrong = value in ALWAYS_WRONG or (value == "8.5" and key in INTEGER_KEYS)
+            args = ["run", SMALL, "--json", "--set", f"{key}={value}"]
+            cases.append(Case(f"number: {key}={value}", args, expect={2} if wrong else {0, 2}))
     cases += [
-        Case("number: integral float for an int key", ["run", SMALL, "--json", "--set", "cluster.num_gpus=8e0"]),
+        Case(
+            "number: integral float for an int key",
+            ["run", SMALL, "--json", "--set", "cluster.num_gpus=8e0"],
+            expect={0},
+        ),
         Case(
             "number: reliability on, failures 1000/h",
             [
@@ -396,6 +428,7 @@ def run_case(case: Case, timeout_s: float, tree: Path = ROOT) -> Outcome:
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd,
+        cwd=tree,  # `python -m` puts the working folder first on sys.path: run the tree's own package
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

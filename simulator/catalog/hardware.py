@@ -4,36 +4,63 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from simulator import units
+from simulator.bounds import (
+    MAX_GB,
+    MAX_GBPS,
+    MAX_LAUNCH_US,
+    MAX_SM_COUNT,
+    MAX_TENSOR_FLOPS_PER_EXP,
+    MAX_TFLOPS,
+    MAX_WATTS,
+    MIN_EFFICIENCY,
+    MIN_GB,
+    MIN_GBPS,
+    MIN_TENSOR_FLOPS_PER_EXP,
+    MIN_TFLOPS,
+    Text,
+    real,
+    whole,
+)
 from simulator.catalog.loader import bundled
 from simulator.enums import Precision
 
 
 class GpuEntry(BaseModel):
-    """One GPU as written in a catalogue file (or inline in a scenario)."""
+    """One GPU as written in a catalogue file (or inline in a scenario). Ranges: simulator/bounds.py."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    vendor: str = "unknown"
-    peak_tflops: dict[Precision, PositiveFloat]
-    hbm_GB: PositiveFloat
-    hbm_GBps: PositiveFloat
-    tdp_W: PositiveFloat
-    idle_W: float = Field(ge=0)
-    scale_up_GBps: PositiveFloat
-    sm_count: PositiveInt
-    gemm_efficiency_max: float = Field(gt=0, le=1)
-    gemm_efficiency_fp8: float | None = Field(default=None, gt=0, le=1)  # default: gemm_efficiency_max
-    hbm_efficiency: float = Field(gt=0, le=1)
-    flash_attention_efficiency: float = Field(gt=0, le=1)  # at the reference head dim (kernels.yaml)
+    vendor: Text = "unknown"
+    peak_tflops: dict[Precision, real(MIN_TFLOPS, MAX_TFLOPS)] = Field(min_length=1)
+    hbm_GB: real(MIN_GB, MAX_GB)
+    hbm_GBps: real(MIN_GBPS, MAX_GBPS)
+    tdp_W: real(0.0, MAX_WATTS, low_open=True)
+    idle_W: real(0.0, MAX_WATTS)  # at most tdp_W (checked below)
+    scale_up_GBps: real(MIN_GBPS, MAX_GBPS)
+    sm_count: whole(1, MAX_SM_COUNT)
+    gemm_efficiency_max: real(MIN_EFFICIENCY, 1.0)
+    gemm_efficiency_fp8: real(MIN_EFFICIENCY, 1.0) | None = None  # default: gemm_efficiency_max
+    hbm_efficiency: real(MIN_EFFICIENCY, 1.0)
+    flash_attention_efficiency: real(MIN_EFFICIENCY, 1.0)  # at the reference head dim (kernels.yaml)
     # Dense BF16 tensor-core FLOPs per exponential of the special-function units (per SM and clock);
     # None: attention's rate does not depend on the head dim (simulator.costs.compute).
-    tensor_flops_per_exp: PositiveFloat | None = None
-    kernel_launch_us: float = Field(ge=0)
+    tensor_flops_per_exp: real(MIN_TENSOR_FLOPS_PER_EXP, MAX_TENSOR_FLOPS_PER_EXP) | None = None
+    kernel_launch_us: real(0.0, MAX_LAUNCH_US)
     tp_comm_overlap: bool = False  # default of parallelism.tp_comm_overlap on this GPU
     fused_cross_entropy: bool = False  # default of framework.fused_cross_entropy on this GPU
+
+    @field_validator("idle_W")
+    @classmethod
+    def _idle_below_tdp(cls, idle_W: float, info: ValidationInfo) -> float:
+        """A GPU cannot idle above its power limit (power.py interpolates between the two)."""
+        tdp = info.data.get("tdp_W")
+        if tdp is not None and idle_W > tdp:
+            raise PydanticCustomError("idle_above_tdp", "must not exceed tdp_W ({tdp} W)", {"tdp": tdp})
+        return idle_W
 
 
 @dataclass(frozen=True)
@@ -110,11 +137,17 @@ class NodeSpec:
     pcie_bytes_per_s: float | None = None  # GPU<->NIC PCIe, per direction; None where the catalogue has no value
 
 
-def gpu_catalogue(extra: Mapping[str, GpuEntry] | None = None) -> dict[str, GpuSpec]:
-    """Every bundled GPU, plus `extra` entries (user files or inline definitions) overriding by name."""
+def gpu_entries(extra: Mapping[str, GpuEntry] | None = None) -> dict[str, GpuEntry]:
+    """Every bundled GPU as written in the catalogue, plus `extra` entries (user files or inline
+    definitions) replacing by name."""
     entries = {name: GpuEntry.model_validate(raw) for name, raw in bundled("gpus").items()}
     entries.update(extra or {})
-    return {name: GpuSpec.from_entry(name, e) for name, e in entries.items()}
+    return entries
+
+
+def gpu_catalogue(extra: Mapping[str, GpuEntry] | None = None) -> dict[str, GpuSpec]:
+    """Every bundled GPU, plus `extra` entries (user files or inline definitions) overriding by name."""
+    return {name: GpuSpec.from_entry(name, e) for name, e in gpu_entries(extra).items()}
 
 
 def nic_catalogue() -> dict[str, NicSpec]:
@@ -149,6 +182,11 @@ def default_node_for(gpu_name: str) -> NodeSpec:
     """The node type a GPU sits in unless the scenario says otherwise (DGX-H100 for unknown GPUs)."""
     name = bundled("network")["default_node_for_gpu"].get(gpu_name, "dgx-h100")
     return node_catalogue()[name]
+
+
+def nic_line_rate_Gbps(nic_name: str) -> float:
+    """A NIC's line rate as the catalogue writes it (Gbit/s), for the resolved scenario's own keys."""
+    return bundled("network")["nics"][nic_name]["line_rate_Gbps"]
 
 
 def nvswitch_latency_s() -> float:

@@ -1,9 +1,11 @@
 """Model architectures: catalogue entries and scenario overrides -> a frozen ModelSpec."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict
 
+from simulator.bounds import MAX_FFN_HIDDEN, MAX_HEADS, MAX_HIDDEN, MAX_LAYERS, MAX_SEQ_LEN, MAX_VOCAB, whole
 from simulator.catalog.loader import bundled
 from simulator.enums import Activation, Norm, Position
 
@@ -13,13 +15,14 @@ class ModelEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    layers: PositiveInt | None = None
-    hidden: PositiveInt | None = None
-    heads: PositiveInt | None = None
-    kv_heads: PositiveInt | None = None
-    ffn_hidden: PositiveInt | None = None
-    vocab: PositiveInt | None = None
-    seq_len: PositiveInt | None = None
+    # Ranges: simulator/bounds.py (each bound with its reason).
+    layers: whole(1, MAX_LAYERS) | None = None
+    hidden: whole(1, MAX_HIDDEN) | None = None
+    heads: whole(1, MAX_HEADS) | None = None
+    kv_heads: whole(1, MAX_HEADS) | None = None
+    ffn_hidden: whole(1, MAX_FFN_HIDDEN) | None = None
+    vocab: whole(1, MAX_VOCAB) | None = None
+    seq_len: whole(1, MAX_SEQ_LEN) | None = None
     activation: Activation | None = None
     norm: Norm | None = None
     bias: bool | None = None
@@ -94,6 +97,11 @@ class ModelSpec:
         )
 
 
-def model_catalogue() -> dict[str, ModelEntry]:
-    """Every bundled model preset, as (partial-able) entries."""
-    return {name: ModelEntry.model_validate(raw) for name, raw in bundled("models").items()}
+def model_catalogue(extra: Mapping[str, ModelEntry] | None = None) -> dict[str, ModelEntry]:
+    """Every bundled model preset, as (partial-able) entries, plus `extra` entries (user files or inline
+    definitions). An extra entry named like a bundled preset overlays it: the fields it gives replace
+    the preset's, the others stay the preset's (a variant of a preset needs only what differs)."""
+    entries = {name: ModelEntry.model_validate(raw) for name, raw in bundled("models").items()}
+    for name, entry in (extra or {}).items():
+        entries[name] = entries[name].overlay(entry) if name in entries else entry
+    return entries

@@ -25,7 +25,11 @@ def run(args: argparse.Namespace) -> int:
     results = simulate_all(args.scenarios, args.overrides)
     failed = _write_files(results, args.out) if args.out is not None else []
     note = None if args.json else overrides_note(args.overrides)
-    print(json.dumps(results, indent=2) if args.json else "\n".join(filter(None, [note, comparison(results).text()])))
+    print(
+        json.dumps(results, indent=2, allow_nan=False)
+        if args.json
+        else "\n".join(filter(None, [note, comparison(results).text()]))
+    )
     if failed:  # after the results: finished simulations are never lost to a full disk
         raise ConfigError(failed)
     return 0
@@ -39,7 +43,7 @@ def _write_files(results: list[dict[str, Any]], out: Path) -> list[str]:
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.md").write_text(comparison(results).markdown() + "\n")
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
         scaling = plot_scaling(results, out / "compare_scaling.png")  # None: one cluster size only
         written = [plot_comparison(results, out / "compare.png"), scaling]
     except OSError as exc:

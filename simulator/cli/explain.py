@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     failed = _write_files(report, args.out) if args.out is not None else []
     note = None if args.json else overrides_note(args.overrides)
-    print(json.dumps(report, indent=2) if args.json else "\n".join(filter(None, [note, text(report)])))
+    print(json.dumps(report, indent=2, allow_nan=False) if args.json else "\n".join(filter(None, [note, text(report)])))
     if failed:  # after the report: finished simulations are never lost to a full disk
         raise ConfigError(failed)
     return 0
@@ -57,7 +57,7 @@ def _write_files(report: dict[str, Any], out: Path) -> list[str]:
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "explain.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "explain.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         plot_shares(report, out / "explain.png")
     except OSError as exc:
         return [write_failure("--out", out, exc)]

@@ -29,6 +29,7 @@ def variants(setup: Setup, done: Callable[[], None] | None = None) -> dict[str, 
     after each of the VARIANT_RUNS simulations (a progress bar: they take most of explain's time)."""
     base = resolved_scenario(setup)
     base.pop("reliability", None)
+    base["training"].pop("tokens", None)  # the variants compare steps: no whole-run model to run
     out: dict[str, list[dict[str, Any]]] = {}
     for name, (section, key, values) in VARIANTS.items():
         rows = []
@@ -87,7 +88,7 @@ def explain(
         "memory_per_gpu_bytes": result.memory.per_gpu_bytes,
         "variants": variants(setup, done) if with_variants else {},
         "claims": claims(setup, result),
-        "run": asdict(result.run) if result.run else None,
+        "run": result.run.to_dict() if result.run else None,
     }
 
 

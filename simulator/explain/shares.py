@@ -110,7 +110,7 @@ def step_shares(setup: Setup, result: SimulationResult) -> list[Share]:
         if t > 0:
             rows.append(_share(setup, label, cat, t, cat))
     run = result.run
-    if run is not None and run.goodput < 1.0:
+    if run is not None and run.progresses and run.goodput < 1.0:  # a stalled run has no per-step share
         per_step = units.SECONDS_PER_HOUR / run.iterations
         for label, hours in (
             ("failures: lost work and restarts", run.lost_hours),

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from simulator.enums import Category
 from simulator.results.result import SimulationResult
+from simulator.training_run.totals import RunResult
 from simulator.units import GIGA
 
 CATEGORY_WIDTH = max(len(c.value) for c in Category)  # the breakdown's name column fits the longest name
@@ -39,20 +40,31 @@ def human_report(r: SimulationResult, overrides: Sequence[str] = ()) -> str:
         f"  memory     {m.peak_bytes / GIGA:.1f} GB of {m.capacity_bytes / GIGA:.1f} GB per GPU: {verdict}  ({per} GB)"
     )
     if not r.feasible:
-        lines.append(f"  infeasible: {m.reason}")
+        lines.append(f"  infeasible: {r.reason}")
     if r.run is not None:
-        u = r.run
-        lines.append(
-            f"  run        {u.iterations:,} steps, {u.days:.1f} days, {u.gpu_hours:,.0f} GPU-hours, "
-            f"{u.energy_mwh:,.0f} MWh, ${u.cost_usd:,.0f}, {u.co2_tonnes:,.0f} t CO2e"
-        )
-        if u.goodput == 1.0 and u.days_with_failures > u.days:
+        lines += _run_lines(r.run)
+    return "\n".join(lines)
+
+
+def _run_lines(u: RunResult) -> list[str]:
+    if not u.progresses:
+        return [f"  run        {u.iterations:,} steps, {u.days_ideal:.1f} days without failures; none with them"]
+    lines = [
+        f"  run        {u.iterations:,} steps, {u.days:.1f} days, {u.gpu_hours:,.0f} GPU-hours, "
+        f"{u.energy_mwh:,.0f} MWh, ${u.cost_usd:,.0f}, {u.co2_tonnes:,.0f} t CO2e"
+    ]
+    if u.goodput == 1.0:
+        if u.days_with_failures is None:
+            lines.append(f"  failures   off; with the reliability model on, {u.failure_note}")
+        elif u.days_with_failures > u.days:
             lines.append(
                 f"  failures   off; with the reliability model the run would take {u.days_with_failures:.1f} days"
             )
-        if u.goodput < 1.0:
-            lines.append(
-                f"  failures   {u.interruptions:,.0f} interruptions, goodput {100 * u.goodput:.1f} %, "
-                f"checkpoint every {u.checkpoint_interval_s:,.0f} s; {u.days_ideal:.1f} days without failures"
-            )
-    return "\n".join(lines)
+    elif u.failure_note:
+        lines.append(f"  failures   {u.failure_note}")
+    if u.goodput < 1.0:
+        lines.append(
+            f"  failures   {u.interruptions:,.0f} interruptions, goodput {100 * u.goodput:.1f} %, "
+            f"checkpoint every {u.checkpoint_interval_s:,.0f} s; {u.days_ideal:.1f} days without failures"
+        )
+    return lines

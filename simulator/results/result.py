@@ -1,6 +1,6 @@
 """The result of simulating a scenario, and its contract JSON form (docs/contract.md section 3)."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.enums import Category
@@ -49,18 +49,26 @@ class SimulationResult:
 
     @property
     def feasible(self) -> bool:
-        return self.memory.fits
+        """Fits in memory and, with the reliability model on, the run can progress at all."""
+        return self.memory.fits and (self.run is None or self.run.progresses)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the plan is not feasible; None when it is."""
+        if not self.memory.fits:
+            return self.memory.reason
+        return None if self.feasible else self.run.failure_note
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name,
             "feasible": self.feasible,
-            "reason": None if self.feasible else self.memory.reason,
+            "reason": self.reason,
             "step": self.step.to_dict(),
             "memory": self.memory.as_json(),
         }
         if self.run is not None:
-            d["run"] = asdict(self.run)
+            d["run"] = self.run.to_dict()
         d["model"] = self.model
         d["plan"] = self.plan
         return d

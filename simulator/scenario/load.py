@@ -6,83 +6,67 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from simulator.scenario.errors import ConfigError
+from simulator.scenario.errors import ConfigError, printable
 from simulator.scenario.resolve import resolve
 from simulator.scenario.schema import Scenario
 from simulator.scenario.setup import Setup
+from simulator.scenario.yaml_input import (
+    MAX_DEPTH,
+    InputLimitError,
+    describe_yaml_error,
+    parse_yaml,
+    read_yaml_file,
+)
 
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key written twice in one mapping: PyYAML would keep the last one
-    and silently drop the first (a whole section, for a repeated `parallelism:`)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by design
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable key: the base class reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        return super().construct_mapping(node, deep)
+MAX_CATALOGUE_FILES = 16  # each file may hold any number of GPUs and models; this bounds the reading
+MAX_PATH_SHOWN = 1024  # characters of a file path echoed in a message (paths may be long)
 
 
 def read_scenario_file(path: str | Path) -> dict[str, Any]:
-    """The raw mapping in a scenario file; ConfigError for a missing, unreadable, empty or broken file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read ({exc})"]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError([f"{path}: not valid YAML{line}: {problem}"]) from None
+    """The raw mapping in a scenario file; ConfigError for a missing, unreadable, oversized, empty or
+    broken file (yaml_input.py bounds what a hostile file can cost)."""
+    label = printable(str(path), MAX_PATH_SHOWN)
+    data = read_yaml_file(Path(path), label)
     if data is None:
-        raise ConfigError([f"{path}: the file is empty"])
+        raise ConfigError([f"{label}: the file is empty"])
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}: a scenario must be a mapping of sections, got {type(data).__name__}"])
-    try:
-        return _deep_copy(data)
-    except RecursionError:  # an alias inside its own anchor (`a: &x [*x]`)
-        raise ConfigError([f"{path}: a YAML alias refers to its own anchor (recursive structure)"]) from None
+        raise ConfigError([f"{label}: a scenario must be a mapping of sections, got {type(data).__name__}"])
+    return _deep_copy(data)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `key.path=value` strings (value parsed as YAML) to a copy of `raw`."""
+    """Apply `key.path=value` strings (value parsed as YAML, within the limits of a file) to a copy of `raw`."""
     data = _deep_copy(raw)
     problems = []
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            problems.append(f"--set {item}: expected key.path=value")
-            continue
         parts = key.strip().split(".")
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                problems.append(f"{'.'.join(parts[: i + 1])}: is a value, cannot set {key}")
-                break
-            node = child
-        else:
-            try:
-                node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
-            except yaml.YAMLError:
-                node[parts[-1]] = value
+        if not sep or not key.strip():
+            problems.append(f"--set {printable(item)}: expected key.path=value")
+        elif len(parts) > MAX_DEPTH:
+            problems.append(f"--set {printable(key)}: a key path of more than {MAX_DEPTH} levels")
+        elif problem := _set(data, parts, value):
+            problems.append(problem)
     if problems:
         raise ConfigError(problems)
     return data
+
+
+def _set(data: dict[str, Any], parts: list[str], value: str) -> str | None:
+    """Put one --set value at its key path; the problem as text, or None."""
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return f"{printable('.'.join(parts[: i + 1]))}: is a value, cannot set {printable('.'.join(parts))}"
+        node = child
+    try:
+        node[parts[-1]] = parse_yaml(value) if value.strip() else None
+    except InputLimitError as exc:
+        return f"--set {printable('.'.join(parts))}: {describe_yaml_error(exc)}"
+    except yaml.YAMLError:  # not YAML (e.g. `name=a: b`): the text itself
+        node[parts[-1]] = value
+    return None
 
 
 def _deep_copy(d: Any) -> Any:
@@ -102,17 +86,26 @@ def validate(raw: dict[str, Any]) -> Scenario:
 
 
 def _describe(err: Any) -> str:
-    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    """One pydantic error as 'key.path: message (got value)'; keys and values as the user wrote them,
+    control characters escaped and long values cut (a hostile key must not drive the terminal)."""
+    path = printable(".".join(str(p) for p in _key_path(err["loc"]))) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
         return f"{path}: unknown key"
     if kind == "missing":
         return f"{path}: required key is missing"
     if kind in ("model_type", "dict_type"):
-        return f"{path}: expected a mapping of keys, got {err.get('input')!r}"
+        return f"{path}: expected a mapping of keys, got {printable(repr(err.get('input')))}"
     given = err.get("input")
-    shown = f" (got {given!r})" if not isinstance(given, dict | list) else ""
-    return f"{path}: {err['msg'].lower()}{shown}"
+    shown = f" (got {printable(repr(given))})" if not isinstance(given, dict | list) else ""
+    msg = err["msg"]
+    return f"{path}: {msg[:1].lower()}{msg[1:]}{shown}"
+
+
+def _key_path(loc: tuple[Any, ...]) -> list[Any]:
+    """The key path of a pydantic error location, without the validator steps pydantic adds for
+    annotated and optional types (`function-before[...]`, `int`, `[key]`)."""
+    return [p for p in loc if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]"))]
 
 
 def merge_catalogue_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -124,28 +117,33 @@ def merge_catalogue_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     files = section["files"]
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise ConfigError(["catalogue.files: expected a list of file paths"])
+    if len(files) > MAX_CATALOGUE_FILES:
+        raise ConfigError([f"catalogue.files: more than {MAX_CATALOGUE_FILES} files"])
     merged = {"gpus": {}, "models": {}}
     problems = []
     for name in files:
-        path = base / name
+        label = f"catalogue.files: {printable(name, MAX_PATH_SHOWN)}"
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            problems.append(f"catalogue.files: cannot read {name} ({type(exc).__name__})")
+            data = read_yaml_file(base / name, label) or {}
+        except ConfigError as exc:
+            problems += exc.problems
             continue
         if not isinstance(data, dict) or set(data) - {"gpus", "models"}:
-            problems.append(f"catalogue.files: {name} must hold only `gpus:` and `models:` mappings")
+            problems.append(f"{label}: must hold only `gpus:` and `models:` mappings")
             continue
         for kind in ("gpus", "models"):
-            merged[kind].update(data.get(kind) or {})
+            entries = data.get(kind) or {}
+            if not isinstance(entries, dict):
+                problems.append(f"{label}: `{kind}:` must be a mapping of names to entries")
+                continue
+            merged[kind].update(_deep_copy(entries))
     if problems:
         raise ConfigError(problems)
+    inline = {kind: section.get(kind) or {} for kind in ("gpus", "models")}
+    if not all(isinstance(v, dict) for v in inline.values()):
+        return raw  # the schema reports the inline section that is not a mapping
     out = dict(raw)
-    out["catalogue"] = {
-        **section,
-        "gpus": {**merged["gpus"], **(section.get("gpus") or {})},
-        "models": {**merged["models"], **(section.get("models") or {})},
-    }
+    out["catalogue"] = {**section, **{kind: {**merged[kind], **inline[kind]} for kind in inline}}
     return out
 
 

@@ -1,10 +1,19 @@
-"""Validated Scenario -> Setup: catalogue look-ups, defaults, and the cross-field plan rules."""
+"""Validated Scenario -> Setup: catalogue look-ups, defaults, and the cross-field plan rules.
+
+Every default a catalogue supplies is first written into the scenario in its own keys and units
+(`with_defaults`), and the Setup is built from that scenario alone: the resolved scenario saved with
+results (canonical.py) then runs on its own and gives the same result, whatever the catalogues
+say later."""
+
+from typing import Any
+
+from pydantic import BaseModel
 
 from simulator import units
-from simulator.catalog.hardware import GpuSpec, NicSpec, default_node_for, gpu_catalogue
+from simulator.catalog.hardware import GpuSpec, NicSpec, default_node_for, gpu_entries, nic_line_rate_Gbps
 from simulator.catalog.loader import bundled
-from simulator.catalog.models import ModelEntry, ModelSpec, model_catalogue
-from simulator.enums import Recompute, Schedule
+from simulator.catalog.models import REQUIRED_FIELDS, ModelEntry, ModelSpec, model_catalogue
+from simulator.enums import Fidelity, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.rules import (
     batch_problem,
@@ -12,6 +21,7 @@ from simulator.scenario.rules import (
     cp_problem,
     interleave_problem,
     node_problem,
+    simulated_passes_problem,
     tp_problems,
 )
 from simulator.scenario.schema import Scenario
@@ -25,6 +35,7 @@ def resolve(sc: Scenario) -> Setup:
     _check_training(sc, model, gpu, plan, problems)
     if problems:
         raise ConfigError(problems)
+    sc = with_defaults(sc, gpu)
     return Setup(
         name=sc.name,
         model=model,
@@ -37,17 +48,13 @@ def resolve(sc: Scenario) -> Setup:
             precision=sc.training.precision,
             flash_attention=sc.training.flash_attention,
         ),
-        economics=_resolve_economics(sc, gpu),
+        economics=_resolve_economics(sc),
         seed=sc.seed,
         scenario=sc,
         engine=sc.simulation.engine,
         fidelity=sc.simulation.fidelity,
         compute_jitter=sc.simulation.compute_jitter,
-        host_time_per_op_s=units.us_to_s(
-            sc.framework.host_time_per_op_us
-            if sc.framework.host_time_per_op_us is not None
-            else bundled("software")["host_dispatch_us"]
-        ),
+        host_time_per_op_s=units.us_to_s(sc.framework.host_time_per_op_us),
         fused_cross_entropy=(
             gpu.fused_cross_entropy if sc.framework.fused_cross_entropy is None else sc.framework.fused_cross_entropy
         ),
@@ -66,7 +73,7 @@ def resolve_model_and_gpu(sc: Scenario) -> tuple[ModelSpec, GpuSpec]:
 
 
 def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
-    presets = model_catalogue() | dict(sc.catalogue.models)
+    presets = model_catalogue(sc.catalogue.models)
     explicit = ModelEntry.model_validate(sc.model.model_dump(exclude={"preset"}, exclude_none=True))
     base = ModelEntry()
     name = sc.model.preset or sc.name
@@ -75,11 +82,16 @@ def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
             problems.append(f"model.preset: unknown model {sc.model.preset!r} (known: {', '.join(sorted(presets))})")
             return None
         base = presets[sc.model.preset]
-    try:
-        model = ModelSpec.from_entry(name, base.overlay(explicit))
-    except ValueError as exc:
-        problems.append(f"model: {exc} (give them or a preset)")
+    entry = base.overlay(explicit)
+    if missing := [f for f in REQUIRED_FIELDS if getattr(entry, f) is None]:
+        hint = (
+            f"neither model.preset {sc.model.preset!r} nor model: gives them"
+            if sc.model.preset
+            else "give them in model:, or name a model.preset"
+        )
+        problems.append(f"model: missing {', '.join(missing)} ({hint})")
         return None
+    model = ModelSpec.from_entry(name, entry)
     before = len(problems)
     if model.hidden % model.heads:
         problems.append(f"model.heads: must divide model.hidden ({model.hidden}), got {model.heads}")
@@ -89,11 +101,11 @@ def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
 
 
 def _resolve_gpu(sc: Scenario, problems: list[str]) -> GpuSpec | None:
-    gpus = gpu_catalogue(sc.catalogue.gpus)
+    gpus = gpu_entries(sc.catalogue.gpus)
     if sc.cluster.gpu not in gpus:
         problems.append(f"cluster.gpu: unknown GPU {sc.cluster.gpu!r} (known: {', '.join(sorted(gpus))})")
         return None
-    return gpus[sc.cluster.gpu]
+    return GpuSpec.from_entry(sc.cluster.gpu, gpus[sc.cluster.gpu])
 
 
 def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[str]) -> ParallelPlan:
@@ -156,68 +168,86 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
     micro_batches = t.global_batch // max(1, plan.dp * t.micro_batch)
     if plan.schedule is Schedule.INTERLEAVED and (interleave := interleave_problem(micro_batches, plan.pp)):
         problems.append(interleave)
+    replicas = plan.dp if sc.simulation.fidelity is Fidelity.FULL else 1
+    if passes := simulated_passes_problem(micro_batches, plan.chunks, replicas):
+        problems.append(passes)
     if not gpu.supports(t.precision):
         have = ", ".join(p.value for p in gpu.peak_flops_per_s)
         problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")
 
 
+def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
+    """`sc` with every default the catalogues supply written in, in the scenario's own keys and units:
+    network rates (node and GPU catalogues), energy and prices (economics.yaml), failure, storage and
+    restart rates (reliability.yaml), the framework's host time per op (software.yaml). Values the
+    scenario gives stay; `reliability.checkpoint_interval_s` stays unset (None: the Young/Daly optimum)."""
+    node = default_node_for(sc.cluster.gpu)
+    economics, reliability = bundled("economics"), bundled("reliability")
+    network = {
+        "intra_node_GBps": gpu_entries(sc.catalogue.gpus)[sc.cluster.gpu].scale_up_GBps,
+        "inter_node_Gbps": nic_line_rate_Gbps(node.nic.name),
+        "nics_per_node": node.nics,
+        "node_overhead_W": node.node_overhead_W,
+    }
+    price = economics["usd_per_gpu_hour"].get(gpu.name, economics["usd_per_gpu_hour_unknown"])
+    rates = ("gpu_failures_per_hour", "node_failures_per_hour", "storage_write_GBps_per_node")
+    return sc.model_copy(
+        update={
+            "cluster": _filled(sc.cluster, network),
+            "energy": _filled(sc.energy, {k: economics[k] for k in ("pue", "grid_kg_co2_per_kWh")}),
+            "cost": _filled(sc.cost, {"usd_per_gpu_hour": price, "usd_per_kWh": economics["usd_per_kWh"]}),
+            "reliability": _filled(
+                sc.reliability,
+                {k: reliability[k] for k in (*rates, "storage_read_GBps_per_node", "restart_s")},
+            ),
+            "framework": _filled(sc.framework, {"host_time_per_op_us": bundled("software")["host_dispatch_us"]}),
+        }
+    )
+
+
+def _filled(section: BaseModel, defaults: dict[str, Any]) -> BaseModel:
+    """`section` with `defaults` for the keys it leaves unset (None)."""
+    return section.model_copy(update={k: v for k, v in defaults.items() if getattr(section, k) is None})
+
+
 def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
+    """From a scenario with its defaults written in (with_defaults)."""
     c = sc.cluster
-    node = default_node_for(c.gpu)
-    nic = node.nic
-    if c.inter_node_Gbps is not None:
-        nic = NicSpec(nic.name, units.gbit_to_bytes_per_s(c.inter_node_Gbps), nic.latency_s)
-    intra = gpu.scale_up_bytes_per_s
-    if c.intra_node_GBps is not None:
-        intra = units.gbps_bytes_to_bytes_per_s(c.intra_node_GBps)
+    nic = default_node_for(c.gpu).nic
     return ClusterSpec(
         gpu=gpu,
         num_gpus=c.num_gpus,
         gpus_per_node=c.gpus_per_node,
-        intra_node_bytes_per_s=intra,
-        nic=nic,
-        nics_per_node=c.nics_per_node or node.nics,
+        intra_node_bytes_per_s=units.gbps_bytes_to_bytes_per_s(c.intra_node_GBps),
+        nic=NicSpec(nic.name, units.gbit_to_bytes_per_s(c.inter_node_Gbps), nic.latency_s),
+        nics_per_node=c.nics_per_node,
         topology=c.topology,
         oversubscription=c.oversubscription,
-        node_overhead_W=c.node_overhead_W if c.node_overhead_W is not None else node.node_overhead_W,
+        node_overhead_W=c.node_overhead_W,
         collective_algorithm=c.collective_algorithm,
     )
 
 
-def _resolve_economics(sc: Scenario, gpu: GpuSpec) -> Economics:
-    d = bundled("economics")
-    prices = d["usd_per_gpu_hour"]
-    price = sc.cost.usd_per_gpu_hour
-    if price is None:
-        price = prices.get(gpu.name, d["usd_per_gpu_hour_unknown"])
+def _resolve_economics(sc: Scenario) -> Economics:
+    """From a scenario with its defaults written in (with_defaults)."""
     return Economics(
-        pue=sc.energy.pue if sc.energy.pue is not None else d["pue"],
-        grid_kg_co2_per_kWh=(
-            sc.energy.grid_kg_co2_per_kWh if sc.energy.grid_kg_co2_per_kWh is not None else d["grid_kg_co2_per_kWh"]
-        ),
-        usd_per_gpu_hour=price,
-        usd_per_kWh=sc.cost.usd_per_kWh if sc.cost.usd_per_kWh is not None else d["usd_per_kWh"],
+        pue=sc.energy.pue,
+        grid_kg_co2_per_kWh=sc.energy.grid_kg_co2_per_kWh,
+        usd_per_gpu_hour=sc.cost.usd_per_gpu_hour,
+        usd_per_kWh=sc.cost.usd_per_kWh,
     )
 
 
 def _resolve_reliability(sc: Scenario) -> ReliabilitySpec:
-    d = bundled("reliability")
+    """From a scenario with its defaults written in (with_defaults)."""
     r = sc.reliability
-
-    def pick(value: float | None, key: str) -> float:
-        return float(value if value is not None else d[key])
-
     return ReliabilitySpec(
         enabled=r.enabled,
-        gpu_failures_per_hour=pick(r.gpu_failures_per_hour, "gpu_failures_per_hour"),
-        node_failures_per_hour=pick(r.node_failures_per_hour, "node_failures_per_hour"),
+        gpu_failures_per_hour=float(r.gpu_failures_per_hour),
+        node_failures_per_hour=float(r.node_failures_per_hour),
         checkpoint_interval_s=r.checkpoint_interval_s,
-        checkpoint_bytes_per_param=float(d["checkpoint_bytes_per_param"]),
-        write_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(
-            pick(r.storage_write_GBps_per_node, "storage_write_GBps_per_node")
-        ),
-        read_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(
-            pick(r.storage_read_GBps_per_node, "storage_read_GBps_per_node")
-        ),
-        restart_s=pick(r.restart_s, "restart_s"),
+        checkpoint_bytes_per_param=float(bundled("reliability")["checkpoint_bytes_per_param"]),
+        write_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(float(r.storage_write_GBps_per_node)),
+        read_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(float(r.storage_read_GBps_per_node)),
+        restart_s=float(r.restart_s),
     )

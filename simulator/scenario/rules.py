@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the search's command line imports these rules without loading the catalogues
     from simulator.catalog.models import ModelSpec
 
+# Micro-batch passes through pipeline chunks the event engine simulates per step (x replicas at full
+# fidelity), ~10 events each at ~15 us per event: ~40 s at the limit. The largest published plan
+# (Megatron-LM 2021 Table 2, 529.6B on 560 GPUs: 1,120 micro-batches x 105 chunks = 117,600 passes,
+# 1.2M events) is within it twice over; GPT-3 on 1024 A100 needs 96 x 8 = 768.
+MAX_SIMULATED_PASSES = 2**18
+
 
 def node_problem(num_gpus: int, gpus_per_node: int) -> str | None:
     """A cluster larger than one node must be whole nodes."""
@@ -62,5 +68,18 @@ def interleave_problem(micro_batches: int, pp: int) -> str | None:
         return (
             f"parallelism.schedule: interleaved needs the micro-batches per step ({micro_batches} = "
             f"global_batch / (dp*micro_batch)) to be a multiple of pp ({pp}), as in Megatron-LM"
+        )
+    return None
+
+
+def simulated_passes_problem(micro_batches: int, chunks: int, replicas: int) -> str | None:
+    """A step the event engine can simulate in seconds: every micro-batch passes every pipeline chunk
+    (of every data-parallel replica at full fidelity), each pass a handful of events."""
+    passes = micro_batches * chunks * replicas
+    if passes > MAX_SIMULATED_PASSES:
+        return (
+            f"training.global_batch: {micro_batches:,} micro-batches per step x {chunks} pipeline chunks"
+            f"{f' x {replicas} replicas (full fidelity)' if replicas > 1 else ''} = {passes:,} passes, more than the "
+            f"{MAX_SIMULATED_PASSES:,} a step may simulate; raise training.micro_batch or lower the global batch"
         )
     return None

@@ -1,14 +1,18 @@
 """The scenario YAML schema (docs/contract.md section 1), as strict pydantic models.
 
 Unknown keys are errors (`extra="forbid"`); numbers may be written as strings such as
-"300e9" (YAML 1.1 reads that as a string). Cross-field rules: `rules.py` (the parallel plan)
-and `resolve.py` (catalogue look-ups, training).
+"300e9" (YAML 1.1 reads that as a string), whole numbers also as integral floats (8e0), never as
+booleans. Every number has a physical range and free text no control characters: the bounds and
+their reasons are in `simulator/bounds.py`. Cross-field rules: `rules.py` (the parallel plan) and
+`resolve.py` (catalogue look-ups, training).
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from simulator import bounds as b
+from simulator.bounds import Text, Whole, real, whole
 from simulator.catalog.hardware import GpuEntry
 from simulator.catalog.models import ModelEntry
 from simulator.enums import Algorithm, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
@@ -23,40 +27,42 @@ class _Section(BaseModel):
 class ModelSection(ModelEntry):
     """`model:`: a catalogue preset and/or explicit shape fields (explicit fields win)."""
 
-    preset: str | None = None
+    preset: Text | None = None
 
 
 class ClusterSection(_Section):
-    gpu: str
-    num_gpus: PositiveInt
-    gpus_per_node: PositiveInt = 8
-    intra_node_GBps: PositiveFloat | None = None  # default: the GPU's scale-up bandwidth
-    inter_node_Gbps: PositiveFloat | None = None  # default: the node's NIC line rate
-    nics_per_node: PositiveInt | None = None  # default: the node's NIC count
+    gpu: Text
+    num_gpus: whole(1, b.MAX_GPUS)
+    gpus_per_node: whole(1, b.MAX_GPUS_PER_NODE) = 8
+    intra_node_GBps: real(b.MIN_GBPS, b.MAX_GBPS) | None = None  # default: the GPU's scale-up bandwidth
+    inter_node_Gbps: real(b.MIN_GBIT, b.MAX_GBIT) | None = None  # default: the node's NIC line rate
+    nics_per_node: whole(1, b.MAX_NICS_PER_NODE) | None = None  # default: the node's NIC count
     topology: TopologyKind = TopologyKind.FAT_TREE
-    oversubscription: float = Field(default=1.0, ge=1.0)  # leaf downlink : uplink ratio (1 = non-blocking)
-    node_overhead_W: NonNegativeFloat | None = None  # default: the node catalogue's value
+    # leaf downlink : uplink ratio (1 = non-blocking)
+    oversubscription: real(1.0, b.MAX_OVERSUBSCRIPTION) = 1.0
+    node_overhead_W: real(0.0, b.MAX_WATTS) | None = None  # default: the node catalogue's value
     # Collective algorithm; auto picks the fastest by the cost model, as NCCL's tuner does.
     collective_algorithm: Algorithm = Algorithm.AUTO
 
 
 class ParallelismSection(_Section):
-    tp: PositiveInt = 1
-    pp: PositiveInt = 1
-    dp: PositiveInt | None = None
-    cp: PositiveInt = 1
+    # Degrees of parallelism multiply to cluster.num_gpus (rules.py), so none exceeds MAX_GPUS.
+    tp: whole(1, b.MAX_GPUS) = 1
+    pp: whole(1, b.MAX_GPUS) = 1
+    dp: whole(1, b.MAX_GPUS) | None = None
+    cp: whole(1, b.MAX_GPUS) = 1
     schedule: Schedule = Schedule.ONE_F_ONE_B
-    virtual_stages: PositiveInt = 1
+    virtual_stages: whole(1, b.MAX_LAYERS) = 1
     sequence_parallel: bool = False
     # Default 1: the optimizer state sharded over data-parallel ranks (Megatron-core's distributed
     # optimizer and NeMo's distributed_fused_adam, the default of current LLM training stacks);
     # same communication volume as plain all-reduce (reduce-scatter + all-gather).
-    zero: Literal[0, 1, 2, 3] = 1
+    zero: Annotated[Literal[0, 1, 2, 3], Whole] = 1
     recompute: Recompute = Recompute.NONE
     # Extension: with recompute: full, recompute only the first N layers of every pipeline chunk and
     # keep all activations of the others (Megatron-LM --recompute-method block
     # --recompute-num-layers N), trading memory for less recomputation. Default: every layer.
-    recompute_layers: PositiveInt | None = None
+    recompute_layers: whole(1, b.MAX_LAYERS) | None = None
     # Extension: overlap the data-parallel gradient reduction with the backward pass
     # (PyTorch DDP / Megatron --overlap-grad-reduce). Megatron-LM 2021 did not overlap.
     dp_overlap: bool = False
@@ -68,9 +74,9 @@ class ParallelismSection(_Section):
 
 
 class TrainingSection(_Section):
-    global_batch: PositiveInt
-    micro_batch: PositiveInt = 1
-    tokens: PositiveFloat | None = None
+    global_batch: whole(1, b.MAX_GLOBAL_BATCH)  # micro-batches per step: also rules.py
+    micro_batch: whole(1, b.MAX_MICRO_BATCH) = 1
+    tokens: real(0.0, b.MAX_TOKENS, low_open=True) | None = None
     precision: Precision = Precision.BF16
     flash_attention: bool = False
 
@@ -78,8 +84,8 @@ class TrainingSection(_Section):
 class EnergySection(_Section):
     """Facility and grid. Defaults: see `simulator/specs/economics.yaml`."""
 
-    pue: float | None = Field(default=None, ge=1.0)
-    grid_kg_co2_per_kWh: NonNegativeFloat | None = None
+    pue: real(b.MIN_PUE, b.MAX_PUE) | None = None
+    grid_kg_co2_per_kWh: real(0.0, b.MAX_GRID_KG_PER_KWH) | None = None
 
 
 class ReliabilitySection(_Section):
@@ -87,26 +93,29 @@ class ReliabilitySection(_Section):
     checkpoint_interval_s None: the Young/Daly optimum."""
 
     enabled: bool = False
-    gpu_failures_per_hour: NonNegativeFloat | None = None  # per GPU
-    node_failures_per_hour: NonNegativeFloat | None = None  # per node: host, network, software
-    checkpoint_interval_s: PositiveFloat | None = None
-    storage_write_GBps_per_node: PositiveFloat | None = None
-    storage_read_GBps_per_node: PositiveFloat | None = None
-    restart_s: NonNegativeFloat | None = None  # after an interruption, checkpoint load excluded
+    gpu_failures_per_hour: real(0.0, b.MAX_FAILURES_PER_HOUR) | None = None  # per GPU
+    node_failures_per_hour: real(0.0, b.MAX_FAILURES_PER_HOUR) | None = None  # per node: host, network, software
+    checkpoint_interval_s: real(b.MIN_CHECKPOINT_INTERVAL_S, b.MAX_CHECKPOINT_INTERVAL_S) | None = None
+    storage_write_GBps_per_node: real(b.MIN_GBPS, b.MAX_GBPS) | None = None
+    storage_read_GBps_per_node: real(b.MIN_GBPS, b.MAX_GBPS) | None = None
+    restart_s: real(0.0, b.MAX_RESTART_S) | None = None  # after an interruption, checkpoint load excluded
 
 
 class CostSection(_Section):
-    usd_per_gpu_hour: NonNegativeFloat | None = None  # default per GPU in economics.yaml
-    usd_per_kWh: NonNegativeFloat | None = None  # energy billed separately (0 when the GPU-hour price includes it)
+    usd_per_gpu_hour: real(0.0, b.MAX_USD_PER_GPU_HOUR) | None = None  # default per GPU in economics.yaml
+    # energy billed separately (0 when the GPU-hour price includes it)
+    usd_per_kWh: real(0.0, b.MAX_USD_PER_KWH) | None = None
 
 
 class CatalogueSection(_Section):
     """Scenario-local catalogue entries: a hypothetical accelerator or a private model, inline or in
     YAML files of the same shape (`files`, relative to the scenario file; read by load.py)."""
 
-    files: list[str] = Field(default_factory=list)
-    gpus: dict[str, GpuEntry] = Field(default_factory=dict)
-    models: dict[str, ModelEntry] = Field(default_factory=dict)
+    files: list[Text] = Field(default_factory=list)
+    gpus: dict[Text, GpuEntry] = Field(default_factory=dict)  # a bundled GPU's name: replaces that GPU
+    # A bundled preset's name: overlays that preset (the fields given replace the preset's, the
+    # others stay the preset's; catalog.models.model_catalogue).
+    models: dict[Text, ModelEntry] = Field(default_factory=dict)
 
 
 class FrameworkSection(_Section):
@@ -116,7 +125,7 @@ class FrameworkSection(_Section):
     (Megatron-Core's cross_entropy_loss_fusion, as NeMo runs it) rather than as separate eager
     passes over an fp32 copy; default: the GPU catalogue's `fused_cross_entropy`."""
 
-    host_time_per_op_us: NonNegativeFloat | None = None
+    host_time_per_op_us: real(0.0, b.MAX_LAUNCH_US) | None = None
     fused_cross_entropy: bool | None = None
 
 
@@ -129,11 +138,11 @@ class SimulationSection(_Section):
     fidelity: Fidelity = Fidelity.SYMMETRIC
     # Full fidelity only: per-GPU compute speed varies log-normally with this coefficient of
     # variation (0 = identical GPUs); slow GPUs become stragglers their replicas wait for.
-    compute_jitter: float = Field(default=0.0, ge=0.0, le=1.0)
+    compute_jitter: real(0.0, 1.0) = 0.0
 
 
 class Scenario(_Section):
-    name: str
+    name: Text
     model: ModelSection
     cluster: ClusterSection
     parallelism: ParallelismSection = ParallelismSection()
@@ -144,4 +153,4 @@ class Scenario(_Section):
     catalogue: CatalogueSection = CatalogueSection()
     simulation: SimulationSection = SimulationSection()
     framework: FrameworkSection = FrameworkSection()
-    seed: int = 0
+    seed: whole(0, b.MAX_SEED) = 0

@@ -114,7 +114,7 @@ class Setup:
     training: TrainingSpec
     economics: Economics
     seed: int
-    scenario: Scenario  # the validated input, saved beside results as the resolved scenario
+    scenario: Scenario  # the validated input with every catalogue default written in (saved as the resolved scenario)
     engine: Engine
     fidelity: Fidelity
     compute_jitter: float

@@ -101,9 +101,10 @@ def with_engine(c: Candidate, engine: str) -> Candidate:
 
 def objective_values(setup: Setup, result: dict[str, Any]) -> dict[str, float]:
     """What the objectives rank by: the whole run when `training.tokens` is given, else one step.
-    time: seconds; cost: USD (GPU-hours plus billed energy); energy: facility joules."""
+    time: seconds; cost: USD (GPU-hours plus billed energy); energy: facility joules. A run that cannot
+    progress (reliability on, failures faster than restarts) has no run figures: its step ranks it."""
     run = result.get("run")
-    if run is not None:
+    if run is not None and run["days"] is not None:
         return {
             "time": run["days"] * units.SECONDS_PER_DAY,
             "cost": run["cost_usd"],

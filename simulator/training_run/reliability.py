@@ -1,5 +1,9 @@
 """Reliability model: the run as training segments, checkpoints and failures (docs/design.md, "Two
-time scales"). A coarse SimPy simulation, one event per segment + checkpoint, failure or restart.
+time scales"). A coarse SimPy simulation, one event per segment + checkpoint, failure or restart,
+when its expected event count is within EVENT_BUDGET; beyond it (very long runs, very frequent
+failures) the same model's expected values in closed form (expected.py), which the result says.
+A run with failures whose expected wall time exceeds MAX_SLOWDOWN times its failure-free time
+cannot progress: that is the result, not an endless simulation.
 
 Checkpoint interval: Young (1974), "A first order approximation to the optimum checkpoint interval",
 tau = sqrt(2 delta M); Daly (2006), "A higher order estimate of the optimum checkpoint interval for
@@ -16,9 +20,20 @@ import simpy
 
 from simulator import units
 from simulator.scenario.setup import Setup
+from simulator.training_run.expected import expected_run, log_wall_s
 from simulator.workload.params import total_params
 
-MAX_EVENTS = 10_000_000  # a run that needs more is one that essentially never finishes
+# Expected events above which the closed form replaces the simulation: ~0.5 s of SimPy at ~2 us per
+# event, 5x what the largest bundled scenario draws (Llama 3 405B, 54 days on 16k GPUs: ~40,000).
+EVENT_BUDGET = 200_000
+MAX_EVENTS = 10 * EVENT_BUDGET  # a seeded draw this far past its expectation stops; the closed form answers
+# Expected wall time / failure-free time beyond which the run is reported as unable to progress:
+# goodput below one millionth, where e^(L/M) soon leaves the floating-point range.
+MAX_SLOWDOWN = 1e6
+
+
+class SimulationCutOff(Exception):
+    """The seeded simulation drew more than MAX_EVENTS events."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,12 @@ class ReliabilityResult:
     redo_s: float  # training time lost (work since the last checkpoint), done again
     recovery_s: float  # restarts + checkpoint loads
     checkpoint_s: float  # all checkpoint writes, interrupted ones included
+    method: str = "simulated"  # or "expected" (closed form) or "no progress" (the figures above are inf)
+    note: str | None = None  # why it was not simulated
+
+    @property
+    def progresses(self) -> bool:
+        return math.isfinite(self.wall_s)
 
     @property
     def lost_s(self) -> float:
@@ -71,8 +92,18 @@ class _Tally:
     events: int = 0
 
 
-def simulate_run(setup: Setup, useful_s: float) -> ReliabilityResult:
-    """Wall time to accumulate `useful_s` seconds of training under failures (seeded, deterministic)."""
+@dataclass(frozen=True)
+class FailureModel:
+    """The run model's inputs in seconds: checkpoint interval tau, checkpoint write delta, restart
+    with checkpoint load, system mean time between failures (inf without failures)."""
+
+    tau: float
+    delta: float
+    recovery: float
+    mtbf: float
+
+
+def failure_model(setup: Setup) -> FailureModel:
     r, nodes = setup.reliability, setup.cluster.num_nodes
     nbytes = checkpoint_bytes(setup)
     delta = nbytes / (nodes * r.write_bytes_per_s_per_node)
@@ -82,6 +113,74 @@ def simulate_run(setup: Setup, useful_s: float) -> ReliabilityResult:
         tau = r.checkpoint_interval_s
     else:
         tau = daly_interval(delta, mtbf) if math.isfinite(mtbf) else math.inf
+    return FailureModel(tau, delta, recovery, mtbf)
+
+
+def run_with_failures(setup: Setup, useful_s: float) -> ReliabilityResult:
+    """Wall time to accumulate `useful_s` seconds of training under failures: simulated (seeded,
+    deterministic) when that takes at most ~EVENT_BUDGET events, else the closed-form expectation;
+    a run that cannot progress has an infinite wall time and says why."""
+    m = failure_model(setup)
+    log_slowdown = log_wall_s(useful_s, m.tau, m.delta, m.recovery, m.mtbf) - math.log(useful_s)
+    if math.isfinite(m.mtbf) and log_slowdown > math.log(MAX_SLOWDOWN):  # without failures it ends, however slowly
+        return _no_progress(m, useful_s)
+    expected = expected_run(useful_s, m.tau, m.delta, m.recovery, m.mtbf)
+    if expected.events <= EVENT_BUDGET:
+        try:
+            return simulate_run(setup, useful_s)
+        except SimulationCutOff:
+            pass
+    note = (
+        f"expected values of the failure model (closed form): simulating the run's failures would take "
+        f"~{expected.events:.2g} events"
+    )
+    return ReliabilityResult(
+        wall_s=expected.wall_s,
+        useful_s=useful_s,
+        interruptions=round(expected.interruptions),
+        interruptions_expected=expected.interruptions,
+        goodput=useful_s / expected.wall_s,
+        checkpoint_interval_s=m.tau if math.isfinite(m.tau) else 0.0,
+        checkpoint_write_s=m.delta,
+        mtbf_s=m.mtbf,
+        redo_s=expected.redo_s,
+        recovery_s=expected.recovery_s,
+        checkpoint_s=expected.checkpoint_s,
+        method="expected",
+        note=note,
+    )
+
+
+def _no_progress(m: FailureModel, useful_s: float) -> ReliabilityResult:
+    note = (
+        f"the run cannot progress: the system fails every {m.mtbf:.3g} s on average, a checkpoint interval "
+        f"is {m.tau:.3g} s plus {m.delta:.3g} s of checkpoint write and a restart with its checkpoint load takes "
+        f"{m.recovery:.3g} s, "
+        f"so the expected wall time is over {MAX_SLOWDOWN:.0e} times the {useful_s:.3g} s of training"
+    )
+    inf = math.inf
+    return ReliabilityResult(
+        wall_s=inf,
+        useful_s=useful_s,
+        interruptions=0,
+        interruptions_expected=inf,
+        goodput=0.0,
+        checkpoint_interval_s=m.tau if math.isfinite(m.tau) else 0.0,
+        checkpoint_write_s=m.delta,
+        mtbf_s=m.mtbf,
+        redo_s=inf,
+        recovery_s=inf,
+        checkpoint_s=inf,
+        method="no progress",
+        note=note,
+    )
+
+
+def simulate_run(setup: Setup, useful_s: float) -> ReliabilityResult:
+    """Wall time to accumulate `useful_s` seconds of training under failures (seeded, deterministic),
+    event by event; SimulationCutOff past MAX_EVENTS."""
+    m = failure_model(setup)
+    tau, delta, recovery, mtbf = m.tau, m.delta, m.recovery, m.mtbf
     rng = np.random.default_rng(setup.seed)
     env = simpy.Environment()
     tally = _Tally()
@@ -125,9 +224,7 @@ def _job(
         seg = min(tau, remaining)
         final = seg >= remaining
         ckpt = 0.0 if final else delta  # the last segment ends the job; no checkpoint after it
-        tally.events += 1
-        if tally.events > MAX_EVENTS:
-            raise RuntimeError(f"reliability model: no progress after {MAX_EVENTS:,} events (failures too frequent)")
+        _count_event(tally)
         if env.now + seg + ckpt <= fail_at:
             yield env.timeout(seg + ckpt)
             tally.checkpoint_s += ckpt
@@ -143,7 +240,13 @@ def _job(
             tally.recovery_s += fail_at - env.now
             yield env.timeout(fail_at - env.now)
             tally.interruptions += 1
-            tally.events += 1
+            _count_event(tally)
             fail_at = next_failure()
         tally.recovery_s += recovery
         yield env.timeout(recovery)
+
+
+def _count_event(tally: _Tally) -> None:
+    tally.events += 1
+    if tally.events > MAX_EVENTS:
+        raise SimulationCutOff
