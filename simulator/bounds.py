@@ -108,14 +108,13 @@ _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u20
 Whole = BeforeValidator(_whole_number)
 Real = BeforeValidator(_real_number)
 Text = Annotated[str, AfterValidator(_printable), Field(min_length=1, max_length=MAX_TEXT)]
+WholeNumber = Annotated[int, Whole]  # an int that also takes "300e9", 8e0 and 8.0 but not 8.5 or true
+RealNumber = Annotated[float, Real, Field(allow_inf_nan=False)]  # a finite float that rejects booleans
 
 
-def whole(low: int, high: int) -> Any:
-    """An int type in [low, high] that also takes "300e9", 8e0 and 8.0 but not 8.5 or true."""
-    return Annotated[int, Whole, Field(ge=low, le=high)]
-
-
-def real(low: float, high: float, low_open: bool = False) -> Any:
-    """A finite float type in [low, high] (or (low, high] with `low_open`) that rejects booleans."""
-    low_bound = {"gt": low} if low_open else {"ge": low}
-    return Annotated[float, Real, Field(le=high, allow_inf_nan=False, **low_bound)]
+def within(low: float, high: float, low_open: bool = False) -> Any:
+    """The range of a WholeNumber or RealNumber field: [low, high], or (low, high] with `low_open`.
+    Use as `Annotated[RealNumber, within(0.0, MAX_WATTS)]`."""
+    if low_open:
+        return Field(gt=low, le=high)
+    return Field(ge=low, le=high)

@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -21,9 +22,10 @@ from simulator.bounds import (
     MIN_GBPS,
     MIN_TENSOR_FLOPS_PER_EXP,
     MIN_TFLOPS,
+    RealNumber,
     Text,
-    real,
-    whole,
+    WholeNumber,
+    within,
 )
 from simulator.catalog.loader import bundled
 from simulator.enums import Precision
@@ -35,21 +37,27 @@ class GpuEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     vendor: Text = "unknown"
-    peak_tflops: dict[Precision, real(MIN_TFLOPS, MAX_TFLOPS)] = Field(min_length=1)
-    hbm_GB: real(MIN_GB, MAX_GB)
-    hbm_GBps: real(MIN_GBPS, MAX_GBPS)
-    tdp_W: real(0.0, MAX_WATTS, low_open=True)
-    idle_W: real(0.0, MAX_WATTS)  # at most tdp_W (checked below)
-    scale_up_GBps: real(MIN_GBPS, MAX_GBPS)
-    sm_count: whole(1, MAX_SM_COUNT)
-    gemm_efficiency_max: real(MIN_EFFICIENCY, 1.0)
-    gemm_efficiency_fp8: real(MIN_EFFICIENCY, 1.0) | None = None  # default: gemm_efficiency_max
-    hbm_efficiency: real(MIN_EFFICIENCY, 1.0)
-    flash_attention_efficiency: real(MIN_EFFICIENCY, 1.0)  # at the reference head dim (kernels.yaml)
+    peak_tflops: dict[Precision, Annotated[RealNumber, within(MIN_TFLOPS, MAX_TFLOPS)]] = Field(min_length=1)
+    hbm_GB: Annotated[RealNumber, within(MIN_GB, MAX_GB)]
+    hbm_GBps: Annotated[RealNumber, within(MIN_GBPS, MAX_GBPS)]
+    tdp_W: Annotated[RealNumber, within(0.0, MAX_WATTS, low_open=True)]
+    idle_W: Annotated[RealNumber, within(0.0, MAX_WATTS)]  # at most tdp_W (checked below)
+    scale_up_GBps: Annotated[RealNumber, within(MIN_GBPS, MAX_GBPS)]
+    sm_count: Annotated[WholeNumber, within(1, MAX_SM_COUNT)]
+    gemm_efficiency_max: Annotated[RealNumber, within(MIN_EFFICIENCY, 1.0)]
+    gemm_efficiency_fp8: Annotated[RealNumber, within(MIN_EFFICIENCY, 1.0)] | None = (
+        None  # default: gemm_efficiency_max
+    )
+    hbm_efficiency: Annotated[RealNumber, within(MIN_EFFICIENCY, 1.0)]
+    flash_attention_efficiency: Annotated[
+        RealNumber, within(MIN_EFFICIENCY, 1.0)
+    ]  # at the reference head dim (kernels.yaml)
     # Dense BF16 tensor-core FLOPs per exponential of the special-function units (per SM and clock);
     # None: attention's rate does not depend on the head dim (simulator.costs.compute).
-    tensor_flops_per_exp: real(MIN_TENSOR_FLOPS_PER_EXP, MAX_TENSOR_FLOPS_PER_EXP) | None = None
-    kernel_launch_us: real(0.0, MAX_LAUNCH_US)
+    tensor_flops_per_exp: Annotated[RealNumber, within(MIN_TENSOR_FLOPS_PER_EXP, MAX_TENSOR_FLOPS_PER_EXP)] | None = (
+        None
+    )
+    kernel_launch_us: Annotated[RealNumber, within(0.0, MAX_LAUNCH_US)]
     tp_comm_overlap: bool = False  # default of parallelism.tp_comm_overlap on this GPU
     fused_cross_entropy: bool = False  # default of framework.fused_cross_entropy on this GPU
 

@@ -2,10 +2,20 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict
 
-from simulator.bounds import MAX_FFN_HIDDEN, MAX_HEADS, MAX_HIDDEN, MAX_LAYERS, MAX_SEQ_LEN, MAX_VOCAB, whole
+from simulator.bounds import (
+    MAX_FFN_HIDDEN,
+    MAX_HEADS,
+    MAX_HIDDEN,
+    MAX_LAYERS,
+    MAX_SEQ_LEN,
+    MAX_VOCAB,
+    WholeNumber,
+    within,
+)
 from simulator.catalog.loader import bundled
 from simulator.enums import Activation, Norm, Position
 
@@ -16,13 +26,13 @@ class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Ranges: simulator/bounds.py (each bound with its reason).
-    layers: whole(1, MAX_LAYERS) | None = None
-    hidden: whole(1, MAX_HIDDEN) | None = None
-    heads: whole(1, MAX_HEADS) | None = None
-    kv_heads: whole(1, MAX_HEADS) | None = None
-    ffn_hidden: whole(1, MAX_FFN_HIDDEN) | None = None
-    vocab: whole(1, MAX_VOCAB) | None = None
-    seq_len: whole(1, MAX_SEQ_LEN) | None = None
+    layers: Annotated[WholeNumber, within(1, MAX_LAYERS)] | None = None
+    hidden: Annotated[WholeNumber, within(1, MAX_HIDDEN)] | None = None
+    heads: Annotated[WholeNumber, within(1, MAX_HEADS)] | None = None
+    kv_heads: Annotated[WholeNumber, within(1, MAX_HEADS)] | None = None
+    ffn_hidden: Annotated[WholeNumber, within(1, MAX_FFN_HIDDEN)] | None = None
+    vocab: Annotated[WholeNumber, within(1, MAX_VOCAB)] | None = None
+    seq_len: Annotated[WholeNumber, within(1, MAX_SEQ_LEN)] | None = None
     activation: Activation | None = None
     norm: Norm | None = None
     bias: bool | None = None
@@ -74,20 +84,20 @@ class ModelSpec:
     @classmethod
     def from_entry(cls, name: str, e: ModelEntry) -> "ModelSpec":
         """Fill defaults: kv_heads = heads, ffn 4h, style from the activation (see models.yaml)."""
-        missing = [f for f in REQUIRED_FIELDS if getattr(e, f) is None]
-        if missing:
-            raise ValueError(f"missing {', '.join(missing)}")
+        layers, hidden, heads, vocab, seq_len = e.layers, e.hidden, e.heads, e.vocab, e.seq_len
+        if layers is None or hidden is None or heads is None or vocab is None or seq_len is None:
+            raise ValueError(f"missing {', '.join(f for f in REQUIRED_FIELDS if getattr(e, f) is None)}")
         activation = e.activation or Activation.GELU
         llama_style = activation is Activation.SWIGLU
         return cls(
             name=name,
-            layers=e.layers,
-            hidden=e.hidden,
-            heads=e.heads,
-            kv_heads=e.kv_heads or e.heads,
-            ffn_hidden=e.ffn_hidden or 4 * e.hidden,
-            vocab=e.vocab,
-            seq_len=e.seq_len,
+            layers=layers,
+            hidden=hidden,
+            heads=heads,
+            kv_heads=e.kv_heads or heads,
+            ffn_hidden=e.ffn_hidden or 4 * hidden,
+            vocab=vocab,
+            seq_len=seq_len,
             activation=activation,
             norm=e.norm or (Norm.RMSNORM if llama_style else Norm.LAYERNORM),
             bias=(not llama_style) if e.bias is None else e.bias,

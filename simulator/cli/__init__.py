@@ -6,6 +6,7 @@ This package is the only importer of `analysis/` (the plots)."""
 import argparse
 import sys
 from importlib import import_module
+from types import ModuleType
 from typing import NoReturn
 
 from simulator import __version__
@@ -15,7 +16,7 @@ from simulator.scenario.errors import ConfigError
 SUBCOMMANDS = ("run", "compare", "explain", "search", "plot", "validate")
 
 
-def _module(name: str):  # noqa: ANN202 - a subcommand module
+def _module(name: str) -> ModuleType:  # a subcommand module of this package
     return import_module(f"simulator.cli.{name}")
 
 

@@ -15,7 +15,7 @@ from simulator.simulate import simulate
 from simulator.units import GIGA
 from simulator.workload.params import total_params
 
-VARIANTS = {
+VARIANTS: dict[str, tuple[str, str, list[Any]]] = {
     "flash_attention": ("training", "flash_attention", [False, True]),
     "recompute": ("parallelism", "recompute", ["none", "selective", "full"]),
     "zero": ("parallelism", "zero", [0, 1, 2, 3]),

@@ -21,7 +21,7 @@ from simulator.results.result import SimulationResult
 from simulator.scenario.setup import Setup
 from simulator.workload.ops import Op
 
-GEMM_KINDS = {
+GEMM_KINDS: dict[Role | None, str] = {
     Role.QKV: "GEMM: Q/K/V projection",
     Role.ATTN_PROJ: "GEMM: attention output projection",
     Role.MLP_UP: "GEMM: MLP up (+gate)",
@@ -113,8 +113,8 @@ def step_shares(setup: Setup, result: SimulationResult) -> list[Share]:
     if run is not None and run.progresses and run.goodput < 1.0:  # a stalled run has no per-step share
         per_step = units.SECONDS_PER_HOUR / run.iterations
         for label, hours in (
-            ("failures: lost work and restarts", run.lost_hours),
-            ("checkpoint writes", run.checkpoint_hours),
+            ("failures: lost work and restarts", run.lost_hours or 0.0),  # None only when the run stalls
+            ("checkpoint writes", run.checkpoint_hours or 0.0),
         ):
             t = hours * per_step
             rows.append(_share(setup, label, None, t, Category.IDLE))

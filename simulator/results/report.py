@@ -56,7 +56,7 @@ def _run_lines(u: RunResult) -> list[str]:
     if u.goodput == 1.0:
         if u.days_with_failures is None:
             lines.append(f"  failures   off; with the reliability model on, {u.failure_note}")
-        elif u.days_with_failures > u.days:
+        elif u.days is not None and u.days_with_failures > u.days:
             lines.append(
                 f"  failures   off; with the reliability model the run would take {u.days_with_failures:.1f} days"
             )

@@ -57,7 +57,7 @@ class SimulationResult:
         """Why the plan is not feasible; None when it is."""
         if not self.memory.fits:
             return self.memory.reason
-        return None if self.feasible else self.run.failure_note
+        return self.run.failure_note if self.run is not None and not self.run.progresses else None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

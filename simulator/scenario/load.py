@@ -119,7 +119,7 @@ def merge_catalogue_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         raise ConfigError(["catalogue.files: expected a list of file paths"])
     if len(files) > MAX_CATALOGUE_FILES:
         raise ConfigError([f"catalogue.files: more than {MAX_CATALOGUE_FILES} files"])
-    merged = {"gpus": {}, "models": {}}
+    merged: dict[str, dict[str, Any]] = {"gpus": {}, "models": {}}
     problems = []
     for name in files:
         label = f"catalogue.files: {printable(name, MAX_PATH_SHOWN)}"

@@ -5,7 +5,7 @@ Every default a catalogue supplies is first written into the scenario in its own
 results (canonical.py) then runs on its own and gives the same result, whatever the catalogues
 say later."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -26,6 +26,8 @@ from simulator.scenario.rules import (
 )
 from simulator.scenario.schema import Scenario
 from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, ReliabilitySpec, Setup, TrainingSpec
+
+T = TypeVar("T")
 
 
 def resolve(sc: Scenario) -> Setup:
@@ -54,7 +56,7 @@ def resolve(sc: Scenario) -> Setup:
         engine=sc.simulation.engine,
         fidelity=sc.simulation.fidelity,
         compute_jitter=sc.simulation.compute_jitter,
-        host_time_per_op_s=units.us_to_s(sc.framework.host_time_per_op_us),
+        host_time_per_op_s=units.us_to_s(_filled_in(sc.framework.host_time_per_op_us)),
         fused_cross_entropy=(
             gpu.fused_cross_entropy if sc.framework.fused_cross_entropy is None else sc.framework.fused_cross_entropy
         ),
@@ -67,7 +69,7 @@ def resolve_model_and_gpu(sc: Scenario) -> tuple[ModelSpec, GpuSpec]:
     problems: list[str] = []
     model = _resolve_model(sc, problems)
     gpu = _resolve_gpu(sc, problems)
-    if problems:
+    if model is None or gpu is None:
         raise ConfigError(problems)
     return model, gpu
 
@@ -205,6 +207,12 @@ def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
     )
 
 
+def _filled_in(value: T | None) -> T:
+    """A key `with_defaults` has filled in (None there would be a bug, not an input error)."""
+    assert value is not None, "with_defaults fills in every default"
+    return value
+
+
 def _filled(section: BaseModel, defaults: dict[str, Any]) -> BaseModel:
     """`section` with `defaults` for the keys it leaves unset (None)."""
     return section.model_copy(update={k: v for k, v in defaults.items() if getattr(section, k) is None})
@@ -218,12 +226,12 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
         gpu=gpu,
         num_gpus=c.num_gpus,
         gpus_per_node=c.gpus_per_node,
-        intra_node_bytes_per_s=units.gbps_bytes_to_bytes_per_s(c.intra_node_GBps),
-        nic=NicSpec(nic.name, units.gbit_to_bytes_per_s(c.inter_node_Gbps), nic.latency_s),
-        nics_per_node=c.nics_per_node,
+        intra_node_bytes_per_s=units.gbps_bytes_to_bytes_per_s(_filled_in(c.intra_node_GBps)),
+        nic=NicSpec(nic.name, units.gbit_to_bytes_per_s(_filled_in(c.inter_node_Gbps)), nic.latency_s),
+        nics_per_node=_filled_in(c.nics_per_node),
         topology=c.topology,
         oversubscription=c.oversubscription,
-        node_overhead_W=c.node_overhead_W,
+        node_overhead_W=_filled_in(c.node_overhead_W),
         collective_algorithm=c.collective_algorithm,
     )
 
@@ -231,10 +239,10 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
 def _resolve_economics(sc: Scenario) -> Economics:
     """From a scenario with its defaults written in (with_defaults)."""
     return Economics(
-        pue=sc.energy.pue,
-        grid_kg_co2_per_kWh=sc.energy.grid_kg_co2_per_kWh,
-        usd_per_gpu_hour=sc.cost.usd_per_gpu_hour,
-        usd_per_kWh=sc.cost.usd_per_kWh,
+        pue=_filled_in(sc.energy.pue),
+        grid_kg_co2_per_kWh=_filled_in(sc.energy.grid_kg_co2_per_kWh),
+        usd_per_gpu_hour=_filled_in(sc.cost.usd_per_gpu_hour),
+        usd_per_kWh=_filled_in(sc.cost.usd_per_kWh),
     )
 
 
@@ -243,11 +251,11 @@ def _resolve_reliability(sc: Scenario) -> ReliabilitySpec:
     r = sc.reliability
     return ReliabilitySpec(
         enabled=r.enabled,
-        gpu_failures_per_hour=float(r.gpu_failures_per_hour),
-        node_failures_per_hour=float(r.node_failures_per_hour),
+        gpu_failures_per_hour=float(_filled_in(r.gpu_failures_per_hour)),
+        node_failures_per_hour=float(_filled_in(r.node_failures_per_hour)),
         checkpoint_interval_s=r.checkpoint_interval_s,
         checkpoint_bytes_per_param=float(bundled("reliability")["checkpoint_bytes_per_param"]),
-        write_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(float(r.storage_write_GBps_per_node)),
-        read_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(float(r.storage_read_GBps_per_node)),
-        restart_s=float(r.restart_s),
+        write_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(float(_filled_in(r.storage_write_GBps_per_node))),
+        read_bytes_per_s_per_node=units.gbps_bytes_to_bytes_per_s(float(_filled_in(r.storage_read_GBps_per_node))),
+        restart_s=float(_filled_in(r.restart_s)),
     )

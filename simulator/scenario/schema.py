@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator import bounds as b
-from simulator.bounds import Text, Whole, real, whole
+from simulator.bounds import RealNumber, Text, Whole, WholeNumber, within
 from simulator.catalog.hardware import GpuEntry
 from simulator.catalog.models import ModelEntry
 from simulator.enums import Algorithm, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
@@ -32,27 +32,33 @@ class ModelSection(ModelEntry):
 
 class ClusterSection(_Section):
     gpu: Text
-    num_gpus: whole(1, b.MAX_GPUS)
-    gpus_per_node: whole(1, b.MAX_GPUS_PER_NODE) = 8
-    intra_node_GBps: real(b.MIN_GBPS, b.MAX_GBPS) | None = None  # default: the GPU's scale-up bandwidth
-    inter_node_Gbps: real(b.MIN_GBIT, b.MAX_GBIT) | None = None  # default: the node's NIC line rate
-    nics_per_node: whole(1, b.MAX_NICS_PER_NODE) | None = None  # default: the node's NIC count
+    num_gpus: Annotated[WholeNumber, within(1, b.MAX_GPUS)]
+    gpus_per_node: Annotated[WholeNumber, within(1, b.MAX_GPUS_PER_NODE)] = 8
+    intra_node_GBps: Annotated[RealNumber, within(b.MIN_GBPS, b.MAX_GBPS)] | None = (
+        None  # default: the GPU's scale-up bandwidth
+    )
+    inter_node_Gbps: Annotated[RealNumber, within(b.MIN_GBIT, b.MAX_GBIT)] | None = (
+        None  # default: the node's NIC line rate
+    )
+    nics_per_node: Annotated[WholeNumber, within(1, b.MAX_NICS_PER_NODE)] | None = None  # default: the node's NIC count
     topology: TopologyKind = TopologyKind.FAT_TREE
     # leaf downlink : uplink ratio (1 = non-blocking)
-    oversubscription: real(1.0, b.MAX_OVERSUBSCRIPTION) = 1.0
-    node_overhead_W: real(0.0, b.MAX_WATTS) | None = None  # default: the node catalogue's value
+    oversubscription: Annotated[RealNumber, within(1.0, b.MAX_OVERSUBSCRIPTION)] = 1.0
+    node_overhead_W: Annotated[RealNumber, within(0.0, b.MAX_WATTS)] | None = (
+        None  # default: the node catalogue's value
+    )
     # Collective algorithm; auto picks the fastest by the cost model, as NCCL's tuner does.
     collective_algorithm: Algorithm = Algorithm.AUTO
 
 
 class ParallelismSection(_Section):
     # Degrees of parallelism multiply to cluster.num_gpus (rules.py), so none exceeds MAX_GPUS.
-    tp: whole(1, b.MAX_GPUS) = 1
-    pp: whole(1, b.MAX_GPUS) = 1
-    dp: whole(1, b.MAX_GPUS) | None = None
-    cp: whole(1, b.MAX_GPUS) = 1
+    tp: Annotated[WholeNumber, within(1, b.MAX_GPUS)] = 1
+    pp: Annotated[WholeNumber, within(1, b.MAX_GPUS)] = 1
+    dp: Annotated[WholeNumber, within(1, b.MAX_GPUS)] | None = None
+    cp: Annotated[WholeNumber, within(1, b.MAX_GPUS)] = 1
     schedule: Schedule = Schedule.ONE_F_ONE_B
-    virtual_stages: whole(1, b.MAX_LAYERS) = 1
+    virtual_stages: Annotated[WholeNumber, within(1, b.MAX_LAYERS)] = 1
     sequence_parallel: bool = False
     # Default 1: the optimizer state sharded over data-parallel ranks (Megatron-core's distributed
     # optimizer and NeMo's distributed_fused_adam, the default of current LLM training stacks);
@@ -62,7 +68,7 @@ class ParallelismSection(_Section):
     # Extension: with recompute: full, recompute only the first N layers of every pipeline chunk and
     # keep all activations of the others (Megatron-LM --recompute-method block
     # --recompute-num-layers N), trading memory for less recomputation. Default: every layer.
-    recompute_layers: whole(1, b.MAX_LAYERS) | None = None
+    recompute_layers: Annotated[WholeNumber, within(1, b.MAX_LAYERS)] | None = None
     # Extension: overlap the data-parallel gradient reduction with the backward pass
     # (PyTorch DDP / Megatron --overlap-grad-reduce). Megatron-LM 2021 did not overlap.
     dp_overlap: bool = False
@@ -74,9 +80,9 @@ class ParallelismSection(_Section):
 
 
 class TrainingSection(_Section):
-    global_batch: whole(1, b.MAX_GLOBAL_BATCH)  # micro-batches per step: also rules.py
-    micro_batch: whole(1, b.MAX_MICRO_BATCH) = 1
-    tokens: real(0.0, b.MAX_TOKENS, low_open=True) | None = None
+    global_batch: Annotated[WholeNumber, within(1, b.MAX_GLOBAL_BATCH)]  # micro-batches per step: also rules.py
+    micro_batch: Annotated[WholeNumber, within(1, b.MAX_MICRO_BATCH)] = 1
+    tokens: Annotated[RealNumber, within(0.0, b.MAX_TOKENS, low_open=True)] | None = None
     precision: Precision = Precision.BF16
     flash_attention: bool = False
 
@@ -84,8 +90,8 @@ class TrainingSection(_Section):
 class EnergySection(_Section):
     """Facility and grid. Defaults: see `simulator/specs/economics.yaml`."""
 
-    pue: real(b.MIN_PUE, b.MAX_PUE) | None = None
-    grid_kg_co2_per_kWh: real(0.0, b.MAX_GRID_KG_PER_KWH) | None = None
+    pue: Annotated[RealNumber, within(b.MIN_PUE, b.MAX_PUE)] | None = None
+    grid_kg_co2_per_kWh: Annotated[RealNumber, within(0.0, b.MAX_GRID_KG_PER_KWH)] | None = None
 
 
 class ReliabilitySection(_Section):
@@ -93,18 +99,26 @@ class ReliabilitySection(_Section):
     checkpoint_interval_s None: the Young/Daly optimum."""
 
     enabled: bool = False
-    gpu_failures_per_hour: real(0.0, b.MAX_FAILURES_PER_HOUR) | None = None  # per GPU
-    node_failures_per_hour: real(0.0, b.MAX_FAILURES_PER_HOUR) | None = None  # per node: host, network, software
-    checkpoint_interval_s: real(b.MIN_CHECKPOINT_INTERVAL_S, b.MAX_CHECKPOINT_INTERVAL_S) | None = None
-    storage_write_GBps_per_node: real(b.MIN_GBPS, b.MAX_GBPS) | None = None
-    storage_read_GBps_per_node: real(b.MIN_GBPS, b.MAX_GBPS) | None = None
-    restart_s: real(0.0, b.MAX_RESTART_S) | None = None  # after an interruption, checkpoint load excluded
+    gpu_failures_per_hour: Annotated[RealNumber, within(0.0, b.MAX_FAILURES_PER_HOUR)] | None = None  # per GPU
+    node_failures_per_hour: Annotated[RealNumber, within(0.0, b.MAX_FAILURES_PER_HOUR)] | None = (
+        None  # per node: host, network, software
+    )
+    checkpoint_interval_s: (
+        Annotated[RealNumber, within(b.MIN_CHECKPOINT_INTERVAL_S, b.MAX_CHECKPOINT_INTERVAL_S)] | None
+    ) = None
+    storage_write_GBps_per_node: Annotated[RealNumber, within(b.MIN_GBPS, b.MAX_GBPS)] | None = None
+    storage_read_GBps_per_node: Annotated[RealNumber, within(b.MIN_GBPS, b.MAX_GBPS)] | None = None
+    restart_s: Annotated[RealNumber, within(0.0, b.MAX_RESTART_S)] | None = (
+        None  # after an interruption, checkpoint load excluded
+    )
 
 
 class CostSection(_Section):
-    usd_per_gpu_hour: real(0.0, b.MAX_USD_PER_GPU_HOUR) | None = None  # default per GPU in economics.yaml
+    usd_per_gpu_hour: Annotated[RealNumber, within(0.0, b.MAX_USD_PER_GPU_HOUR)] | None = (
+        None  # default per GPU in economics.yaml
+    )
     # energy billed separately (0 when the GPU-hour price includes it)
-    usd_per_kWh: real(0.0, b.MAX_USD_PER_KWH) | None = None
+    usd_per_kWh: Annotated[RealNumber, within(0.0, b.MAX_USD_PER_KWH)] | None = None
 
 
 class CatalogueSection(_Section):
@@ -125,7 +139,7 @@ class FrameworkSection(_Section):
     (Megatron-Core's cross_entropy_loss_fusion, as NeMo runs it) rather than as separate eager
     passes over an fp32 copy; default: the GPU catalogue's `fused_cross_entropy`."""
 
-    host_time_per_op_us: real(0.0, b.MAX_LAUNCH_US) | None = None
+    host_time_per_op_us: Annotated[RealNumber, within(0.0, b.MAX_LAUNCH_US)] | None = None
     fused_cross_entropy: bool | None = None
 
 
@@ -138,7 +152,7 @@ class SimulationSection(_Section):
     fidelity: Fidelity = Fidelity.SYMMETRIC
     # Full fidelity only: per-GPU compute speed varies log-normally with this coefficient of
     # variation (0 = identical GPUs); slow GPUs become stragglers their replicas wait for.
-    compute_jitter: real(0.0, 1.0) = 0.0
+    compute_jitter: Annotated[RealNumber, within(0.0, 1.0)] = 0.0
 
 
 class Scenario(_Section):
@@ -153,4 +167,4 @@ class Scenario(_Section):
     catalogue: CatalogueSection = CatalogueSection()
     simulation: SimulationSection = SimulationSection()
     framework: FrameworkSection = FrameworkSection()
-    seed: whole(0, b.MAX_SEED) = 0
+    seed: Annotated[WholeNumber, within(0, b.MAX_SEED)] = 0

@@ -205,7 +205,8 @@ def _refined(
 
 def parse_sweep(items: list[str]) -> list[tuple[str, list[Any]]]:
     """`cluster.num_gpus=256,512` -> [("cluster.num_gpus", [256, 512])]; values parsed as YAML."""
-    problems, out = [], []
+    problems: list[str] = []
+    out: list[tuple[str, list[Any]]] = []
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()

@@ -56,9 +56,8 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
     useful_s = iterations * step_time_s
     what_if = run_with_failures(setup, useful_s)  # cheap (bounded events or closed form), so always reported
     rel = what_if if setup.reliability.enabled else None
-    method = {"failure_model": what_if.method, "failure_note": what_if.note}
     if rel and not rel.progresses:
-        return _stalled(iterations, useful_s, rel, method)
+        return _stalled(iterations, useful_s, rel, what_if)
     n = setup.cluster.num_gpus
     energy_J = n * iterations * energy.facility_J
     wall_s = rel.wall_s if rel else useful_s
@@ -83,11 +82,12 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
         lost_hours=rel.lost_s / units.SECONDS_PER_HOUR if rel else 0.0,
         checkpoint_hours=rel.checkpoint_s / units.SECONDS_PER_HOUR if rel else 0.0,
         days_with_failures=what_if.wall_s / units.SECONDS_PER_DAY if what_if.progresses else None,
-        **method,
+        failure_model=what_if.method,
+        failure_note=what_if.note,
     )
 
 
-def _stalled(iterations: int, useful_s: float, rel: ReliabilityResult, method: dict[str, Any]) -> RunResult:
+def _stalled(iterations: int, useful_s: float, rel: ReliabilityResult, what_if: ReliabilityResult) -> RunResult:
     """A run that cannot progress: no finite wall time, energy or cost to report."""
     return RunResult(
         iterations=iterations,
@@ -103,5 +103,6 @@ def _stalled(iterations: int, useful_s: float, rel: ReliabilityResult, method: d
         lost_hours=None,
         checkpoint_hours=None,
         days_with_failures=None,
-        **method,
+        failure_model=what_if.method,
+        failure_note=what_if.note,
     )

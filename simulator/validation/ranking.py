@@ -49,7 +49,9 @@ def rank_agreement(cases: list[Case], rows: list[Row]) -> list[RankingSummary]:
     studies: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
     for c in cases:
         if c.id in times:
-            studies[study_of(c)].append((c.group, *times[c.id]))
+            published, predicted = times[c.id]
+            assert predicted is not None
+            studies[study_of(c)].append((c.group, published, predicted))
     # a study is reported under the groups its cases come from ("a+b" when it spans two, as
     # Megatron-LM Table 2's PTD-P and ZeRO-3 rows at the same GPU count do)
     by_group: dict[str, list[list[tuple[float, float]]]] = defaultdict(list)
@@ -58,16 +60,16 @@ def rank_agreement(cases: list[Case], rows: list[Row]) -> list[RankingSummary]:
             label = "+".join(sorted({g for g, _, _ in members}))
             by_group[label].append([(p, s) for _, p, s in members])
     out = []
-    for group, members_list in by_group.items():
+    for group, study_list in by_group.items():
         agree = disagree = fastest = 0
-        for members in members_list:
-            for (p1, s1), (p2, s2) in combinations(members, 2):
+        for study in study_list:
+            for (p1, s1), (p2, s2) in combinations(study, 2):
                 sign = float((p1 - p2) * (s1 - s2))
                 agree += int(sign > 0)
                 disagree += int(sign < 0)
-            fastest += int(min(members)[0] == min(members, key=lambda m: m[1])[0])
+            fastest += int(min(study)[0] == min(study, key=lambda m: m[1])[0])
         pairs = agree + disagree
-        out.append(RankingSummary(group, len(members_list), pairs, 100.0 * agree / pairs if pairs else 100.0, fastest))
+        out.append(RankingSummary(group, len(study_list), pairs, 100.0 * agree / pairs if pairs else 100.0, fastest))
     return out
 
 

@@ -73,15 +73,15 @@ class GroupSummary:
 
 
 def summarise(rows: list[Row]) -> list[GroupSummary]:
-    by: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    by: dict[tuple[str, str], list[tuple[Row, float]]] = defaultdict(list)
     for r in rows:
-        if r.error_pct is not None:
-            by[(r.group, r.metric)].append(r)
+        if (err := r.error_pct) is not None:
+            by[(r.group, r.metric)].append((r, err))
     out = []
-    for (group, metric), rs in by.items():
-        worst = max(rs, key=lambda r: abs(r.error_pct))
-        mape = sum(abs(r.error_pct) for r in rs) / len(rs)
-        out.append(GroupSummary(group, metric, len(rs), mape, worst.case, worst.error_pct))
+    for (group, metric), errs in by.items():
+        worst, worst_pct = max(errs, key=lambda re: abs(re[1]))
+        mape = sum(abs(e) for _, e in errs) / len(errs)
+        out.append(GroupSummary(group, metric, len(errs), mape, worst.case, worst_pct))
     return out
 
 

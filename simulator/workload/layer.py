@@ -8,6 +8,7 @@ weight-gradient (wgrad) GEMM of the same FLOPs. Communication follows Korthikant
 all-gather and a reduce-scatter in place of each all-reduce (same volume).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -284,7 +285,7 @@ def _tp_backward(name: str, r: RankShapes, at_output: bool) -> list[CommOp]:
     return [CommOp(name, CommGroup.TP, Collective.REDUCE_SCATTER, Phase.BACKWARD, size, r.tp, overlap=overlap)]
 
 
-def layer_recompute(model: ModelSpec, r: RankShapes, flash: bool, policy: Recompute) -> list[Item]:
+def layer_recompute(model: ModelSpec, r: RankShapes, flash: bool, policy: Recompute) -> Sequence[Item]:
     """Full: the whole forward again (TP collectives included). Selective (Korthikanti et al. 2022
     sec. 5): only the core attention (scores, softmax, context); nothing with FlashAttention,
     which never stores the scores and recomputes them inside its own backward kernel."""

@@ -115,7 +115,7 @@ def build_step(setup: Setup) -> StepWork:
             )
         )
     stages = tuple(_stage_work(setup, s, counts) for s in range(plan.pp))
-    pp_bytes = r.tokens * r.h * r.elem
+    pp_bytes: float = r.tokens * r.h * r.elem
     if plan.tp > 1:
         pp_bytes /= plan.tp  # scatter/gather optimisation (Narayanan et al. 2021 sec. 4.1)
     return StepWork(
