@@ -422,6 +422,12 @@ def judge(case: Case, code: int | None, out: str, err: str) -> str | None:
     return None
 
 
+def _default_sigint() -> None:
+    """A sweep started in the background inherits SIGINT ignored (POSIX shells do that to background
+    jobs), and Python keeps an ignored SIGINT ignored: give each command the default, as at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_case(case: Case, timeout_s: float, tree: Path = ROOT) -> Outcome:
     env = {**os.environ, "PYTHONPATH": str(tree), **case.env}
     cmd = [sys.executable, "-m", "simulator", *case.args]
@@ -435,6 +441,7 @@ def run_case(case: Case, timeout_s: float, tree: Path = ROOT) -> Outcome:
         env=env,
         errors="replace",
         start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     out = err = ""
     try:

@@ -79,7 +79,8 @@ def _cannot_create(path: Path) -> str | None:
 
 
 def out_dir_problems(path: Path | None, option: str = "--out") -> list[str]:
-    """DIR is a writable folder, or can be created (its closest existing parent is a writable folder)."""
+    """DIR is a writable folder, or is created now: before the work, so that a folder the system refuses
+    (permissions, a read-only or virtual file system such as /proc) is found before a long run, not after."""
     if path is None:
         return []
     if path.exists():
@@ -89,6 +90,11 @@ def out_dir_problems(path: Path | None, option: str = "--out") -> list[str]:
             return [f"{option} {path}: folder not writable"]
         return []
     why = _cannot_create(path)
+    if why is None:
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
     return [f"{option} {path}: cannot create the folder: {why}"] if why else []
 
 
