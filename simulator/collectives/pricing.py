@@ -5,10 +5,11 @@ network; `static_time_s` is the same cost with no other traffic (used for TP/CP 
 inside a segment and for choosing algorithm and protocol, as NCCL's tuner does: the fastest by
 its cost model)."""
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
+
+import numpy as np
 
 from simulator import units
 from simulator.catalog.loader import bundled
@@ -80,16 +81,13 @@ def protocols() -> tuple[Protocol, ...]:
 
 def aggregate(topo: Topology, round_per_group: Sequence[TransferRound]) -> Pattern:
     """Merge the same round of every concurrent group into one aggregated pattern."""
-    links: Counter[int] = Counter()
+    links = topo.link_counts([pair for rnd in round_per_group for pair in rnd.pairs])
     gpn = topo.gpus_per_node
-    for rnd in round_per_group:
-        for src, dst in rnd.pairs:
-            links.update(topo.route(src, dst))
     first = round_per_group[0]
     inter = sum(src // gpn != dst // gpn for src, dst in first.pairs) / len(first.pairs)
     if first.tree and inter > 0:
         inter = 1.0  # trees span nodes: every tree step waits on a network hop
-    return Pattern(dict(links), first.bytes_per_flow, first.steps, first.tree, inter)
+    return Pattern(links, first.bytes_per_flow, first.steps, first.tree, inter)
 
 
 def patterns_for(
@@ -102,7 +100,11 @@ def patterns_for(
 
 def bottleneck_Bps(topo: Topology, links: dict[int, float]) -> float:
     """Rate each constituent gets on its most loaded link when nothing else competes."""
-    return min(topo.capacities[link] / m for link, m in links.items()) if links else float("inf")
+    if not links:
+        return float("inf")
+    ids = np.fromiter(links.keys(), dtype=np.intp, count=len(links))
+    mults = np.fromiter(links.values(), dtype=float, count=len(links))
+    return float(np.min(topo.capacities[ids] / mults))
 
 
 def realise(topo: Topology, patterns: Sequence[Pattern], size_bytes: float) -> list[FlowSpec]:
