@@ -9,10 +9,13 @@ the slowest one is idle. Overlapped communication is therefore never double-coun
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from simulator.engine.core import EngineResult
 from simulator.engine.spans import Span, Stream, WaitReason
 from simulator.enums import Category
+
+if TYPE_CHECKING:  # the engine (SimPy, the flow network) is not needed to read its spans
+    from simulator.engine.core import EngineResult
 
 
 def empty_breakdown() -> dict[Category, float]:
@@ -34,7 +37,7 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def _account_wait(span: Span, result: EngineResult, acc: dict[Category, float]) -> None:
+def _account_wait(span: Span, result: "EngineResult", acc: dict[Category, float]) -> None:
     d = span.duration_s
     if span.wait is WaitReason.PP_RECV:
         sent, arrived = result.messages.get(span.awaited, (span.end_s, span.end_s))
@@ -47,7 +50,7 @@ def _account_wait(span: Span, result: EngineResult, acc: dict[Category, float]) 
         acc[Category.IDLE] += d
 
 
-def step_breakdown(result: EngineResult) -> StepBreakdown:
+def step_breakdown(result: "EngineResult") -> StepBreakdown:
     """Per simulated rank and for the average rank (= the average GPU)."""
     stages = result.ranks
     per_stage = [empty_breakdown() for _ in range(stages)]

@@ -57,12 +57,12 @@ class Router:
     def _uplinks(self, index: np.ndarray) -> None:
         """`up[row(leaf), column(spine)]`: id of the uplink leaf -> spine (NONE without one); columns in
         spine index order. Links are full duplex, so spine -> leaf is that id ^ 1."""
-        leaves = np.unique(self.leaf[self.leaf >= 0])
+        leaves = _members(self.leaf[self.leaf >= 0], len(self.names))
         self._leaf_row = np.full(len(self.names), NONE, dtype=np.intp)
         self._leaf_row[leaves] = np.arange(leaves.size)
         is_up = self._kind == _CODE[LinkKind.UPLINK]
         ids = np.flatnonzero(is_up & (self._leaf_row[self._src] >= 0))
-        spines = np.unique(self._dst[ids])
+        spines = _members(self._dst[ids], len(self.names))
         spines = spines[np.argsort(index[spines], kind="stable")]
         column = np.full(len(self.names), NONE, dtype=np.intp)
         column[spines] = np.arange(spines.size)
@@ -122,3 +122,10 @@ class Router:
                 node = self.gpu[g] if via is None else via[g]
                 name = f"gpu{g}" if node < 0 else self.names[node]
                 raise ValueError(f"{name} has no {kind} link: the topology cannot route from it")
+
+
+def _members(nodes: np.ndarray, num_nodes: int) -> np.ndarray:
+    """The distinct node ids in `nodes`, ascending (np.unique without its lazy import of numpy.ma)."""
+    present = np.zeros(num_nodes, dtype=bool)
+    present[nodes] = True
+    return np.flatnonzero(present)
