@@ -14,8 +14,10 @@ algorithm. Rates are piecewise constant between flow starts and completions; eac
 remaining bytes, recomputes the allocation and schedules one wake-up at the earliest completion.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import simpy
@@ -27,9 +29,9 @@ SATURATION_REL_TOL = 1e-12
 """Fill levels that agree to this relative precision count as equal in the water-filling."""
 
 
-@dataclass(frozen=True, slots=True)
-class FlowRecord:
-    """One completed aggregated flow; times in seconds of simulated time."""
+class FlowRecord(NamedTuple):
+    """One completed aggregated flow; times in seconds of simulated time (immutable; a NamedTuple is
+    cheaper to create than a frozen dataclass, and the engine creates one per flow)."""
 
     tag: object
     start_s: float
@@ -70,9 +72,7 @@ class _Flow:
     start_s: float
     bytes_per_flow: float
     latency_s: float
-    links: Mapping[int, float]
-    link_ids: np.ndarray
-    mults: np.ndarray
+    linkset: LinkSet
     remaining: float = -1.0  # bytes left when the flow joins the shared pool late (from solo)
     solo_rate_Bps: float = 0.0
     solo_token: object = None
@@ -137,8 +137,8 @@ class FlowNetwork:
         capacities.flags.writeable = False
         self.env = env
         self.capacities_Bps = capacities
-        self.bytes_moved = np.zeros(capacities.size)
         self.records: list[FlowRecord] = []
+        self._bytes_moved = np.zeros(capacities.size)
         self._flows: list[_Flow] = []
         self._pending: list[_Flow] = []
         self._bytes = np.zeros(0)
@@ -154,17 +154,30 @@ class FlowNetwork:
         self._last_s = env.now
         self._generation = 0
         self._kicked = False
+        self._pooled_on = np.zeros(capacities.size, dtype=np.intp)  # per link: pooled and pending flows on it
+        self._pooled = 0  # pooled and pending flows
         # Solo fast path: a flow whose links no other flow uses gets its bottleneck rate without a
         # reallocation; it joins the shared pool the moment another flow touches one of its links.
-        self._busy = np.zeros(capacities.size, dtype=np.intp)
-        self._solo_owner = np.full(capacities.size, -1, dtype=np.intp)  # link -> solo flow serial
+        # The engine starts the same few link sets over and over: what only depends on the link set
+        # (validity, solo rate, which links two sets share) is worked out once per set.
         self._solos: dict[int, _Flow] = {}
         self._serial = 0
+        self._solo_moved: list[tuple[_Flow, float]] = []  # solo bytes not yet added to bytes_moved
+        self._checked: set[LinkSet] = set()
+        self._solo_rates: dict[LinkSet, float] = {}
+        self._first_shared: dict[tuple[LinkSet, LinkSet], int] = {}
+        self._marks = np.zeros(capacities.size, dtype=bool)
 
     @property
     def active(self) -> int:
         """Number of flows in their bandwidth phase (started, last byte not yet delivered)."""
         return len(self._flows) + len(self._pending) + len(self._solos)
+
+    @property
+    def bytes_moved(self) -> np.ndarray:
+        """Bytes carried per link so far (see the class docstring)."""
+        self._book_solo_bytes()
+        return self._bytes_moved
 
     def transfer(
         self, links: "Mapping[int, float] | LinkSet", bytes_per_flow: float, latency_s: float = 0.0, tag: object = None
@@ -172,36 +185,23 @@ class FlowNetwork:
         """Start an aggregated flow now; the returned event succeeds (value: a FlowRecord) when its last byte
         arrives + latency. Multiplicities of zero are dropped; an empty link set or zero bytes costs latency only.
         """
-        if not (np.isfinite(bytes_per_flow) and bytes_per_flow >= 0.0):
+        if not (math.isfinite(bytes_per_flow) and bytes_per_flow >= 0.0):
             raise ValueError(f"bytes_per_flow must be finite and >= 0, got {bytes_per_flow!r}")
-        if not (np.isfinite(latency_s) and latency_s >= 0.0):
+        if not (math.isfinite(latency_s) and latency_s >= 0.0):
             raise ValueError(f"latency_s must be finite and >= 0, got {latency_s!r}")
         linkset = links if isinstance(links, LinkSet) else LinkSet.of(links)
-        link_ids, mults = linkset.ids, linkset.mults
-        if link_ids.size and (link_ids.min() < 0 or link_ids.max() >= self.capacities_Bps.size):
-            raise ValueError(f"link ids must lie in 0..{self.capacities_Bps.size - 1}, got {sorted(linkset.mapping)}")
-        flow = _Flow(
-            event=self.env.event(),
-            tag=tag,
-            start_s=self.env.now,
-            bytes_per_flow=float(bytes_per_flow),
-            latency_s=float(latency_s),
-            links=linkset.mapping,
-            link_ids=link_ids,
-            mults=mults,
-        )
-        if bytes_per_flow == 0.0 or not link_ids.size:
+        self._check(linkset)
+        flow = _Flow(self.env.event(), tag, self.env.now, float(bytes_per_flow), float(latency_s), linkset)
+        if bytes_per_flow == 0.0 or not linkset.ids.size:
             self._complete(flow)
             return flow.event
-        shared = self._busy[link_ids]
-        self._busy[link_ids] += 1
-        if not shared.any():
+        owners = self._solos_sharing(linkset)
+        if not owners and not (self._pooled and self._pooled_on[linkset.ids].any()):
             self._start_solo(flow)
             return flow.event
-        owners = self._solo_owner[link_ids[shared > 0]]
-        for serial in dict.fromkeys(owners[owners >= 0].tolist()):
-            self._pool_solo(self._solos[serial])
-        self._pending.append(flow)
+        for solo in owners:
+            self._pool_solo(solo)
+        self._enter_pool(flow)
         if not self._kicked:
             # Defer the reallocation to the end of this instant so that flows started together cost one.
             self._kicked = True
@@ -215,26 +215,64 @@ class FlowNetwork:
         pooled = [(flow.tag, float(rate)) for flow, rate in zip(self._flows, self._rate_Bps, strict=True)]
         return pooled + [(flow.tag, flow.solo_rate_Bps) for flow in self._solos.values()]
 
+    def _check(self, linkset: LinkSet) -> None:
+        if linkset in self._checked:
+            return
+        ids = linkset.ids
+        if ids.size and (ids.min() < 0 or ids.max() >= self.capacities_Bps.size):
+            raise ValueError(f"link ids must lie in 0..{self.capacities_Bps.size - 1}, got {sorted(linkset.mapping)}")
+        self._checked.add(linkset)
+
+    def _solos_sharing(self, linkset: LinkSet) -> list[_Flow]:
+        """Solo flows with a link in `linkset`, in the order of the first such link in `linkset` (solo
+        flows never share a link, so no two have the same first one)."""
+        found = []
+        for solo in self._solos.values():
+            at = self._shared_at(linkset, solo.linkset)
+            if at >= 0:
+                found.append((at, solo))
+        found.sort(key=lambda item: item[0])
+        return [solo for _, solo in found]
+
+    def _shared_at(self, new: LinkSet, old: LinkSet) -> int:
+        """Position in `new` of its first link that `old` also crosses, -1 for none (cached per pair)."""
+        key = (new, old)
+        at = self._first_shared.get(key)
+        if at is None:
+            self._marks[old.ids] = True
+            hits = np.flatnonzero(self._marks[new.ids])
+            self._marks[old.ids] = False
+            at = self._first_shared[key] = int(hits[0]) if hits.size else -1
+        return at
+
     def _start_solo(self, flow: _Flow) -> None:
-        flow.solo_rate_Bps = float(np.min(self.capacities_Bps[flow.link_ids] / flow.mults))
+        rate = self._solo_rates.get(flow.linkset)
+        if rate is None:
+            ids, mults = flow.linkset.ids, flow.linkset.mults
+            rate = self._solo_rates[flow.linkset] = float(np.min(self.capacities_Bps[ids] / mults))
+        flow.solo_rate_Bps = rate
         self._serial += 1
         flow.solo_token = token = self._serial
         self._solos[token] = flow
-        self._solo_owner[flow.link_ids] = token
-        timer = self.env.timeout(flow.bytes_per_flow / flow.solo_rate_Bps)
+        timer = self.env.timeout(flow.bytes_per_flow / rate)
         timer.callbacks.append(lambda _: self._finish_solo(flow, token))
 
     def _unsolo(self, flow: _Flow, moved: float) -> None:
         del self._solos[flow.solo_token]
         flow.solo_token = None
-        self._solo_owner[flow.link_ids] = -1
-        self.bytes_moved[flow.link_ids] += flow.mults * moved
+        self._solo_moved.append((flow, moved))
+
+    def _book_solo_bytes(self) -> None:
+        """Add the solo flows' bytes to bytes_moved, in the order they were moved (before any other
+        update of bytes_moved, so that every link sums the same terms in the same order)."""
+        for flow, moved in self._solo_moved:
+            self._bytes_moved[flow.linkset.ids] += flow.linkset.mults * moved
+        self._solo_moved.clear()
 
     def _finish_solo(self, flow: _Flow, token: object) -> None:
         if flow.solo_token is not token:
             return  # it joined the shared pool meanwhile
         self._unsolo(flow, flow.bytes_per_flow)
-        self._busy[flow.link_ids] -= 1
         self._complete(flow)
 
     def _pool_solo(self, flow: _Flow) -> None:
@@ -242,6 +280,11 @@ class FlowNetwork:
         moved = min(flow.bytes_per_flow, flow.solo_rate_Bps * (self.env.now - flow.start_s))
         self._unsolo(flow, moved)
         flow.remaining = flow.bytes_per_flow - moved
+        self._enter_pool(flow)
+
+    def _enter_pool(self, flow: _Flow) -> None:
+        self._pooled_on[flow.linkset.ids] += 1
+        self._pooled += 1
         self._pending.append(flow)
 
     def _set_timer(self, delay_s: float) -> None:
@@ -266,7 +309,8 @@ class FlowNetwork:
         self._last_s = now_s
         if elapsed_s > 0.0 and self._flows:
             self._remaining -= self._rate_Bps * elapsed_s
-            self.bytes_moved[self._loaded_links] += self._load_Bps * elapsed_s
+            self._book_solo_bytes()
+            self._bytes_moved[self._loaded_links] += self._load_Bps * elapsed_s
 
     def _retire(self, now_s: float) -> None:
         done = (self._finish_s <= now_s) | (self._remaining <= DONE_REL_TOL * self._bytes)
@@ -275,9 +319,11 @@ class FlowNetwork:
         # Book the rounding residue (either sign) so that bytes_moved conserves bytes exactly.
         entry_done = np.repeat(done, self._entry_count)
         residue = self._entry_mult[entry_done] * np.repeat(self._remaining[done], self._entry_count[done])
-        np.add.at(self.bytes_moved, self._entry_link[entry_done], residue)
+        self._book_solo_bytes()
+        np.add.at(self._bytes_moved, self._entry_link[entry_done], residue)
         for index in np.flatnonzero(done):
-            self._busy[self._flows[index].link_ids] -= 1
+            self._pooled_on[self._flows[index].linkset.ids] -= 1
+            self._pooled -= 1
             self._complete(self._flows[index])
         keep = ~done
         self._flows = [flow for flow, kept in zip(self._flows, keep.tolist(), strict=True) if kept]
@@ -295,10 +341,10 @@ class FlowNetwork:
         left = np.array([flow.remaining if flow.remaining >= 0.0 else flow.bytes_per_flow for flow in new])
         self._bytes = np.concatenate((self._bytes, sizes))
         self._remaining = np.concatenate((self._remaining, left))
-        counts = np.array([flow.link_ids.size for flow in new], dtype=np.intp)
+        counts = np.array([flow.linkset.ids.size for flow in new], dtype=np.intp)
         self._entry_count = np.concatenate((self._entry_count, counts))
-        self._entry_link = np.concatenate([self._entry_link, *(flow.link_ids for flow in new)])
-        self._entry_mult = np.concatenate([self._entry_mult, *(flow.mults for flow in new)])
+        self._entry_link = np.concatenate([self._entry_link, *(flow.linkset.ids for flow in new)])
+        self._entry_mult = np.concatenate([self._entry_mult, *(flow.linkset.mults for flow in new)])
 
     def _reallocate(self, now_s: float) -> None:
         if not self._flows:
@@ -340,7 +386,7 @@ class FlowNetwork:
             end_s=self.env.now,
             bytes_per_flow=flow.bytes_per_flow,
             latency_s=flow.latency_s,
-            links=flow.links,
+            links=flow.linkset.mapping,
         )
         self.records.append(record)
         flow.event.succeed(record)
