@@ -1,14 +1,13 @@
 """The cluster network as dense link tables with deterministic GPU-to-GPU routing, and as a networkx
 directed graph built on first use."""
 
-import gc
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simulator.gc_pause import paused_gc
 from simulator.topology.kinds import Link, LinkKind, NodeKind
 from simulator.topology.routing import Router
 
@@ -119,16 +118,3 @@ class Topology:
     def hops(self, src_gpu: int, dst_gpu: int) -> int:
         """Number of links on the route."""
         return len(self.route(src_gpu, dst_gpu))
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic collector while building ~10^5 small acyclic containers: otherwise it runs
-    repeated full collections over them and the build of a 16k-GPU cluster takes ~3x longer."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
