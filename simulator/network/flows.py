@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 import simpy
 
+from simulator.network.ledger import LinkLedger
+
 DONE_REL_TOL = 1e-9
 """A flow whose remaining bytes fall below this fraction of `bytes_per_flow` counts as delivered."""
 
@@ -138,7 +140,7 @@ class FlowNetwork:
         self.env = env
         self.capacities_Bps = capacities
         self.records: list[FlowRecord] = []
-        self._bytes_moved = np.zeros(capacities.size)
+        self._moved = LinkLedger(capacities.size)
         self._flows: list[_Flow] = []
         self._pending: list[_Flow] = []
         self._bytes = np.zeros(0)
@@ -162,7 +164,6 @@ class FlowNetwork:
         # (validity, solo rate, which links two sets share) is worked out once per set.
         self._solos: dict[int, _Flow] = {}
         self._serial = 0
-        self._solo_moved: list[tuple[_Flow, float]] = []  # solo bytes not yet added to bytes_moved
         self._checked: set[LinkSet] = set()
         self._solo_rates: dict[LinkSet, float] = {}
         self._first_shared: dict[tuple[LinkSet, LinkSet], int] = {}
@@ -176,8 +177,7 @@ class FlowNetwork:
     @property
     def bytes_moved(self) -> np.ndarray:
         """Bytes carried per link so far (see the class docstring)."""
-        self._book_solo_bytes()
-        return self._bytes_moved
+        return self._moved.totals
 
     def transfer(
         self, links: "Mapping[int, float] | LinkSet", bytes_per_flow: float, latency_s: float = 0.0, tag: object = None
@@ -190,12 +190,13 @@ class FlowNetwork:
         if not (math.isfinite(latency_s) and latency_s >= 0.0):
             raise ValueError(f"latency_s must be finite and >= 0, got {latency_s!r}")
         linkset = links if isinstance(links, LinkSet) else LinkSet.of(links)
-        self._check(linkset)
+        if linkset not in self._checked:
+            self._check(linkset)
         flow = _Flow(self.env.event(), tag, self.env.now, float(bytes_per_flow), float(latency_s), linkset)
         if bytes_per_flow == 0.0 or not linkset.ids.size:
             self._complete(flow)
             return flow.event
-        owners = self._solos_sharing(linkset)
+        owners = self._solos_sharing(linkset) if self._solos else ()
         if not owners and not (self._pooled and self._pooled_on[linkset.ids].any()):
             self._start_solo(flow)
             return flow.event
@@ -216,8 +217,6 @@ class FlowNetwork:
         return pooled + [(flow.tag, flow.solo_rate_Bps) for flow in self._solos.values()]
 
     def _check(self, linkset: LinkSet) -> None:
-        if linkset in self._checked:
-            return
         ids = linkset.ids
         if ids.size and (ids.min() < 0 or ids.max() >= self.capacities_Bps.size):
             raise ValueError(f"link ids must lie in 0..{self.capacities_Bps.size - 1}, got {sorted(linkset.mapping)}")
@@ -227,8 +226,11 @@ class FlowNetwork:
         """Solo flows with a link in `linkset`, in the order of the first such link in `linkset` (solo
         flows never share a link, so no two have the same first one)."""
         found = []
+        cached = self._first_shared
         for solo in self._solos.values():
-            at = self._shared_at(linkset, solo.linkset)
+            at = cached.get((linkset, solo.linkset))
+            if at is None:
+                at = self._shared_at(linkset, solo.linkset)
             if at >= 0:
                 found.append((at, solo))
         found.sort(key=lambda item: item[0])
@@ -236,13 +238,10 @@ class FlowNetwork:
 
     def _shared_at(self, new: LinkSet, old: LinkSet) -> int:
         """Position in `new` of its first link that `old` also crosses, -1 for none (cached per pair)."""
-        key = (new, old)
-        at = self._first_shared.get(key)
-        if at is None:
-            self._marks[old.ids] = True
-            hits = np.flatnonzero(self._marks[new.ids])
-            self._marks[old.ids] = False
-            at = self._first_shared[key] = int(hits[0]) if hits.size else -1
+        self._marks[old.ids] = True
+        hits = np.flatnonzero(self._marks[new.ids])
+        self._marks[old.ids] = False
+        at = self._first_shared[(new, old)] = int(hits[0]) if hits.size else -1
         return at
 
     def _start_solo(self, flow: _Flow) -> None:
@@ -254,22 +253,16 @@ class FlowNetwork:
         self._serial += 1
         flow.solo_token = token = self._serial
         self._solos[token] = flow
-        timer = self.env.timeout(flow.bytes_per_flow / rate)
-        timer.callbacks.append(lambda _: self._finish_solo(flow, token))
+        timer = self.env.timeout(flow.bytes_per_flow / rate, (flow, token))
+        timer.callbacks.append(self._finish_solo)
 
     def _unsolo(self, flow: _Flow, moved: float) -> None:
         del self._solos[flow.solo_token]
         flow.solo_token = None
-        self._solo_moved.append((flow, moved))
+        self._moved.add(flow.linkset.ids, flow.linkset.mults, moved)
 
-    def _book_solo_bytes(self) -> None:
-        """Add the solo flows' bytes to bytes_moved, in the order they were moved (before any other
-        update of bytes_moved, so that every link sums the same terms in the same order)."""
-        for flow, moved in self._solo_moved:
-            self._bytes_moved[flow.linkset.ids] += flow.linkset.mults * moved
-        self._solo_moved.clear()
-
-    def _finish_solo(self, flow: _Flow, token: object) -> None:
+    def _finish_solo(self, timer: simpy.Timeout) -> None:
+        flow, token = timer.value
         if flow.solo_token is not token:
             return  # it joined the shared pool meanwhile
         self._unsolo(flow, flow.bytes_per_flow)
@@ -309,8 +302,7 @@ class FlowNetwork:
         self._last_s = now_s
         if elapsed_s > 0.0 and self._flows:
             self._remaining -= self._rate_Bps * elapsed_s
-            self._book_solo_bytes()
-            self._bytes_moved[self._loaded_links] += self._load_Bps * elapsed_s
+            self._moved.add(self._loaded_links, self._load_Bps, elapsed_s)
 
     def _retire(self, now_s: float) -> None:
         done = (self._finish_s <= now_s) | (self._remaining <= DONE_REL_TOL * self._bytes)
@@ -319,8 +311,7 @@ class FlowNetwork:
         # Book the rounding residue (either sign) so that bytes_moved conserves bytes exactly.
         entry_done = np.repeat(done, self._entry_count)
         residue = self._entry_mult[entry_done] * np.repeat(self._remaining[done], self._entry_count[done])
-        self._book_solo_bytes()
-        np.add.at(self._bytes_moved, self._entry_link[entry_done], residue)
+        self._moved.add_at(self._entry_link[entry_done], residue)
         for index in np.flatnonzero(done):
             self._pooled_on[self._flows[index].linkset.ids] -= 1
             self._pooled -= 1
@@ -374,19 +365,21 @@ class FlowNetwork:
         if flow.latency_s == 0.0:
             self._succeed(flow, self.env.now)
             return
-        delay = self.env.timeout(flow.latency_s)
-        transfer_end_s = self.env.now
-        delay.callbacks.append(lambda _: self._succeed(flow, transfer_end_s))
+        delay = self.env.timeout(flow.latency_s, (flow, self.env.now))
+        delay.callbacks.append(self._after_latency)
+
+    def _after_latency(self, delay: simpy.Timeout) -> None:
+        self._succeed(*delay.value)
 
     def _succeed(self, flow: _Flow, transfer_end_s: float) -> None:
         record = FlowRecord(
-            tag=flow.tag,
-            start_s=flow.start_s,
-            transfer_end_s=transfer_end_s,
-            end_s=self.env.now,
-            bytes_per_flow=flow.bytes_per_flow,
-            latency_s=flow.latency_s,
-            links=flow.linkset.mapping,
+            flow.tag,
+            flow.start_s,
+            transfer_end_s,
+            self.env.now,
+            flow.bytes_per_flow,
+            flow.latency_s,
+            flow.linkset.mapping,
         )
         self.records.append(record)
         flow.event.succeed(record)
