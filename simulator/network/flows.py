@@ -30,6 +30,9 @@ DONE_REL_TOL = 1e-9
 SATURATION_REL_TOL = 1e-12
 """Fill levels that agree to this relative precision count as equal in the water-filling."""
 
+MAX_REMEMBERED = 1024
+"""Allocations a FlowNetwork remembers (by the link sets of the pooled flows) before it forgets them all."""
+
 
 class FlowRecord(NamedTuple):
     """One completed aggregated flow; times in seconds of simulated time (immutable; a NamedTuple is
@@ -95,6 +98,8 @@ def max_min_rates(
     local minimum saturates at the level it has now, as in the sequential order. The global minimum is always
     a local one, so every round freezes at least one flow.
     """
+    if entries_per_flow.size == 1:
+        return _one_flow_rates(entry_link, entry_mult, capacity_Bps)
     n_links = capacity_Bps.size
     rate_Bps = np.zeros(entries_per_flow.size)
     frozen_load_Bps = np.zeros(n_links)
@@ -122,6 +127,19 @@ def max_min_rates(
         first = np.cumsum(counts) - counts
     assert np.all(rate_Bps > 0.0), "every flow crosses a link of positive capacity"
     return rate_Bps, frozen_load_Bps
+
+
+def _one_flow_rates(
+    entry_link: np.ndarray, entry_mult: np.ndarray, capacity_Bps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """max_min_rates of a single flow: the first round of the filling, which freezes it at its bottleneck,
+    with the same operations (so the same bits) and none of the book-keeping between rounds."""
+    weight = np.bincount(entry_link, entry_mult, minlength=capacity_Bps.size)
+    rate_Bps = (capacity_Bps[entry_link] / weight[entry_link]).min(keepdims=True)
+    assert rate_Bps[0] > 0.0, "every flow crosses a link of positive capacity"
+    load_Bps = np.zeros(capacity_Bps.size)
+    load_Bps += np.bincount(entry_link, entry_mult * rate_Bps[0], minlength=capacity_Bps.size)
+    return rate_Bps, load_Bps
 
 
 class FlowNetwork:
@@ -167,6 +185,7 @@ class FlowNetwork:
         self._checked: set[LinkSet] = set()
         self._solo_rates: dict[LinkSet, float] = {}
         self._first_shared: dict[tuple[LinkSet, LinkSet], int] = {}
+        self._allocations: dict[tuple[LinkSet, ...], tuple[np.ndarray | slice, np.ndarray, np.ndarray]] = {}
         self._marks = np.zeros(capacities.size, dtype=bool)
 
     @property
@@ -259,7 +278,7 @@ class FlowNetwork:
     def _unsolo(self, flow: _Flow, moved: float) -> None:
         del self._solos[flow.solo_token]
         flow.solo_token = None
-        self._moved.add(flow.linkset.ids, flow.linkset.mults, moved)
+        self._moved.add(flow.linkset.ids, flow.linkset.mults, moved, shared=True)
 
     def _finish_solo(self, timer: simpy.Timeout) -> None:
         flow, token = timer.value
@@ -341,14 +360,25 @@ class FlowNetwork:
         if not self._flows:
             self._rate_Bps = self._finish_s = np.zeros(0)
             return
-        self._loaded_links, compact = self._compact_links()
-        self._rate_Bps, self._load_Bps = max_min_rates(
-            compact, self._entry_mult, self._entry_count, self.capacities_Bps[self._loaded_links]
-        )
+        self._loaded_links, self._rate_Bps, self._load_Bps = self._allocation()
         left_s = self._remaining / self._rate_Bps
         # The earliest finish equals the wake-up time bit for bit (both are now_s + left_s.min()).
         self._finish_s = now_s + left_s
         self._set_timer(float(left_s.min()))
+
+    def _allocation(self) -> tuple[np.ndarray | slice, np.ndarray, np.ndarray]:
+        """(links in use, rate per pooled flow, load per link in use). The rates depend only on the pooled
+        flows' link sets, in pool order, and the engine's pools recur (the same messages and collectives
+        every micro-batch), so allocations are remembered per pool (read-only arrays, shared)."""
+        key = tuple(flow.linkset for flow in self._flows)
+        found = self._allocations.get(key)
+        if found is None:
+            loaded, compact = self._compact_links()
+            rates = max_min_rates(compact, self._entry_mult, self._entry_count, self.capacities_Bps[loaded])
+            if len(self._allocations) >= MAX_REMEMBERED:
+                self._allocations.clear()
+            found = self._allocations[key] = (loaded, *rates)
+        return found
 
     def _compact_links(self) -> tuple[np.ndarray | slice, np.ndarray]:
         """(links in use, entry links renumbered into them); all links when they are few against the entries."""

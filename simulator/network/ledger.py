@@ -2,8 +2,11 @@
 
 import numpy as np
 
-REPLAY_AT = 1 << 22
-"""Queued values (array elements) beyond which updates are applied at once, bounding the memory held."""
+MAX_HELD = 1 << 22
+"""Array elements the queue may keep alive (that nothing else holds) before it is replayed."""
+
+MAX_QUEUED = 1 << 18
+"""Updates the queue may hold before it is replayed."""
 
 
 class LinkLedger:
@@ -15,25 +18,30 @@ class LinkLedger:
     def __init__(self, num_links: int) -> None:
         self._totals = np.zeros(num_links)
         self._queue: list[tuple[np.ndarray | slice, np.ndarray, float | None]] = []
-        self._queued = 0
+        self._held = 0
+        self._last: np.ndarray | None = None
 
     @property
     def totals(self) -> np.ndarray:
         self._replay()
         return self._totals
 
-    def add(self, links: np.ndarray | slice, values: np.ndarray, scale: float) -> None:
-        """totals[links] += values * scale; `links` distinct (or a slice), `values` not modified later."""
-        self._push((links, values, scale), values.size)
+    def add(self, links: np.ndarray | slice, values: np.ndarray, scale: float, *, shared: bool = False) -> None:
+        """totals[links] += values * scale; `links` distinct (or a slice); neither array modified later.
+        `shared`: the arrays live on anyway (a link set's); else consecutive updates with the same
+        `values` array count it once."""
+        held = 0 if shared or values is self._last else values.size
+        self._last = None if shared else values
+        self._push((links, values, scale), held)
 
     def add_at(self, links: np.ndarray, values: np.ndarray) -> None:
         """np.add.at(totals, links, values): `links` may repeat."""
-        self._push((links, values, None), values.size)
+        self._push((links, values, None), links.size + values.size)
 
-    def _push(self, update: tuple[np.ndarray | slice, np.ndarray, float | None], size: int) -> None:
+    def _push(self, update: tuple[np.ndarray | slice, np.ndarray, float | None], held: int) -> None:
         self._queue.append(update)
-        self._queued += size
-        if self._queued > REPLAY_AT:
+        self._held += held
+        if self._held > MAX_HELD or len(self._queue) > MAX_QUEUED:
             self._replay()
 
     def _replay(self) -> None:
@@ -43,4 +51,5 @@ class LinkLedger:
             else:
                 self._totals[links] += values * scale
         self._queue.clear()
-        self._queued = 0
+        self._held = 0
+        self._last = None
