@@ -97,9 +97,10 @@ class StepSimulation:
         return (pass_, mb, chunk, lane.replica) if self.full else (pass_, mb, chunk)
 
     def arrival(self, key: MessageKey) -> simpy.Event:
-        if key not in self.arrivals:
-            self.arrivals[key] = self.env.event()
-        return self.arrivals[key]
+        event = self.arrivals.get(key)
+        if event is None:
+            event = self.arrivals[key] = self.env.event()
+        return event
 
     def send(self, lane: Lane, key: MessageKey, dst_stage: int) -> None:
         """Start the message now; its arrival event fires when the flow (plus latency) completes."""
@@ -156,23 +157,27 @@ class StepSimulation:
 
     # -- the compute stream ---------------------------------------------------------------------
     def wait(self, lane: Lane, event: simpy.Event, reason: WaitReason, awaited: object = None) -> Generator:
+        """Idle until `event`, as a wait span (none when it has already happened)."""
+        if event.triggered:
+            return
         start = self.env.now
-        if not event.triggered:
-            yield event
-        if self.env.now > start:
-            self.spans.append(
-                Span(lane.rank, Stream.COMPUTE, f"wait {reason}", start, self.env.now, wait=reason, awaited=awaited)
-            )
+        yield event
+        end = self.env.now
+        if end > start:
+            name = f"wait {reason}"
+            self.spans.append(Span(lane.rank, Stream.COMPUTE, name, start, end, wait=reason, awaited=awaited))
 
     def compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
         seg = block.segment
-        start = self.env.now
+        env = self.env
+        start = env.now
         work = seg.duration_s * lane.slowdown
         contended = bool(self.contention and work > 0)
         if contended:
             yield from self._contended(lane.stage, work)
         else:
-            yield self.env.timeout(work)
+            yield env.timeout(work)
+        end = env.now
         mb, chunk = (task.micro_batch, task.chunk) if task else (-1, -1)
         self.spans.append(
             Span(
@@ -180,14 +185,14 @@ class StepSimulation:
                 Stream.COMPUTE,
                 seg.name,
                 start,
-                self.env.now,
+                end,
                 flops=seg.flops,
                 bytes=seg.bytes,
                 micro_batch=mb,
                 chunk=chunk,
                 segment=seg,
                 # without contention the span is exactly `work` long (env.now - start only rounds)
-                contention_s=max(0.0, self.env.now - start - work) if contended else 0.0,
+                contention_s=max(0.0, end - start - work) if contended else 0.0,
             )
         )
 
