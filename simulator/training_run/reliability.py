@@ -1,5 +1,8 @@
 """Reliability model: the run as training segments, checkpoints and failures (design.md, "Two
-time scales"). A coarse SimPy simulation, one event per segment + checkpoint, failure or restart.
+time scales"). A coarse discrete-event simulation, one event per segment + checkpoint, failure or
+restart. It has a single process, so it needs no event queue: a clock advanced by each delay the
+job waits (the additions SimPy's scheduler made), ~5x faster than SimPy for the 10^4-10^5 events of
+a large run.
 
 Checkpoint interval: Young (1974), "A first order approximation to the optimum checkpoint interval",
 tau = sqrt(2 delta M); Daly (2006), "A higher order estimate of the optimum checkpoint interval for
@@ -12,7 +15,6 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
-import simpy
 
 from simulator import units
 from simulator.scenario.setup import Setup
@@ -83,11 +85,11 @@ def simulate_run(setup: Setup, useful_s: float) -> ReliabilityResult:
     else:
         tau = daly_interval(delta, mtbf) if math.isfinite(mtbf) else math.inf
     rng = np.random.default_rng(setup.seed)
-    env = simpy.Environment()
+    clock = _Clock()
     tally = _Tally()
-    env.process(_job(env, rng, tally, useful_s, tau, delta, recovery, mtbf))
-    env.run()
-    wall = env.now
+    for delay in _job(clock, rng, tally, useful_s, tau, delta, recovery, mtbf):
+        clock.now = clock.now + delay
+    wall = clock.now
     return ReliabilityResult(
         wall_s=wall,
         useful_s=useful_s,
@@ -103,8 +105,21 @@ def simulate_run(setup: Setup, useful_s: float) -> ReliabilityResult:
     )
 
 
+class _Clock:
+    """Simulated time of the job, in seconds; `timeout` is the delay to wait, as the job yields it."""
+
+    def __init__(self) -> None:
+        self.now: float = 0  # an int, as SimPy's initial time: a run with no event reports 0
+
+    @staticmethod
+    def timeout(delay: float) -> float:
+        if delay < 0:
+            raise ValueError(f"negative delay {delay}")
+        return delay
+
+
 def _job(
-    env: simpy.Environment,
+    env: _Clock,
     rng: np.random.Generator,
     tally: _Tally,
     useful_s: float,
@@ -112,7 +127,7 @@ def _job(
     delta: float,
     recovery: float,
     mtbf: float,
-) -> Generator[simpy.Event, None, None]:
+) -> Generator[float, None, None]:
     """The training job: segments of tau each closed by a checkpoint of delta; a failure loses the
     segment in progress and costs `recovery` (restart + checkpoint load)."""
 
