@@ -139,6 +139,15 @@ class CommPricer:
         self.forced = forced
         self._cache: dict[tuple, tuple[Algorithm, list[FlowSpec]]] = {}
         self._patterns: dict[tuple, list[Pattern]] = {}
+        self._groups: dict[tuple[CommGroup, int], list[tuple[int, ...]]] = {}
+
+    def groups(self, group: CommGroup, stage: int) -> list[tuple[int, ...]]:
+        """The layout's concurrent groups of a kind on a stage (cached: every collective size asks)."""
+        key = (group, stage)
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = self.layout.concurrent_groups(group, stage)
+        return found
 
     def _spans_nodes(self, group: Sequence[int]) -> bool:
         return len({r // self.topo.gpus_per_node for r in group}) > 1
@@ -151,14 +160,14 @@ class CommPricer:
     def patterns(self, kind: Collective, algo: Algorithm, group: CommGroup, stage: int) -> list[Pattern]:
         key = (kind, algo, group, stage)
         if key not in self._patterns:
-            self._patterns[key] = patterns_for(self.topo, kind, algo, self.layout.concurrent_groups(group, stage))
+            self._patterns[key] = patterns_for(self.topo, kind, algo, self.groups(group, stage))
         return self._patterns[key]
 
     def unit_flows(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> list[FlowSpec]:
         """Flows for one collective of `size_bytes` on `group` at `stage` (all copies included)."""
         key = (kind, group, stage, size_bytes)
         if key not in self._cache:
-            members = self.layout.concurrent_groups(group, stage)[0]
+            members = self.groups(group, stage)[0]
             best: tuple[float, Algorithm, list[FlowSpec]] | None = None
             for algo in self._options(kind, members):
                 flows = realise(self.topo, self.patterns(kind, algo, group, stage), size_bytes)

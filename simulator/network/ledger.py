@@ -30,17 +30,18 @@ class LinkLedger:
         """totals[links] += values * scale; `links` distinct (or a slice); neither array modified later.
         `shared`: the arrays live on anyway (a link set's); else consecutive updates with the same
         `values` array count it once."""
-        held = 0 if shared or values is self._last else values.size
-        self._last = None if shared else values
-        self._push((links, values, scale), held)
+        self._queue.append((links, values, scale))
+        if not shared:
+            if values is not self._last:
+                self._held += values.size
+            self._last = values
+        if self._held > MAX_HELD or len(self._queue) > MAX_QUEUED:
+            self._replay()
 
     def add_at(self, links: np.ndarray, values: np.ndarray) -> None:
         """np.add.at(totals, links, values): `links` may repeat."""
-        self._push((links, values, None), links.size + values.size)
-
-    def _push(self, update: tuple[np.ndarray | slice, np.ndarray, float | None], held: int) -> None:
-        self._queue.append(update)
-        self._held += held
+        self._queue.append((links, values, None))
+        self._held += links.size + values.size
         if self._held > MAX_HELD or len(self._queue) > MAX_QUEUED:
             self._replay()
 

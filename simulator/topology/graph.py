@@ -36,8 +36,6 @@ class Topology:
         self.num_gpus = num_gpus
         self._nodes = nodes
         self._links = links
-        self._ends = [end for u, v, *_ in links for end in ((u, v), (v, u))]
-        self._kinds = [link[4] for link in links for _ in range(2)]
         self.capacities = np.repeat(np.fromiter((link[2] for link in links), float, len(links)), 2)
         self.latencies_s = np.repeat(np.fromiter((link[3] for link in links), float, len(links)), 2)
         self._routes: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -71,13 +69,22 @@ class Topology:
             return Router(self._nodes, self._links, self.num_gpus)
 
     @cached_property
+    def _ends(self) -> list[tuple[str, str]]:
+        """(u, v) of every directed link: for names and ids, which the simulation itself never asks for."""
+        return [end for u, v, *_ in self._links for end in ((u, v), (v, u))]
+
+    @cached_property
+    def _kinds(self) -> list[LinkKind]:
+        return [link[4] for link in self._links for _ in range(2)]
+
+    @cached_property
     def _link_ids(self) -> dict[tuple[str, str], int]:
         return {end: i for i, end in enumerate(self._ends)}
 
     @property
     def num_links(self) -> int:
         """Number of directed links (twice the number of physical cables)."""
-        return len(self._ends)
+        return 2 * len(self._links)
 
     def link_id(self, u: str, v: str) -> int:
         """Id of the directed link u -> v (KeyError when there is none)."""
