@@ -140,6 +140,7 @@ class CommPricer:
         self._cache: dict[tuple, tuple[Algorithm, list[FlowSpec]]] = {}
         self._patterns: dict[tuple, list[Pattern]] = {}
         self._groups: dict[tuple[CommGroup, int], list[tuple[int, ...]]] = {}
+        self._p2p: dict[tuple[int, int, float, int | None], FlowSpec] = {}
 
     def groups(self, group: CommGroup, stage: int) -> list[tuple[int, ...]]:
         """The layout's concurrent groups of a kind on a stage (cached: every collective size asks)."""
@@ -185,9 +186,13 @@ class CommPricer:
     def time_s(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> float:
         return static_time_s(self.topo, self.unit_flows(kind, group, stage, size_bytes))
 
-    @cache  # noqa: B019 - the pricer lives for one simulation
     def p2p(self, src_stage: int, dst_stage: int, size_bytes: float, replica: int | None = None) -> FlowSpec:
-        """The sends of one pipeline hop as one aggregated flow: of all replicas, or of one."""
-        pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage, replica))
-        pattern = aggregate(self.topo, [TransferRound(pairs, 1.0, 1)])
-        return realise(self.topo, [pattern], size_bytes)[0]
+        """The sends of one pipeline hop as one aggregated flow: of all replicas, or of one (cached per
+        pricer: a functools.cache on the method kept every pricer, and its topology, alive for good)."""
+        key = (src_stage, dst_stage, size_bytes, replica)
+        flow = self._p2p.get(key)
+        if flow is None:
+            pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage, replica))
+            pattern = aggregate(self.topo, [TransferRound(pairs, 1.0, 1)])
+            flow = self._p2p[key] = realise(self.topo, [pattern], size_bytes)[0]
+        return flow
