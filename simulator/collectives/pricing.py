@@ -49,6 +49,8 @@ class Pattern:
 
 @dataclass(frozen=True)
 class Protocol:
+    """One NCCL protocol's cost model: base and per-step latencies, and the share of bandwidth it uses."""
+
     name: str
     base_s: float
     bandwidth_fraction: float

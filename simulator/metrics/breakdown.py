@@ -24,6 +24,8 @@ def empty_breakdown() -> dict[Category, float]:
 
 @dataclass(frozen=True)
 class StepBreakdown:
+    """Where each simulated stage's step time went, by category, and the average over stages."""
+
     average_s: dict[Category, float]  # the average stage (= average GPU); sums to the step time
     per_stage_s: list[dict[Category, float]]
 
