@@ -33,6 +33,8 @@ MessageKey = tuple  # (pass, micro-batch, receiving chunk[, replica in full fide
 
 @dataclass(frozen=True)
 class EngineResult:
+    """One simulated step: its time, every span, message times and what the simulation cost."""
+
     time_s: float
     stage_end_s: list[float]  # per simulated rank (replica * pp + stage)
     spans: list[Span]
