@@ -78,9 +78,11 @@ class _Flow:
     bytes_per_flow: float
     latency_s: float
     linkset: LinkSet
-    remaining: float = -1.0  # bytes left when the flow joins the shared pool late (from solo)
+    remaining: float = -1.0  # bytes left: set when the flow joins the pool (late, when it was solo first)
     solo_rate_Bps: float = 0.0
     solo_token: object = None
+    rate_Bps: float = 0.0  # in the pool: the current max-min rate
+    finish_s: float = math.inf  # in the pool: when the last byte arrives at that rate
 
 
 def max_min_rates(
@@ -159,15 +161,10 @@ class FlowNetwork:
         self.capacities_Bps = capacities
         self.records: list[FlowRecord] = []
         self._moved = LinkLedger(capacities.size)
+        # The pool's per-flow state lives on the flows as Python floats (a pool holds a few flows, and
+        # numpy's per-call cost dominated on such small arrays); the same IEEE operations in the same order.
         self._flows: list[_Flow] = []
         self._pending: list[_Flow] = []
-        self._bytes = np.zeros(0)
-        self._remaining = np.zeros(0)
-        self._rate_Bps = np.zeros(0)
-        self._finish_s = np.zeros(0)
-        self._entry_count = np.zeros(0, dtype=np.intp)
-        self._entry_link = np.zeros(0, dtype=np.intp)
-        self._entry_mult = np.zeros(0)
         self._loaded_links: np.ndarray | slice = slice(None)
         self._load_Bps = np.zeros(capacities.size)
         self._link_slot = np.zeros(capacities.size, dtype=np.intp)
@@ -185,7 +182,7 @@ class FlowNetwork:
         self._checked: set[LinkSet] = set()
         self._solo_rates: dict[LinkSet, float] = {}
         self._first_shared: dict[tuple[LinkSet, LinkSet], int] = {}
-        self._allocations: dict[tuple[LinkSet, ...], tuple[np.ndarray | slice, np.ndarray, np.ndarray]] = {}
+        self._allocations: dict[tuple[LinkSet, ...], tuple[np.ndarray | slice, list[float], np.ndarray]] = {}
         self._marks = np.zeros(capacities.size, dtype=bool)
 
     @property
@@ -232,7 +229,7 @@ class FlowNetwork:
         """(tag, per-constituent rate in bytes/s) of the flows in flight: shared ones in start order, then solos."""
         if self._pending:
             self._update()
-        pooled = [(flow.tag, float(rate)) for flow, rate in zip(self._flows, self._rate_Bps, strict=True)]
+        pooled = [(flow.tag, flow.rate_Bps) for flow in self._flows]
         return pooled + [(flow.tag, flow.solo_rate_Bps) for flow in self._solos.values()]
 
     def _check(self, linkset: LinkSet) -> None:
@@ -320,75 +317,72 @@ class FlowNetwork:
         elapsed_s = now_s - self._last_s
         self._last_s = now_s
         if elapsed_s > 0.0 and self._flows:
-            self._remaining -= self._rate_Bps * elapsed_s
+            for flow in self._flows:
+                flow.remaining -= flow.rate_Bps * elapsed_s
             self._moved.add(self._loaded_links, self._load_Bps, elapsed_s)
 
     def _retire(self, now_s: float) -> None:
-        done = (self._finish_s <= now_s) | (self._remaining <= DONE_REL_TOL * self._bytes)
-        if not done.any():
+        done = [f for f in self._flows if f.finish_s <= now_s or f.remaining <= DONE_REL_TOL * f.bytes_per_flow]
+        if not done:
             return
-        # Book the rounding residue (either sign) so that bytes_moved conserves bytes exactly.
-        entry_done = np.repeat(done, self._entry_count)
-        residue = self._entry_mult[entry_done] * np.repeat(self._remaining[done], self._entry_count[done])
-        self._moved.add_at(self._entry_link[entry_done], residue)
-        for index in np.flatnonzero(done):
-            self._pooled_on[self._flows[index].linkset.ids] -= 1
+        for flow in done:
+            # Book the rounding residue (either sign) so that bytes_moved conserves bytes exactly.
+            self._moved.add(flow.linkset.ids, flow.linkset.mults, flow.remaining, shared=True)
+        for flow in done:
+            self._pooled_on[flow.linkset.ids] -= 1
             self._pooled -= 1
-            self._complete(self._flows[index])
-        keep = ~done
-        self._flows = [flow for flow, kept in zip(self._flows, keep.tolist(), strict=True) if kept]
-        self._bytes, self._remaining = self._bytes[keep], self._remaining[keep]
-        self._entry_count = self._entry_count[keep]
-        self._entry_link, self._entry_mult = self._entry_link[~entry_done], self._entry_mult[~entry_done]
+            self._complete(flow)
+        finished = set(map(id, done))
+        self._flows = [flow for flow in self._flows if id(flow) not in finished]
 
     def _admit(self) -> None:
         if not self._pending:
             return
-        new = self._pending
+        for flow in self._pending:
+            if flow.remaining < 0.0:
+                flow.remaining = flow.bytes_per_flow
+        self._flows.extend(self._pending)
         self._pending = []
-        self._flows.extend(new)
-        sizes = np.array([flow.bytes_per_flow for flow in new])
-        left = np.array([flow.remaining if flow.remaining >= 0.0 else flow.bytes_per_flow for flow in new])
-        self._bytes = np.concatenate((self._bytes, sizes))
-        self._remaining = np.concatenate((self._remaining, left))
-        counts = np.array([flow.linkset.ids.size for flow in new], dtype=np.intp)
-        self._entry_count = np.concatenate((self._entry_count, counts))
-        self._entry_link = np.concatenate([self._entry_link, *(flow.linkset.ids for flow in new)])
-        self._entry_mult = np.concatenate([self._entry_mult, *(flow.linkset.mults for flow in new)])
 
     def _reallocate(self, now_s: float) -> None:
         if not self._flows:
-            self._rate_Bps = self._finish_s = np.zeros(0)
             return
-        self._loaded_links, self._rate_Bps, self._load_Bps = self._allocation()
-        left_s = self._remaining / self._rate_Bps
-        # The earliest finish equals the wake-up time bit for bit (both are now_s + left_s.min()).
-        self._finish_s = now_s + left_s
-        self._set_timer(float(left_s.min()))
+        self._loaded_links, rates, self._load_Bps = self._allocation()
+        first_s = math.inf
+        for flow, rate in zip(self._flows, rates, strict=True):
+            left_s = flow.remaining / rate
+            flow.rate_Bps = rate
+            # The earliest finish equals the wake-up time bit for bit (both are now_s + the least left_s).
+            flow.finish_s = now_s + left_s
+            first_s = min(first_s, left_s)
+        self._set_timer(first_s)
 
-    def _allocation(self) -> tuple[np.ndarray | slice, np.ndarray, np.ndarray]:
+    def _allocation(self) -> tuple[np.ndarray | slice, list[float], np.ndarray]:
         """(links in use, rate per pooled flow, load per link in use). The rates depend only on the pooled
         flows' link sets, in pool order, and the engine's pools recur (the same messages and collectives
-        every micro-batch), so allocations are remembered per pool (read-only arrays, shared)."""
+        every micro-batch), so allocations are remembered per pool (read-only, shared)."""
         key = tuple(flow.linkset for flow in self._flows)
         found = self._allocations.get(key)
         if found is None:
-            loaded, compact = self._compact_links()
-            rates = max_min_rates(compact, self._entry_mult, self._entry_count, self.capacities_Bps[loaded])
+            entry_link = np.concatenate([linkset.ids for linkset in key])
+            entry_mult = np.concatenate([linkset.mults for linkset in key])
+            counts = np.array([linkset.ids.size for linkset in key], dtype=np.intp)
+            loaded, compact = self._compact_links(entry_link)
+            rates, load = max_min_rates(compact, entry_mult, counts, self.capacities_Bps[loaded])
             if len(self._allocations) >= MAX_REMEMBERED:
                 self._allocations.clear()
-            found = self._allocations[key] = (loaded, *rates)
+            found = self._allocations[key] = (loaded, rates.tolist(), load)
         return found
 
-    def _compact_links(self) -> tuple[np.ndarray | slice, np.ndarray]:
+    def _compact_links(self, entry_link: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
         """(links in use, entry links renumbered into them); all links when they are few against the entries."""
-        if self.capacities_Bps.size <= 4 * self._entry_link.size:
-            return slice(None), self._entry_link
+        if self.capacities_Bps.size <= 4 * entry_link.size:
+            return slice(None), entry_link
         in_use = np.zeros(self.capacities_Bps.size, dtype=bool)
-        in_use[self._entry_link] = True
+        in_use[entry_link] = True
         links = np.flatnonzero(in_use)
         self._link_slot[links] = np.arange(links.size)
-        return links, self._link_slot[self._entry_link]
+        return links, self._link_slot[entry_link]
 
     def _complete(self, flow: _Flow) -> None:
         """Last byte delivered now: succeed the flow's event after its latency."""
