@@ -130,6 +130,8 @@ class GpuSpec:
 
 @dataclass(frozen=True)
 class NicSpec:
+    """A NIC type in SI units: line rate per direction and NIC-to-NIC latency."""
+
     name: str
     line_rate_bytes_per_s: float
     latency_s: float
@@ -137,6 +139,8 @@ class NicSpec:
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """A server type: its GPUs, its NICs and their type, and the node's own power draw."""
+
     name: str
     gpus: int
     nic: NicSpec

@@ -13,6 +13,8 @@ from simulator.scenario.setup import ParallelPlan
 
 @dataclass(frozen=True)
 class Layout:
+    """Parallel degrees that place ranks on GPUs (Megatron-LM order, see the module docstring)."""
+
     tp: int
     cp: int
     dp: int

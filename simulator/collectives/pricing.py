@@ -5,10 +5,11 @@ network; `static_time_s` is the same cost with no other traffic (used for TP/CP 
 inside a segment and for choosing algorithm and protocol, as NCCL's tuner does: the fastest by
 its cost model)."""
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
+
+import numpy as np
 
 from simulator import units
 from simulator.catalog.loader import bundled
@@ -48,6 +49,8 @@ class Pattern:
 
 @dataclass(frozen=True)
 class Protocol:
+    """One NCCL protocol's cost model: base and per-step latencies, and the share of bandwidth it uses."""
+
     name: str
     base_s: float
     bandwidth_fraction: float
@@ -80,16 +83,13 @@ def protocols() -> tuple[Protocol, ...]:
 
 def aggregate(topo: Topology, round_per_group: Sequence[TransferRound]) -> Pattern:
     """Merge the same round of every concurrent group into one aggregated pattern."""
-    links: Counter[int] = Counter()
+    links = topo.link_counts([pair for rnd in round_per_group for pair in rnd.pairs])
     gpn = topo.gpus_per_node
-    for rnd in round_per_group:
-        for src, dst in rnd.pairs:
-            links.update(topo.route(src, dst))
     first = round_per_group[0]
     inter = sum(src // gpn != dst // gpn for src, dst in first.pairs) / len(first.pairs)
     if first.tree and inter > 0:
         inter = 1.0  # trees span nodes: every tree step waits on a network hop
-    return Pattern(dict(links), first.bytes_per_flow, first.steps, first.tree, inter)
+    return Pattern(links, first.bytes_per_flow, first.steps, first.tree, inter)
 
 
 def patterns_for(
@@ -102,7 +102,11 @@ def patterns_for(
 
 def bottleneck_Bps(topo: Topology, links: dict[int, float]) -> float:
     """Rate each constituent gets on its most loaded link when nothing else competes."""
-    return min(topo.capacities[link] / m for link, m in links.items()) if links else float("inf")
+    if not links:
+        return float("inf")
+    ids = np.fromiter(links.keys(), dtype=np.intp, count=len(links))
+    mults = np.fromiter(links.values(), dtype=float, count=len(links))
+    return float(np.min(topo.capacities[ids] / mults))
 
 
 def realise(topo: Topology, patterns: Sequence[Pattern], size_bytes: float) -> list[FlowSpec]:
@@ -137,6 +141,16 @@ class CommPricer:
         self.forced = forced
         self._cache: dict[tuple, tuple[Algorithm, list[FlowSpec]]] = {}
         self._patterns: dict[tuple, list[Pattern]] = {}
+        self._groups: dict[tuple[CommGroup, int], list[tuple[int, ...]]] = {}
+        self._p2p: dict[tuple[int, int, float, int | None], FlowSpec] = {}
+
+    def groups(self, group: CommGroup, stage: int) -> list[tuple[int, ...]]:
+        """The layout's concurrent groups of a kind on a stage (cached: every collective size asks)."""
+        key = (group, stage)
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = self.layout.concurrent_groups(group, stage)
+        return found
 
     def _spans_nodes(self, group: Sequence[int]) -> bool:
         return len({r // self.topo.gpus_per_node for r in group}) > 1
@@ -149,14 +163,14 @@ class CommPricer:
     def patterns(self, kind: Collective, algo: Algorithm, group: CommGroup, stage: int) -> list[Pattern]:
         key = (kind, algo, group, stage)
         if key not in self._patterns:
-            self._patterns[key] = patterns_for(self.topo, kind, algo, self.layout.concurrent_groups(group, stage))
+            self._patterns[key] = patterns_for(self.topo, kind, algo, self.groups(group, stage))
         return self._patterns[key]
 
     def unit_flows(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> list[FlowSpec]:
         """Flows for one collective of `size_bytes` on `group` at `stage` (all copies included)."""
         key = (kind, group, stage, size_bytes)
         if key not in self._cache:
-            members = self.layout.concurrent_groups(group, stage)[0]
+            members = self.groups(group, stage)[0]
             best: tuple[float, Algorithm, list[FlowSpec]] | None = None
             for algo in self._options(kind, members):
                 flows = realise(self.topo, self.patterns(kind, algo, group, stage), size_bytes)
@@ -174,9 +188,13 @@ class CommPricer:
     def time_s(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> float:
         return static_time_s(self.topo, self.unit_flows(kind, group, stage, size_bytes))
 
-    @cache  # noqa: B019 - the pricer lives for one simulation
     def p2p(self, src_stage: int, dst_stage: int, size_bytes: float, replica: int | None = None) -> FlowSpec:
-        """The sends of one pipeline hop as one aggregated flow: of all replicas, or of one."""
-        pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage, replica))
-        pattern = aggregate(self.topo, [TransferRound(pairs, 1.0, 1)])
-        return realise(self.topo, [pattern], size_bytes)[0]
+        """The sends of one pipeline hop as one aggregated flow: of all replicas, or of one (cached per
+        pricer: a functools.cache on the method kept every pricer, and its topology, alive for good)."""
+        key = (src_stage, dst_stage, size_bytes, replica)
+        flow = self._p2p.get(key)
+        if flow is None:
+            pairs = tuple(self.layout.pipeline_pairs(src_stage, dst_stage, replica))
+            pattern = aggregate(self.topo, [TransferRound(pairs, 1.0, 1)])
+            flow = self._p2p[key] = realise(self.topo, [pattern], size_bytes)[0]
+        return flow

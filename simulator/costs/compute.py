@@ -17,6 +17,8 @@ from simulator.workload.ops import GemmShape, Op
 
 @dataclass(frozen=True)
 class Tile:
+    """A GEMM kernel tile (m x n outputs) and its intrinsic efficiency, before tile and wave quantisation."""
+
     m: int
     n: int
     efficiency: float

@@ -23,6 +23,7 @@ from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.costs.contention import contention_share
 from simulator.engine.schedules import Pass, Task, stage_order
 from simulator.engine.spans import Span, Stream, WaitReason
+from simulator.gc_pause import paused_gc
 from simulator.network import FlowNetwork
 from simulator.program.compile import Block, ChunkProgram, Program, StageProgram
 from simulator.scenario.setup import Setup
@@ -32,6 +33,8 @@ MessageKey = tuple  # (pass, micro-batch, receiving chunk[, replica in full fide
 
 @dataclass(frozen=True)
 class EngineResult:
+    """One simulated step: its time, every span, message times and what the simulation cost."""
+
     time_s: float
     stage_end_s: list[float]  # per simulated rank (replica * pp + stage)
     spans: list[Span]
@@ -96,9 +99,10 @@ class StepSimulation:
         return (pass_, mb, chunk, lane.replica) if self.full else (pass_, mb, chunk)
 
     def arrival(self, key: MessageKey) -> simpy.Event:
-        if key not in self.arrivals:
-            self.arrivals[key] = self.env.event()
-        return self.arrivals[key]
+        event = self.arrivals.get(key)
+        if event is None:
+            event = self.arrivals[key] = self.env.event()
+        return event
 
     def send(self, lane: Lane, key: MessageKey, dst_stage: int) -> None:
         """Start the message now; its arrival event fires when the flow (plus latency) completes."""
@@ -155,23 +159,27 @@ class StepSimulation:
 
     # -- the compute stream ---------------------------------------------------------------------
     def wait(self, lane: Lane, event: simpy.Event, reason: WaitReason, awaited: object = None) -> Generator:
+        """Idle until `event`, as a wait span (none when it has already happened)."""
+        if event.triggered:
+            return
         start = self.env.now
-        if not event.triggered:
-            yield event
-        if self.env.now > start:
-            self.spans.append(
-                Span(lane.rank, Stream.COMPUTE, f"wait {reason}", start, self.env.now, wait=reason, awaited=awaited)
-            )
+        yield event
+        end = self.env.now
+        if end > start:
+            name = f"wait {reason}"
+            self.spans.append(Span(lane.rank, Stream.COMPUTE, name, start, end, wait=reason, awaited=awaited))
 
     def compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
         seg = block.segment
-        start = self.env.now
+        env = self.env
+        start = env.now
         work = seg.duration_s * lane.slowdown
         contended = bool(self.contention and work > 0)
         if contended:
             yield from self._contended(lane.stage, work)
         else:
-            yield self.env.timeout(work)
+            yield env.timeout(work)
+        end = env.now
         mb, chunk = (task.micro_batch, task.chunk) if task else (-1, -1)
         self.spans.append(
             Span(
@@ -179,14 +187,14 @@ class StepSimulation:
                 Stream.COMPUTE,
                 seg.name,
                 start,
-                self.env.now,
+                end,
                 flops=seg.flops,
                 bytes=seg.bytes,
                 micro_batch=mb,
                 chunk=chunk,
                 segment=seg,
                 # without contention the span is exactly `work` long (env.now - start only rounds)
-                contention_s=max(0.0, self.env.now - start - work) if contended else 0.0,
+                contention_s=max(0.0, end - start - work) if contended else 0.0,
             )
         )
 
@@ -279,7 +287,8 @@ class StepSimulation:
     def run(self) -> EngineResult:
         for lane in self.lanes:
             self.env.process(self.stage_process(lane, self.program.stages[lane.stage]))
-        self.env.run()
+        with paused_gc():  # ~10^4 events and spans: reference counting frees what the step drops
+            self.env.run()
         t = max(self.stage_end)
         for rank, end in enumerate(self.stage_end):
             if t > end:

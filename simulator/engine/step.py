@@ -13,6 +13,8 @@ from simulator.workload.step import StepWork
 
 @dataclass(frozen=True)
 class SimulatedStep:
+    """The engine's result with the program it executed (the trace writer expands its segments)."""
+
     result: EngineResult
     program: Program
 

@@ -9,10 +9,13 @@ the slowest one is idle. Overlapped communication is therefore never double-coun
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from simulator.engine.core import EngineResult
 from simulator.engine.spans import Span, Stream, WaitReason
 from simulator.enums import Category
+
+if TYPE_CHECKING:  # the engine (SimPy, the flow network) is not needed to read its spans
+    from simulator.engine.core import EngineResult
 
 
 def empty_breakdown() -> dict[Category, float]:
@@ -21,6 +24,8 @@ def empty_breakdown() -> dict[Category, float]:
 
 @dataclass(frozen=True)
 class StepBreakdown:
+    """Where each simulated stage's step time went, by category, and the average over stages."""
+
     average_s: dict[Category, float]  # the average stage (= average GPU); sums to the step time
     per_stage_s: list[dict[Category, float]]
 
@@ -34,7 +39,7 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def _account_wait(span: Span, result: EngineResult, acc: dict[Category, float]) -> None:
+def _account_wait(span: Span, result: "EngineResult", acc: dict[Category, float]) -> None:
     d = span.duration_s
     if span.wait is WaitReason.PP_RECV:
         sent, arrived = result.messages.get(span.awaited, (span.end_s, span.end_s))
@@ -47,12 +52,13 @@ def _account_wait(span: Span, result: EngineResult, acc: dict[Category, float]) 
         acc[Category.IDLE] += d
 
 
-def step_breakdown(result: EngineResult) -> StepBreakdown:
+def step_breakdown(result: "EngineResult") -> StepBreakdown:
     """Per simulated rank and for the average rank (= the average GPU)."""
     stages = result.ranks
     per_stage = [empty_breakdown() for _ in range(stages)]
+    compute, contention = Stream.COMPUTE, Category.COMM_CONTENTION  # ~10^4 spans: look the members up once
     for span in result.spans:
-        if span.stream is not Stream.COMPUTE:
+        if span.stream is not compute:
             continue
         acc = per_stage[span.rank]
         if span.wait is not None:
@@ -63,7 +69,7 @@ def step_breakdown(result: EngineResult) -> StepBreakdown:
             scale = own / seg.duration_s if seg.duration_s > 0 else 0.0  # a straggler's slowdown
             for c, v in seg.by_category.items():
                 acc[c] += v * scale
-            acc[Category.COMM_CONTENTION] += span.contention_s
+            acc[contention] += span.contention_s
     average = empty_breakdown()
     for acc in per_stage:
         for c, v in acc.items():

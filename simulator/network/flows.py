@@ -14,11 +14,15 @@ algorithm. Rates are piecewise constant between flow starts and completions; eac
 remaining bytes, recomputes the allocation and schedules one wake-up at the earliest completion.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import simpy
+
+from simulator.network.ledger import LinkLedger
 
 DONE_REL_TOL = 1e-9
 """A flow whose remaining bytes fall below this fraction of `bytes_per_flow` counts as delivered."""
@@ -26,10 +30,13 @@ DONE_REL_TOL = 1e-9
 SATURATION_REL_TOL = 1e-12
 """Fill levels that agree to this relative precision count as equal in the water-filling."""
 
+MAX_REMEMBERED = 1024
+"""Allocations a FlowNetwork remembers (by the link sets of the pooled flows) before it forgets them all."""
 
-@dataclass(frozen=True, slots=True)
-class FlowRecord:
-    """One completed aggregated flow; times in seconds of simulated time."""
+
+class FlowRecord(NamedTuple):
+    """One completed aggregated flow; times in seconds of simulated time (immutable; a NamedTuple is
+    cheaper to create than a frozen dataclass, and the engine creates one per flow)."""
 
     tag: object
     start_s: float
@@ -70,12 +77,12 @@ class _Flow:
     start_s: float
     bytes_per_flow: float
     latency_s: float
-    links: Mapping[int, float]
-    link_ids: np.ndarray
-    mults: np.ndarray
-    remaining: float = -1.0  # bytes left when the flow joins the shared pool late (from solo)
+    linkset: LinkSet
+    remaining: float = -1.0  # bytes left: set when the flow joins the pool (late, when it was solo first)
     solo_rate_Bps: float = 0.0
     solo_token: object = None
+    rate_Bps: float = 0.0  # in the pool: the current max-min rate
+    finish_s: float = math.inf  # in the pool: when the last byte arrives at that rate
 
 
 def max_min_rates(
@@ -93,6 +100,8 @@ def max_min_rates(
     local minimum saturates at the level it has now, as in the sequential order. The global minimum is always
     a local one, so every round freezes at least one flow.
     """
+    if entries_per_flow.size == 1:
+        return _one_flow_rates(entry_link, entry_mult, capacity_Bps)
     n_links = capacity_Bps.size
     rate_Bps = np.zeros(entries_per_flow.size)
     frozen_load_Bps = np.zeros(n_links)
@@ -122,6 +131,19 @@ def max_min_rates(
     return rate_Bps, frozen_load_Bps
 
 
+def _one_flow_rates(
+    entry_link: np.ndarray, entry_mult: np.ndarray, capacity_Bps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """max_min_rates of a single flow: the first round of the filling, which freezes it at its bottleneck,
+    with the same operations (so the same bits) and none of the book-keeping between rounds."""
+    weight = np.bincount(entry_link, entry_mult, minlength=capacity_Bps.size)
+    rate_Bps = (capacity_Bps[entry_link] / weight[entry_link]).min(keepdims=True)
+    assert rate_Bps[0] > 0.0, "every flow crosses a link of positive capacity"
+    load_Bps = np.zeros(capacity_Bps.size)
+    load_Bps += np.bincount(entry_link, entry_mult * rate_Bps[0], minlength=capacity_Bps.size)
+    return rate_Bps, load_Bps
+
+
 class FlowNetwork:
     """Directed links of fixed capacity shared by aggregated flows; see the module docstring.
 
@@ -137,34 +159,41 @@ class FlowNetwork:
         capacities.flags.writeable = False
         self.env = env
         self.capacities_Bps = capacities
-        self.bytes_moved = np.zeros(capacities.size)
         self.records: list[FlowRecord] = []
+        self._moved = LinkLedger(capacities.size)
+        # The pool's per-flow state lives on the flows as Python floats (a pool holds a few flows, and
+        # numpy's per-call cost dominated on such small arrays); the same IEEE operations in the same order.
         self._flows: list[_Flow] = []
         self._pending: list[_Flow] = []
-        self._bytes = np.zeros(0)
-        self._remaining = np.zeros(0)
-        self._rate_Bps = np.zeros(0)
-        self._finish_s = np.zeros(0)
-        self._entry_count = np.zeros(0, dtype=np.intp)
-        self._entry_link = np.zeros(0, dtype=np.intp)
-        self._entry_mult = np.zeros(0)
         self._loaded_links: np.ndarray | slice = slice(None)
         self._load_Bps = np.zeros(capacities.size)
         self._link_slot = np.zeros(capacities.size, dtype=np.intp)
         self._last_s = env.now
         self._generation = 0
         self._kicked = False
+        self._pooled_on = np.zeros(capacities.size, dtype=np.intp)  # per link: pooled and pending flows on it
+        self._pooled = 0  # pooled and pending flows
         # Solo fast path: a flow whose links no other flow uses gets its bottleneck rate without a
         # reallocation; it joins the shared pool the moment another flow touches one of its links.
-        self._busy = np.zeros(capacities.size, dtype=np.intp)
-        self._solo_owner = np.full(capacities.size, -1, dtype=np.intp)  # link -> solo flow serial
+        # The engine starts the same few link sets over and over: what only depends on the link set
+        # (validity, solo rate, which links two sets share) is worked out once per set.
         self._solos: dict[int, _Flow] = {}
         self._serial = 0
+        self._checked: set[LinkSet] = set()
+        self._solo_rates: dict[LinkSet, float] = {}
+        self._first_shared: dict[tuple[LinkSet, LinkSet], int] = {}
+        self._allocations: dict[tuple[LinkSet, ...], tuple[np.ndarray | slice, list[float], np.ndarray]] = {}
+        self._marks = np.zeros(capacities.size, dtype=bool)
 
     @property
     def active(self) -> int:
         """Number of flows in their bandwidth phase (started, last byte not yet delivered)."""
         return len(self._flows) + len(self._pending) + len(self._solos)
+
+    @property
+    def bytes_moved(self) -> np.ndarray:
+        """Bytes carried per link so far (see the class docstring)."""
+        return self._moved.totals
 
     def transfer(
         self, links: "Mapping[int, float] | LinkSet", bytes_per_flow: float, latency_s: float = 0.0, tag: object = None
@@ -172,36 +201,24 @@ class FlowNetwork:
         """Start an aggregated flow now; the returned event succeeds (value: a FlowRecord) when its last byte
         arrives + latency. Multiplicities of zero are dropped; an empty link set or zero bytes costs latency only.
         """
-        if not (np.isfinite(bytes_per_flow) and bytes_per_flow >= 0.0):
+        if not (math.isfinite(bytes_per_flow) and bytes_per_flow >= 0.0):
             raise ValueError(f"bytes_per_flow must be finite and >= 0, got {bytes_per_flow!r}")
-        if not (np.isfinite(latency_s) and latency_s >= 0.0):
+        if not (math.isfinite(latency_s) and latency_s >= 0.0):
             raise ValueError(f"latency_s must be finite and >= 0, got {latency_s!r}")
         linkset = links if isinstance(links, LinkSet) else LinkSet.of(links)
-        link_ids, mults = linkset.ids, linkset.mults
-        if link_ids.size and (link_ids.min() < 0 or link_ids.max() >= self.capacities_Bps.size):
-            raise ValueError(f"link ids must lie in 0..{self.capacities_Bps.size - 1}, got {sorted(linkset.mapping)}")
-        flow = _Flow(
-            event=self.env.event(),
-            tag=tag,
-            start_s=self.env.now,
-            bytes_per_flow=float(bytes_per_flow),
-            latency_s=float(latency_s),
-            links=linkset.mapping,
-            link_ids=link_ids,
-            mults=mults,
-        )
-        if bytes_per_flow == 0.0 or not link_ids.size:
+        if linkset not in self._checked:
+            self._check(linkset)
+        flow = _Flow(self.env.event(), tag, self.env.now, float(bytes_per_flow), float(latency_s), linkset)
+        if bytes_per_flow == 0.0 or not linkset.ids.size:
             self._complete(flow)
             return flow.event
-        shared = self._busy[link_ids]
-        self._busy[link_ids] += 1
-        if not shared.any():
+        owners = self._solos_sharing(linkset) if self._solos else ()
+        if not owners and not (self._pooled and self._pooled_on[linkset.ids].any()):
             self._start_solo(flow)
             return flow.event
-        owners = self._solo_owner[link_ids[shared > 0]]
-        for serial in dict.fromkeys(owners[owners >= 0].tolist()):
-            self._pool_solo(self._solos[serial])
-        self._pending.append(flow)
+        for solo in owners:
+            self._pool_solo(solo)
+        self._enter_pool(flow)
         if not self._kicked:
             # Defer the reallocation to the end of this instant so that flows started together cost one.
             self._kicked = True
@@ -212,29 +229,59 @@ class FlowNetwork:
         """(tag, per-constituent rate in bytes/s) of the flows in flight: shared ones in start order, then solos."""
         if self._pending:
             self._update()
-        pooled = [(flow.tag, float(rate)) for flow, rate in zip(self._flows, self._rate_Bps, strict=True)]
+        pooled = [(flow.tag, flow.rate_Bps) for flow in self._flows]
         return pooled + [(flow.tag, flow.solo_rate_Bps) for flow in self._solos.values()]
 
+    def _check(self, linkset: LinkSet) -> None:
+        ids = linkset.ids
+        if ids.size and (ids.min() < 0 or ids.max() >= self.capacities_Bps.size):
+            raise ValueError(f"link ids must lie in 0..{self.capacities_Bps.size - 1}, got {sorted(linkset.mapping)}")
+        self._checked.add(linkset)
+
+    def _solos_sharing(self, linkset: LinkSet) -> list[_Flow]:
+        """Solo flows with a link in `linkset`, in the order of the first such link in `linkset` (solo
+        flows never share a link, so no two have the same first one)."""
+        found = []
+        cached = self._first_shared
+        for solo in self._solos.values():
+            at = cached.get((linkset, solo.linkset))
+            if at is None:
+                at = self._shared_at(linkset, solo.linkset)
+            if at >= 0:
+                found.append((at, solo))
+        found.sort(key=lambda item: item[0])
+        return [solo for _, solo in found]
+
+    def _shared_at(self, new: LinkSet, old: LinkSet) -> int:
+        """Position in `new` of its first link that `old` also crosses, -1 for none (cached per pair)."""
+        self._marks[old.ids] = True
+        hits = np.flatnonzero(self._marks[new.ids])
+        self._marks[old.ids] = False
+        at = self._first_shared[(new, old)] = int(hits[0]) if hits.size else -1
+        return at
+
     def _start_solo(self, flow: _Flow) -> None:
-        flow.solo_rate_Bps = float(np.min(self.capacities_Bps[flow.link_ids] / flow.mults))
+        rate = self._solo_rates.get(flow.linkset)
+        if rate is None:
+            ids, mults = flow.linkset.ids, flow.linkset.mults
+            rate = self._solo_rates[flow.linkset] = float(np.min(self.capacities_Bps[ids] / mults))
+        flow.solo_rate_Bps = rate
         self._serial += 1
         flow.solo_token = token = self._serial
         self._solos[token] = flow
-        self._solo_owner[flow.link_ids] = token
-        timer = self.env.timeout(flow.bytes_per_flow / flow.solo_rate_Bps)
-        timer.callbacks.append(lambda _: self._finish_solo(flow, token))
+        timer = self.env.timeout(flow.bytes_per_flow / rate, (flow, token))
+        timer.callbacks.append(self._finish_solo)
 
     def _unsolo(self, flow: _Flow, moved: float) -> None:
         del self._solos[flow.solo_token]
         flow.solo_token = None
-        self._solo_owner[flow.link_ids] = -1
-        self.bytes_moved[flow.link_ids] += flow.mults * moved
+        self._moved.add(flow.linkset.ids, flow.linkset.mults, moved, shared=True)
 
-    def _finish_solo(self, flow: _Flow, token: object) -> None:
+    def _finish_solo(self, timer: simpy.Timeout) -> None:
+        flow, token = timer.value
         if flow.solo_token is not token:
             return  # it joined the shared pool meanwhile
         self._unsolo(flow, flow.bytes_per_flow)
-        self._busy[flow.link_ids] -= 1
         self._complete(flow)
 
     def _pool_solo(self, flow: _Flow) -> None:
@@ -242,6 +289,11 @@ class FlowNetwork:
         moved = min(flow.bytes_per_flow, flow.solo_rate_Bps * (self.env.now - flow.start_s))
         self._unsolo(flow, moved)
         flow.remaining = flow.bytes_per_flow - moved
+        self._enter_pool(flow)
+
+    def _enter_pool(self, flow: _Flow) -> None:
+        self._pooled_on[flow.linkset.ids] += 1
+        self._pooled += 1
         self._pending.append(flow)
 
     def _set_timer(self, delay_s: float) -> None:
@@ -265,82 +317,93 @@ class FlowNetwork:
         elapsed_s = now_s - self._last_s
         self._last_s = now_s
         if elapsed_s > 0.0 and self._flows:
-            self._remaining -= self._rate_Bps * elapsed_s
-            self.bytes_moved[self._loaded_links] += self._load_Bps * elapsed_s
+            for flow in self._flows:
+                flow.remaining -= flow.rate_Bps * elapsed_s
+            self._moved.add(self._loaded_links, self._load_Bps, elapsed_s)
 
     def _retire(self, now_s: float) -> None:
-        done = (self._finish_s <= now_s) | (self._remaining <= DONE_REL_TOL * self._bytes)
-        if not done.any():
+        done = [f for f in self._flows if f.finish_s <= now_s or f.remaining <= DONE_REL_TOL * f.bytes_per_flow]
+        if not done:
             return
-        # Book the rounding residue (either sign) so that bytes_moved conserves bytes exactly.
-        entry_done = np.repeat(done, self._entry_count)
-        residue = self._entry_mult[entry_done] * np.repeat(self._remaining[done], self._entry_count[done])
-        np.add.at(self.bytes_moved, self._entry_link[entry_done], residue)
-        for index in np.flatnonzero(done):
-            self._busy[self._flows[index].link_ids] -= 1
-            self._complete(self._flows[index])
-        keep = ~done
-        self._flows = [flow for flow, kept in zip(self._flows, keep.tolist(), strict=True) if kept]
-        self._bytes, self._remaining = self._bytes[keep], self._remaining[keep]
-        self._entry_count = self._entry_count[keep]
-        self._entry_link, self._entry_mult = self._entry_link[~entry_done], self._entry_mult[~entry_done]
+        for flow in done:
+            # Book the rounding residue (either sign) so that bytes_moved conserves bytes exactly.
+            self._moved.add(flow.linkset.ids, flow.linkset.mults, flow.remaining, shared=True)
+        for flow in done:
+            self._pooled_on[flow.linkset.ids] -= 1
+            self._pooled -= 1
+            self._complete(flow)
+        finished = set(map(id, done))
+        self._flows = [flow for flow in self._flows if id(flow) not in finished]
 
     def _admit(self) -> None:
         if not self._pending:
             return
-        new = self._pending
+        for flow in self._pending:
+            if flow.remaining < 0.0:
+                flow.remaining = flow.bytes_per_flow
+        self._flows.extend(self._pending)
         self._pending = []
-        self._flows.extend(new)
-        sizes = np.array([flow.bytes_per_flow for flow in new])
-        left = np.array([flow.remaining if flow.remaining >= 0.0 else flow.bytes_per_flow for flow in new])
-        self._bytes = np.concatenate((self._bytes, sizes))
-        self._remaining = np.concatenate((self._remaining, left))
-        counts = np.array([flow.link_ids.size for flow in new], dtype=np.intp)
-        self._entry_count = np.concatenate((self._entry_count, counts))
-        self._entry_link = np.concatenate([self._entry_link, *(flow.link_ids for flow in new)])
-        self._entry_mult = np.concatenate([self._entry_mult, *(flow.mults for flow in new)])
 
     def _reallocate(self, now_s: float) -> None:
         if not self._flows:
-            self._rate_Bps = self._finish_s = np.zeros(0)
             return
-        self._loaded_links, compact = self._compact_links()
-        self._rate_Bps, self._load_Bps = max_min_rates(
-            compact, self._entry_mult, self._entry_count, self.capacities_Bps[self._loaded_links]
-        )
-        left_s = self._remaining / self._rate_Bps
-        # The earliest finish equals the wake-up time bit for bit (both are now_s + left_s.min()).
-        self._finish_s = now_s + left_s
-        self._set_timer(float(left_s.min()))
+        self._loaded_links, rates, self._load_Bps = self._allocation()
+        first_s = math.inf
+        for flow, rate in zip(self._flows, rates, strict=True):
+            left_s = flow.remaining / rate
+            flow.rate_Bps = rate
+            # The earliest finish equals the wake-up time bit for bit (both are now_s + the least left_s).
+            flow.finish_s = now_s + left_s
+            first_s = min(first_s, left_s)
+        self._set_timer(first_s)
 
-    def _compact_links(self) -> tuple[np.ndarray | slice, np.ndarray]:
+    def _allocation(self) -> tuple[np.ndarray | slice, list[float], np.ndarray]:
+        """(links in use, rate per pooled flow, load per link in use). The rates depend only on the pooled
+        flows' link sets, in pool order, and the engine's pools recur (the same messages and collectives
+        every micro-batch), so allocations are remembered per pool (read-only, shared)."""
+        key = tuple(flow.linkset for flow in self._flows)
+        found = self._allocations.get(key)
+        if found is None:
+            entry_link = np.concatenate([linkset.ids for linkset in key])
+            entry_mult = np.concatenate([linkset.mults for linkset in key])
+            counts = np.array([linkset.ids.size for linkset in key], dtype=np.intp)
+            loaded, compact = self._compact_links(entry_link)
+            rates, load = max_min_rates(compact, entry_mult, counts, self.capacities_Bps[loaded])
+            if len(self._allocations) >= MAX_REMEMBERED:
+                self._allocations.clear()
+            found = self._allocations[key] = (loaded, rates.tolist(), load)
+        return found
+
+    def _compact_links(self, entry_link: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
         """(links in use, entry links renumbered into them); all links when they are few against the entries."""
-        if self.capacities_Bps.size <= 4 * self._entry_link.size:
-            return slice(None), self._entry_link
+        if self.capacities_Bps.size <= 4 * entry_link.size:
+            return slice(None), entry_link
         in_use = np.zeros(self.capacities_Bps.size, dtype=bool)
-        in_use[self._entry_link] = True
+        in_use[entry_link] = True
         links = np.flatnonzero(in_use)
         self._link_slot[links] = np.arange(links.size)
-        return links, self._link_slot[self._entry_link]
+        return links, self._link_slot[entry_link]
 
     def _complete(self, flow: _Flow) -> None:
         """Last byte delivered now: succeed the flow's event after its latency."""
         if flow.latency_s == 0.0:
             self._succeed(flow, self.env.now)
             return
-        delay = self.env.timeout(flow.latency_s)
-        transfer_end_s = self.env.now
-        delay.callbacks.append(lambda _: self._succeed(flow, transfer_end_s))
+        delay = self.env.timeout(flow.latency_s, (flow, self.env.now))
+        delay.callbacks.append(self._after_latency)
+
+    def _after_latency(self, delay: simpy.Timeout) -> None:
+        self._succeed(*delay.value)
 
     def _succeed(self, flow: _Flow, transfer_end_s: float) -> None:
         record = FlowRecord(
-            tag=flow.tag,
-            start_s=flow.start_s,
-            transfer_end_s=transfer_end_s,
-            end_s=self.env.now,
-            bytes_per_flow=flow.bytes_per_flow,
-            latency_s=flow.latency_s,
-            links=flow.links,
+            flow.tag,
+            flow.start_s,
+            transfer_end_s,
+            self.env.now,
+            flow.bytes_per_flow,
+            flow.latency_s,
+            flow.linkset.mapping,
         )
         self.records.append(record)
         flow.event.succeed(record)

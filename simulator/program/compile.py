@@ -29,6 +29,8 @@ class Block:
 
 @dataclass(frozen=True)
 class ChunkProgram:
+    """What a stage runs for one model chunk: its blocks per pass and its data-parallel flows."""
+
     chunk: int
     stage: int
     forward: tuple[Block, ...]
@@ -43,6 +45,8 @@ class ChunkProgram:
 
 @dataclass(frozen=True)
 class StageProgram:
+    """What one pipeline stage runs: its chunks and its optimizer step."""
+
     stage: int
     chunks: tuple[ChunkProgram, ...]
     optimizer: Segment
@@ -50,6 +54,8 @@ class StageProgram:
 
 @dataclass(frozen=True)
 class Program:
+    """What every pipeline stage runs in one step, and the size of the messages between stages."""
+
     stages: tuple[StageProgram, ...]
     pp_message_bytes: float
 

@@ -16,6 +16,8 @@ from simulator.workload.ops import CommOp, Item, Op
 
 @dataclass(frozen=True, slots=True)
 class TimedItem:
+    """An item of a segment with its start offset, duration and breakdown category."""
+
     item: Item
     offset_s: float
     duration_s: float
@@ -24,6 +26,8 @@ class TimedItem:
 
 @dataclass(frozen=True)
 class Segment:
+    """A timed run of items on the compute stream, with its totals by category."""
+
     name: str
     items: tuple[TimedItem, ...]
     duration_s: float
@@ -88,6 +92,8 @@ def concat(name: str, parts: list[Segment], repeats: list[int]) -> Segment:
 
 @dataclass(frozen=True)
 class Composite(Segment):
+    """A segment that concatenates other segments, each repeated n times (`unrolled` lists them in order)."""
+
     parts: tuple[tuple[Segment, int], ...] = ()
 
     def unrolled(self) -> Iterable[Segment]:

@@ -10,6 +10,8 @@ from simulator.training_run.totals import RunResult
 
 @dataclass(frozen=True)
 class StepResult:
+    """One optimizer step: its time, throughput, FLOPs utilisation, breakdown and energy."""
+
     time_s: float
     tokens_per_s: float
     model_flops: float
@@ -39,6 +41,8 @@ class StepResult:
 
 @dataclass(frozen=True)
 class SimulationResult:
+    """Everything one simulation reports: step, memory, whole run, model and plan (and the spans)."""
+
     name: str
     step: StepResult
     memory: MemoryResult

@@ -8,7 +8,6 @@ from typing import Any
 import yaml
 
 from simulator.results.result import SimulationResult
-from simulator.results.trace import chrome_trace, write_trace
 from simulator.scenario.canonical import resolved_scenario
 from simulator.scenario.setup import Setup
 
@@ -24,6 +23,8 @@ def write_outputs(
     """result.json, the resolved scenario and (event engine) the Perfetto trace of the step; returns the
     paths written and the trace, from which (with the result JSON) the plots are drawn. The trace
     details every kernel of the first `kernel_micro_batches` micro-batches (None: all)."""
+    from simulator.results.trace import chrome_trace, write_trace  # only with --out: not for --json
+
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "result.json", out_dir / "scenario.resolved.yaml"]
     paths[0].write_text(result_json(result) + "\n")

@@ -10,6 +10,8 @@ from simulator.scenario.schema import Scenario
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """The cluster as simulated: GPU, scale-up and scale-out links, topology and collective algorithm."""
+
     gpu: GpuSpec
     num_gpus: int
     gpus_per_node: int
@@ -28,6 +30,8 @@ class ClusterSpec:
 
 @dataclass(frozen=True)
 class ParallelPlan:
+    """How the model is split: parallel degrees, pipeline schedule, ZeRO stage and recompute policy."""
+
     tp: int
     pp: int
     dp: int
@@ -69,6 +73,8 @@ class ParallelPlan:
 
 @dataclass(frozen=True)
 class TrainingSpec:
+    """Batch sizes (sequences), token budget and precision of the training run."""
+
     global_batch: int
     micro_batch: int
     tokens: float | None
@@ -82,6 +88,8 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class Economics:
+    """Facility and price factors: PUE, grid carbon intensity, GPU-hour and energy prices."""
+
     pue: float
     grid_kg_co2_per_kWh: float
     usd_per_gpu_hour: float

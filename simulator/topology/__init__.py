@@ -1,4 +1,4 @@
-"""Cluster network topology: a networkx graph of GPUs, NVSwitches, NICs and switches, with routing."""
+"""Cluster network topology: GPUs, NVSwitches, NICs and switches as link tables (and a networkx graph), with routing."""
 
 from simulator.enums import TopologyKind
 from simulator.topology.builders import BUILDERS, ClosBuilder, build_topology

@@ -14,6 +14,8 @@ from simulator.workload.step import StepWork
 
 @dataclass(frozen=True)
 class StepFlops:
+    """FLOPs of one step on the whole cluster: model FLOPs and hardware FLOPs (recompute included)."""
+
     model: float
     hardware: float
 

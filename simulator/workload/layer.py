@@ -25,6 +25,8 @@ FLASH_BACKWARD_WORK = 2.5 / 2.0
 
 @dataclass(frozen=True)
 class LayerWork:
+    """One transformer layer's items on one rank: forward, backward, and the forward recomputed."""
+
     forward: tuple[Item, ...]
     backward: tuple[Item, ...]
     recompute: tuple[Item, ...]  # runs before `backward` when activations were not kept

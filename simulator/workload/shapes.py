@@ -9,6 +9,8 @@ from simulator.scenario.setup import Setup
 
 @dataclass(frozen=True)
 class RankShapes:
+    """Tensor dimensions one rank works on, after the TP, CP and sequence-parallel splits."""
+
     b: int  # micro-batch (sequences)
     s: int  # full sequence length (keys each query may attend to)
     s_q: int  # query tokens on this rank (s / cp)

@@ -72,6 +72,8 @@ class StageWork:
 
 @dataclass(frozen=True)
 class StepWork:
+    """The per-rank work of one optimizer step: layer template, chunks, stages and messages."""
+
     setup: Setup
     shapes: RankShapes
     layer: LayerWork
