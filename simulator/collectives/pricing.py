@@ -5,7 +5,7 @@ network; `static_time_s` is the same cost with no other traffic (used for TP/CP 
 inside a segment and for choosing algorithm and protocol, as NCCL's tuner does: the fastest by
 its cost model)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 
@@ -26,7 +26,7 @@ class FlowSpec:
     cross it; each constituent carries `bytes_per_flow` (wire bytes, protocol overhead included);
     `latency_s` is paid once."""
 
-    links: dict[int, float]
+    links: Mapping[int, float]
     bytes_per_flow: float
     latency_s: float
 
@@ -40,7 +40,7 @@ class FlowSpec:
 class Pattern:
     """One round of a collective for all concurrent groups, per byte of the collective's buffer."""
 
-    links: dict[int, float]
+    links: Mapping[int, float]
     bytes_per_unit: float
     steps: int
     tree: bool
@@ -100,7 +100,7 @@ def patterns_for(
     return [aggregate(topo, [rounds[i] for rounds in per_group]) for i in range(len(per_group[0]))]
 
 
-def bottleneck_Bps(topo: Topology, links: dict[int, float]) -> float:
+def bottleneck_Bps(topo: Topology, links: Mapping[int, float]) -> float:
     """Rate each constituent gets on its most loaded link when nothing else competes."""
     if not links:
         return float("inf")

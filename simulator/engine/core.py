@@ -15,6 +15,7 @@ SMs left (a fluid model: the rate changes whenever a collective starts or ends).
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import simpy
@@ -133,7 +134,11 @@ class StepSimulation:
         arrived.append(lane)
         if len(arrived) == self.replicas:
             proc = self.env.process(self._collective(lane.stage, stream, flows, name))
-            proc.callbacks.append(lambda _: done.succeed())
+
+            def release(_: simpy.Event) -> None:
+                done.succeed()
+
+            proc.callbacks.append(release)
             del self._barriers[bkey]
         return done
 
@@ -158,7 +163,9 @@ class StepSimulation:
         changed.succeed()
 
     # -- the compute stream ---------------------------------------------------------------------
-    def wait(self, lane: Lane, event: simpy.Event, reason: WaitReason, awaited: object = None) -> Generator:
+    def wait(
+        self, lane: Lane, event: simpy.Event, reason: WaitReason, awaited: tuple[Any, ...] | str | None = None
+    ) -> Generator:
         """Idle until `event`, as a wait span (none when it has already happened)."""
         if event.triggered:
             return
@@ -216,6 +223,7 @@ class StepSimulation:
         for i, block in enumerate(blocks):
             if block.gather:
                 nxt = self._prefetch(lane, blocks, i + 1)
+                assert gathers is not None, "a gathering block was prefetched"
                 yield from self.wait(lane, gathers, WaitReason.DP_COMM, "zero3_gather")
                 gathers = nxt
             yield from self.compute(lane, block, task)

@@ -1,9 +1,10 @@
 """Typed spans: what the engine records (docs/design.md rule 9) and metrics and writers read."""
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from simulator.enums import Category
+from simulator.program.segments import Segment
 
 
 class Stream(StrEnum):
@@ -38,9 +39,9 @@ class Span(NamedTuple):
     bytes: float = 0.0
     micro_batch: int = -1
     chunk: int = -1
-    segment: object = None
+    segment: Segment | None = None
     wait: WaitReason | None = None
-    awaited: object = None
+    awaited: tuple[Any, ...] | str | None = None  # a message key (pass, micro-batch, chunk[, replica]) or a label
     contention_s: float = 0.0  # of a compute span: time added by collectives sharing the SMs
 
     @property

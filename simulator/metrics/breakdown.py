@@ -42,6 +42,7 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
 def _account_wait(span: Span, result: "EngineResult", acc: dict[Category, float]) -> None:
     d = span.duration_s
     if span.wait is WaitReason.PP_RECV:
+        assert isinstance(span.awaited, tuple), "a pipeline wait names its message"
         sent, arrived = result.messages.get(span.awaited, (span.end_s, span.end_s))
         on_wire = _overlap(span.start_s, span.end_s, sent, arrived)
         acc[Category.COMM_PP] += on_wire
@@ -65,6 +66,7 @@ def step_breakdown(result: "EngineResult") -> StepBreakdown:
             _account_wait(span, result, acc)
         else:
             seg = span.segment
+            assert seg is not None, "a compute span runs a segment"
             own = span.duration_s - span.contention_s
             scale = own / seg.duration_s if seg.duration_s > 0 else 0.0  # a straggler's slowdown
             for c, v in seg.by_category.items():

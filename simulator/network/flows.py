@@ -17,7 +17,7 @@ remaining bytes, recomputes the allocation and schedules one wake-up at the earl
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import simpy
@@ -80,7 +80,7 @@ class _Flow:
     linkset: LinkSet
     remaining: float = -1.0  # bytes left: set when the flow joins the pool (late, when it was solo first)
     solo_rate_Bps: float = 0.0
-    solo_token: object = None
+    solo_token: int | None = None
     rate_Bps: float = 0.0  # in the pool: the current max-min rate
     finish_s: float = math.inf  # in the pool: when the last byte arrives at that rate
 
@@ -273,12 +273,13 @@ class FlowNetwork:
         timer.callbacks.append(self._finish_solo)
 
     def _unsolo(self, flow: _Flow, moved: float) -> None:
+        assert flow.solo_token is not None, "a solo flow holds its token"
         del self._solos[flow.solo_token]
         flow.solo_token = None
         self._moved.add(flow.linkset.ids, flow.linkset.mults, moved, shared=True)
 
     def _finish_solo(self, timer: simpy.Timeout) -> None:
-        flow, token = timer.value
+        flow, token = cast(tuple[_Flow, int], timer.value)
         if flow.solo_token is not token:
             return  # it joined the shared pool meanwhile
         self._unsolo(flow, flow.bytes_per_flow)
@@ -393,7 +394,8 @@ class FlowNetwork:
         delay.callbacks.append(self._after_latency)
 
     def _after_latency(self, delay: simpy.Timeout) -> None:
-        self._succeed(*delay.value)
+        flow, transfer_end_s = cast(tuple[_Flow, float], delay.value)
+        self._succeed(flow, transfer_end_s)
 
     def _succeed(self, flow: _Flow, transfer_end_s: float) -> None:
         record = FlowRecord(

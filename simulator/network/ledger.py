@@ -48,6 +48,7 @@ class LinkLedger:
     def _replay(self) -> None:
         for links, values, scale in self._queue:
             if scale is None:
+                assert isinstance(links, np.ndarray), "add_at takes an index array"
                 np.add.at(self._totals, links, values)
             else:
                 self._totals[links] += values * scale

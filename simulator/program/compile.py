@@ -1,6 +1,7 @@
 """Compile the workload into what each stage's engine process executes: per chunk the timed
 forward and backward blocks, and the flows of the data-parallel collectives."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
@@ -60,7 +61,7 @@ class Program:
     pp_message_bytes: float
 
 
-def item_timer(setup: Setup, pricer: CommPricer):
+def item_timer(setup: Setup, pricer: CommPricer) -> Callable[[Item], float]:
     """Duration of an item on the compute stream: roofline ops; blocking TP/CP collectives priced on
     the topology (identical on every stage by symmetry, so priced on stage 0)."""
 
