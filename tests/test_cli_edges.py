@@ -457,3 +457,18 @@ def test_stdout_on_a_full_disk_is_one_error_line(json_flag: list[str]) -> None:
         proc = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["error: cannot write the output: No space left on device"]
+
+
+def test_a_subcommand_builds_only_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """`simulator run` parses without describing search's options (whose module loads the plan space),
+    yet every command stays a valid choice, and `simulator --help` lists them all with their help."""
+    from simulator.cli import SUBCOMMANDS, build_parser
+
+    only_run = build_parser("run")
+    assert only_run.parse_args(["run", "x.yaml", "--json"]).json is True
+    assert only_run.parse_args(["search"]).command == "search"  # the other names stay valid choices
+    full = build_parser().format_help()
+    assert all(name in full for name in SUBCOMMANDS) and "enumerate, prune and rank" in full
+    with pytest.raises(SystemExit) as done:  # a subcommand's own help still has every option
+        main(["search", "--help"])
+    assert done.value.code == 0 and "--refine" in capsys.readouterr().out

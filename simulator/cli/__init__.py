@@ -48,13 +48,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {printable(message)}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command`, that subcommand's options only (the others are bare
+    names), so that `simulator run` does not import what `search` needs to describe its options."""
     parser = _Parser(prog="simulator", description="Simulate LLM pretraining on a GPU cluster.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # subparsers are _Parser too
     for name in SUBCOMMANDS:
-        _module(name).add_parser(sub)
+        if command in (None, name):
+            _module(name).add_parser(sub)
+        else:
+            sub.add_parser(name)
     return parser
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand the arguments name, when they start with one (else the full parser is built)."""
+    return argv[0] if argv and argv[0] in SUBCOMMANDS else None
 
 
 def printable(text: str) -> str:
@@ -66,7 +76,7 @@ def printable(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done; 2 invalid input or an output that could not be written, stdout included (one
     `error:` line per problem); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); 141 stdout closed early (a pipe)."""
-    parser = build_parser()
+    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if args.command is None:  # `simulator` alone: the help, not a usage error
         parser.print_help()
