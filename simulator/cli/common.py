@@ -1,10 +1,12 @@
 """What the subcommands share: the --json / --out / --set / --progress options, the checks of output
 paths made before any work, the wording of a write that failed after it, and signal handling.
 
-Only the standard library is imported here: every subcommand module imports this one at load time,
+Only the standard library (and the light error type) is imported here: every subcommand module imports
+this one at load time,
 and `simulator --help` must stay fast."""
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -13,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+from simulator.scenario.errors import ConfigError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -54,6 +59,30 @@ def overrides_note(overrides: list[str]) -> str | None:
     if not overrides:
         return None
     return "with " + " ".join(f"--set {o}" for o in overrides) + " (scenario names are the files' own)"
+
+
+def shown(args: argparse.Namespace, data: Any, report: str) -> str:
+    """What a command prints: `data` as one JSON value with --json (no NaN or infinity, which JSON does
+    not have), else the human report under the note about --set overrides."""
+    if args.json:
+        return json.dumps(data, indent=2, allow_nan=False)
+    note = overrides_note(args.overrides)
+    return f"{note}\n{report}" if note else report
+
+
+def print_then_fail(text: str, failed: list[str]) -> int:
+    """Print a finished result, then report the outputs that could not be written (exit 2): a result is
+    printed before any such error, so a full disk never loses it."""
+    print(text)
+    if failed:
+        raise ConfigError(failed)
+    return 0
+
+
+def check(problems: list[str]) -> None:
+    """Stop before any work when an option or output path is unusable (one error line per problem)."""
+    if problems:
+        raise ConfigError(problems)
 
 
 # --- output paths, checked before the work so a long run never ends in an unwritable folder ---

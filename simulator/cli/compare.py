@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.cli.common import add_outputs, out_dir_problems, overrides_note, write_failure
+from simulator.cli.common import add_outputs, check, out_dir_problems, print_then_fail, shown, write_failure
 
 
 def add_parser(sub: Any) -> None:
@@ -17,22 +17,11 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from simulator.compare.table import comparison, simulate_all
-    from simulator.scenario.errors import ConfigError
 
-    problems = out_dir_problems(args.out)
-    if problems:
-        raise ConfigError(problems)
+    check(out_dir_problems(args.out))
     results = simulate_all(args.scenarios, args.overrides)
     failed = _write_files(results, args.out) if args.out is not None else []
-    note = None if args.json else overrides_note(args.overrides)
-    print(
-        json.dumps(results, indent=2, allow_nan=False)
-        if args.json
-        else "\n".join(filter(None, [note, comparison(results).text()]))
-    )
-    if failed:  # after the results: finished simulations are never lost to a full disk
-        raise ConfigError(failed)
-    return 0
+    return print_then_fail(shown(args, results, comparison(results).text()), failed)
 
 
 def _write_files(results: list[dict[str, Any]], out: Path) -> list[str]:

@@ -9,9 +9,11 @@ from typing import Any
 from simulator.cli.common import (
     add_outputs,
     add_progress,
+    check,
     out_dir_problems,
-    overrides_note,
+    print_then_fail,
     show_progress,
+    shown,
     write_failure,
 )
 
@@ -26,14 +28,11 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from simulator.explain.report import VARIANT_RUNS, explain, text
-    from simulator.scenario.errors import ConfigError
     from simulator.scenario.load import load_setup
     from simulator.search.progress import Progress
     from simulator.simulate import simulate
 
-    problems = out_dir_problems(args.out)
-    if problems:
-        raise ConfigError(problems)
+    check(out_dir_problems(args.out))
     setup = load_setup(args.scenario, args.overrides)
     runs = 1 + (0 if args.no_variants else VARIANT_RUNS)
     bar = Progress(runs, "explaining", show_progress(args))
@@ -44,11 +43,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     failed = _write_files(report, args.out) if args.out is not None else []
-    note = None if args.json else overrides_note(args.overrides)
-    print(json.dumps(report, indent=2, allow_nan=False) if args.json else "\n".join(filter(None, [note, text(report)])))
-    if failed:  # after the report: finished simulations are never lost to a full disk
-        raise ConfigError(failed)
-    return 0
+    return print_then_fail(shown(args, report, text(report)), failed)
 
 
 def _write_files(report: dict[str, Any], out: Path) -> list[str]:

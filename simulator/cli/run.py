@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.cli.common import add_outputs, out_dir_problems, write_failure
+from simulator.cli.common import add_outputs, check, out_dir_problems, print_then_fail, write_failure
 
 
 def add_parser(sub: Any) -> None:
@@ -29,22 +29,17 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from simulator.results.report import human_report
     from simulator.results.writer import result_json
-    from simulator.scenario.errors import ConfigError
     from simulator.scenario.load import load_setup
     from simulator.simulate import simulate
 
     problems = out_dir_problems(args.out)
     if args.trace_kernels < 0:
         problems.append(f"--trace-kernels: must be 0 (all) or more, got {args.trace_kernels}")
-    if problems:
-        raise ConfigError(problems)
+    check(problems)
     setup = load_setup(args.scenario, args.overrides)
     result = simulate(setup)
     failed = _write_files(result, setup, args.out, args.trace_kernels or None) if args.out is not None else []
-    print(result_json(result) if args.json else human_report(result, args.overrides))
-    if failed:  # after the result: a finished simulation is never lost to a full disk
-        raise ConfigError(failed)
-    return 0
+    return print_then_fail(result_json(result) if args.json else human_report(result, args.overrides), failed)
 
 
 def _write_files(result: Any, setup: Any, out: Path, kernels: int | None) -> list[str]:

@@ -1,7 +1,6 @@
 """`simulator search` (contract section 4): options, the run of a search, the report and the files."""
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,9 @@ from simulator.cli.common import (
     add_progress,
     interrupt_status,
     out_dir_problems,
-    overrides_note,
+    print_then_fail,
     show_progress,
+    shown,
     store_problems,
     write_failure,
 )
@@ -109,13 +109,10 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     failed = _write_files(outcome.as_json(), args.out) if args.out is not None else []
-    data = outcome.as_json(args.top)
-    print(json.dumps(data, indent=2, allow_nan=False) if args.json else _text(report(data), args.overrides))
     if outcome.store_error and store:
         failed.append(f"result store {store.path}: cannot write ({outcome.store_error}); it keeps what it took before")
-    if failed:  # after the results: a search that finished is never lost to a full disk
-        raise ConfigError(failed)
-    return 0
+    data = outcome.as_json(args.top)
+    return print_then_fail(shown(args, data, report(data)), failed)
 
 
 def _option_problems(args: argparse.Namespace) -> list[str]:
@@ -168,8 +165,3 @@ def _write_files(everything: dict[str, Any], out: Path) -> list[str]:
     except OSError as exc:
         return [write_failure("--out", out, exc)]
     return []
-
-
-def _text(report: str, overrides: list[str]) -> str:
-    note = overrides_note(overrides)
-    return f"{note}\n{report}" if note else report
