@@ -164,3 +164,19 @@ def test_16k_h100_cluster_builds() -> None:
     pcie, nic, up = LinkKind.PCIE, LinkKind.NIC, LinkKind.UPLINK
     assert kinds(topo, 0, 16383) == [pcie, nic, up, up, nic, pcie]
     assert names(topo, 0, 16383)[2] == "leaf0->spine31"  # NIC 16383 mod 32
+
+
+@pytest.mark.parametrize("topology", ["fat-tree", "rail-optimized"])
+def test_routes_on_the_link_tables_are_shortest_paths_of_the_networkx_graph(topology: str) -> None:
+    """The simulator routes on the link tables; every route is a path of the networkx graph from the
+    source GPU to the destination GPU, as short as the graph's own shortest path (320 GPUs: 5 leaves)."""
+    import networkx as nx
+
+    topo = build_topology(cluster(320, topology=topology))
+    graph = topo.graph
+    by_id = {d["link_id"]: (u, v) for u, v, d in graph.edges(data=True)}
+    for src, dst in [(0, 1), (0, 8), (3, 163), (17, 318), (319, 2), (100, 101), (42, 250)]:
+        hops = [by_id[i] for i in topo.route(src, dst)]
+        assert hops[0][0] == f"gpu{src}" and hops[-1][1] == f"gpu{dst}"
+        assert all(a[1] == b[0] for a, b in zip(hops, hops[1:], strict=False))
+        assert len(hops) == nx.shortest_path_length(graph, f"gpu{src}", f"gpu{dst}")
