@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BOOKS_REL, SCENARIO_FILES, scenario_file
+from conftest import BOOKS_REL, ROOT, SCENARIO_FILES, scenario_file
 from published import CASES, result_of
 
 from simulator.cli import main
@@ -202,3 +202,12 @@ def test_analytical_run_into_an_old_out_dir_drops_the_old_trace(
     assert not (tmp_path / "trace.json.gz").exists()
     assert not (tmp_path / "timeline.png").exists()
     assert (tmp_path / "breakdown.png").is_file()
+
+
+def test_readme_example_is_what_the_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's first screen shows `simulator run scenarios/gpt3-175b-1024xa100.yaml` as it prints."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```\ngpt3-175b-1024xa100:") + len("```\n")
+    shown = readme[start : readme.index("```", start)]
+    assert main(["run", str(scenario_file("gpt3-175b-1024xa100"))]) == 0
+    assert capsys.readouterr().out == shown
