@@ -27,7 +27,7 @@ from simulator.search.store import ResultStore
 # The README's accuracy table: published ZeRO-3 runs are predicted with larger errors than any other
 # kind of plan (the simulator's gathers come out better hidden than 2021 DeepSpeed's were), so a
 # ZeRO-3 plan ranked near the top says so in the table, the report and its JSON entry.
-ZERO3_CAVEAT = "ZeRO-3/FSDP step times are less validated than other plans' (see README, Accuracy)"
+ZERO3_CAVEAT = "ZeRO-3/FSDP step times are less validated than other plans' (docs/accuracy.md, known gaps)"
 
 
 @dataclass(frozen=True)
