@@ -472,3 +472,15 @@ def test_a_subcommand_builds_only_its_own_options(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit) as done:  # a subcommand's own help still has every option
         main(["search", "--help"])
     assert done.value.code == 0 and "--refine" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("[", "cluster.num_gpus: input should be a valid integer"), ("[" * 40, "nested deeper than 32 levels")],
+)
+def test_sweep_values_are_read_like_set_values(value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--sweep` values are parsed as `--set` values are: text that is not YAML stays text (and is then
+    an input error of its key), YAML past the file limits is refused; neither is a traceback."""
+    assert main(["search", str(SMALL), "--no-store", "--sweep", f"cluster.num_gpus={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err

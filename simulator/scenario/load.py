@@ -61,12 +61,23 @@ def _set(data: dict[str, Any], parts: list[str], value: str) -> str | None:
             return f"{printable('.'.join(parts[: i + 1]))}: is a value, cannot set {printable('.'.join(parts))}"
         node = child
     try:
-        node[parts[-1]] = parse_yaml(value) if value.strip() else None
+        node[parts[-1]] = parse_value(value)
     except InputLimitError as exc:
         return f"--set {printable('.'.join(parts))}: {describe_yaml_error(exc)}"
-    except yaml.YAMLError:  # not YAML (e.g. `name=a: b`): the text itself
-        node[parts[-1]] = value
     return None
+
+
+def parse_value(text: str) -> Any:
+    """A value given on the command line (`--set`, `--sweep`) as YAML, within the limits of a file
+    (InputLimitError past them); empty is None, and text that is not YAML (`a: b`) is the text itself."""
+    if not text.strip():
+        return None
+    try:
+        return parse_yaml(text)
+    except InputLimitError:
+        raise
+    except yaml.YAMLError:
+        return text
 
 
 def _deep_copy(d: Any) -> Any:

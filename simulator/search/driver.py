@@ -13,10 +13,10 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from simulator.scenario.errors import ConfigError
+from simulator.scenario.errors import ConfigError, printable
+from simulator.scenario.load import parse_value
 from simulator.scenario.rules import node_problem
+from simulator.scenario.yaml_input import InputLimitError, describe_yaml_error
 from simulator.search.evaluate import Candidate, load_base, screen, with_engine
 from simulator.search.executors import run_jobs
 from simulator.search.progress import Progress
@@ -218,7 +218,10 @@ def parse_sweep(items: list[str]) -> list[tuple[str, list[Any]]]:
         elif any(key == k for k, _ in out):
             problems.append(f"--sweep {item}: {key} is swept twice")
         else:
-            out.append((key, [yaml.safe_load(v) for v in values]))
+            try:
+                out.append((key, [parse_value(v) for v in values]))
+            except InputLimitError as exc:
+                problems.append(f"--sweep {printable(item)}: {describe_yaml_error(exc)}")
     if problems:
         raise ConfigError(problems)
     return out
