@@ -8,6 +8,7 @@ from typing import Any
 from simulator.cli.common import (
     add_outputs,
     add_progress,
+    check,
     interrupt_status,
     out_dir_problems,
     print_then_fail,
@@ -78,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         sweep = parse_sweep(args.sweep)
     except ConfigError as exc:
         problems += exc.problems
-    if problems:  # every bad option at once
-        raise ConfigError(problems)
+    check(problems)  # every bad option at once
     store = None if args.no_store else _open_store(args)
     try:
         outcome = search(

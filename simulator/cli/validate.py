@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from simulator.cli.common import add_progress, out_file_problems, show_progress, write_failure
+from simulator.cli.common import add_progress, check, out_file_problems, print_then_fail, show_progress, write_failure
 from simulator.scenario.errors import ConfigError
 
 
@@ -29,9 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from simulator.validation.ranking import rank_agreement
     from simulator.validation.runner import Row, simulate_case, summarise
 
-    problems = [p for flag, path in _outputs(args) for p in out_file_problems(path, flag)]
-    if problems:
-        raise ConfigError(problems)
+    check([p for flag, path in _outputs(args) for p in out_file_problems(path, flag)])
     resolved = _resolved_cases(args.files)
     bar = Progress(len(resolved), "validating", show_progress(args))
     rows: list[Row] = []
@@ -44,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     summaries = summarise(rows)
     ranking = rank_agreement([case for case, _ in resolved], rows)
     failed = _write_files(args, rows, summaries, ranking)
-    _print(args, rows, summaries, ranking)
-    if failed:  # after the summary: a finished validation is never lost to a full disk
-        raise ConfigError(failed)
-    return 0
+    for r in rows:
+        if r.predicted is None:
+            print(f"not simulated: {r.case}: {r.note}", file=sys.stderr)
+    return print_then_fail(_report(args, rows, summaries, ranking), failed)
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
@@ -67,15 +65,13 @@ def _resolved_cases(files: list[Path]) -> list[tuple[Any, Any]]:
             loaded.append((path, load_cases(path)))
         except ConfigError as exc:
             problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
+    check(problems)
     resolved = []
     for path, cases in loaded:
         ok, bad = resolve_cases(path, cases)
         resolved += ok
         problems += bad
-    if problems:
-        raise ConfigError(problems)
+    check(problems)
     return resolved
 
 
@@ -112,7 +108,8 @@ def _write_files(args: argparse.Namespace, rows: list[Any], summaries: list[Any]
     return failed
 
 
-def _print(args: argparse.Namespace, rows: list[Any], summaries: list[Any], ranking: list[Any]) -> None:
+def _report(args: argparse.Namespace, rows: list[Any], summaries: list[Any], ranking: list[Any]) -> str:
+    """The summary and ranking tables, or with --json the rows, summaries and ranking as one object."""
     from simulator.validation.ranking import ranking_table
     from simulator.validation.runner import summary_table
 
@@ -122,11 +119,6 @@ def _print(args: argparse.Namespace, rows: list[Any], summaries: list[Any], rank
             "summary": [asdict(s) for s in summaries],
             "ranking": [asdict(s) for s in ranking],
         }
-        print(json.dumps(out, indent=2))
-        return
-    print(summary_table(summaries).markdown())
-    print("\nplans of one study (same model, GPUs and batch) in the published order:\n")
-    print(ranking_table(ranking).markdown())
-    for r in rows:
-        if r.predicted is None:
-            print(f"not simulated: {r.case}: {r.note}", file=sys.stderr)
+        return json.dumps(out, indent=2)
+    heading = "plans of one study (same model, GPUs and batch) in the published order:"
+    return f"{summary_table(summaries).markdown()}\n\n{heading}\n\n{ranking_table(ranking).markdown()}"
