@@ -15,7 +15,6 @@ SMs left (a fluid model: the rate changes whenever a collective starts or ends).
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import simpy
@@ -164,7 +163,7 @@ class StepSimulation:
 
     # -- the compute stream ---------------------------------------------------------------------
     def wait(
-        self, lane: Lane, event: simpy.Event, reason: WaitReason, awaited: tuple[Any, ...] | str | None = None
+        self, lane: Lane, event: simpy.Event, reason: WaitReason, awaited: MessageKey | str | None = None
     ) -> Generator:
         """Idle until `event`, as a wait span (none when it has already happened)."""
         if event.triggered:

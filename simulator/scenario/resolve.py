@@ -192,16 +192,19 @@ def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
         "node_overhead_W": node.node_overhead_W,
     }
     price = economics["usd_per_gpu_hour"].get(gpu.name, economics["usd_per_gpu_hour_unknown"])
-    rates = ("gpu_failures_per_hour", "node_failures_per_hour", "storage_write_GBps_per_node")
+    failures_and_storage = (
+        "gpu_failures_per_hour",
+        "node_failures_per_hour",
+        "storage_write_GBps_per_node",
+        "storage_read_GBps_per_node",
+        "restart_s",
+    )
     return sc.model_copy(
         update={
             "cluster": _filled(sc.cluster, network),
             "energy": _filled(sc.energy, {k: economics[k] for k in ("pue", "grid_kg_co2_per_kWh")}),
             "cost": _filled(sc.cost, {"usd_per_gpu_hour": price, "usd_per_kWh": economics["usd_per_kWh"]}),
-            "reliability": _filled(
-                sc.reliability,
-                {k: reliability[k] for k in (*rates, "storage_read_GBps_per_node", "restart_s")},
-            ),
+            "reliability": _filled(sc.reliability, {k: reliability[k] for k in failures_and_storage}),
             "framework": _filled(sc.framework, {"host_time_per_op_us": bundled("software")["host_dispatch_us"]}),
         }
     )

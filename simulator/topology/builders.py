@@ -16,8 +16,9 @@ from simulator import units
 from simulator.catalog.hardware import default_node_for, nvswitch_latency_s
 from simulator.catalog.loader import bundled
 from simulator.enums import TopologyKind
+from simulator.gc_pause import paused_gc
 from simulator.scenario.setup import ClusterSpec
-from simulator.topology.graph import Link, LinkKind, NodeKind, Topology, paused_gc
+from simulator.topology.graph import Link, LinkKind, NodeKind, Topology
 
 
 @dataclass(frozen=True)

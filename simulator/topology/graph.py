@@ -14,7 +14,7 @@ from simulator.topology.routing import Router
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["Link", "LinkKind", "NodeKind", "Topology", "paused_gc"]
+__all__ = ["Link", "LinkKind", "NodeKind", "Topology"]
 
 
 class Topology:

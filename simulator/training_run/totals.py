@@ -57,7 +57,7 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
     what_if = run_with_failures(setup, useful_s)  # cheap (bounded events or closed form), so always reported
     rel = what_if if setup.reliability.enabled else None
     if rel and not rel.progresses:
-        return _stalled(iterations, useful_s, rel, what_if)
+        return _stalled(iterations, useful_s, rel)
     n = setup.cluster.num_gpus
     energy_J = n * iterations * energy.facility_J
     wall_s = rel.wall_s if rel else useful_s
@@ -87,7 +87,7 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
     )
 
 
-def _stalled(iterations: int, useful_s: float, rel: ReliabilityResult, what_if: ReliabilityResult) -> RunResult:
+def _stalled(iterations: int, useful_s: float, rel: ReliabilityResult) -> RunResult:
     """A run that cannot progress: no finite wall time, energy or cost to report."""
     return RunResult(
         iterations=iterations,
@@ -103,6 +103,6 @@ def _stalled(iterations: int, useful_s: float, rel: ReliabilityResult, what_if: 
         lost_hours=None,
         checkpoint_hours=None,
         days_with_failures=None,
-        failure_model=what_if.method,
-        failure_note=what_if.note,
+        failure_model=rel.method,
+        failure_note=rel.note,
     )
