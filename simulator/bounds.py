@@ -25,6 +25,8 @@ MAX_HIDDEN = 2**20  # 1,048,576: ~40x the widest LLMs (hidden 18-30k)
 MAX_FFN_HIDDEN = 2**23  # 8x MAX_HIDDEN
 MAX_HEADS = 2**16  # LLMs use <= 128 query heads
 MAX_VOCAB = 2**24  # 16.8M: ~64x the largest vocabularies (~256k)
+MAX_EXPERTS = 2**16  # routed experts per MoE layer: published models use 8-384
+MAX_CAPACITY_FACTOR = 64.0  # token-dropping MoE runs use 1.0-2.0; beyond the expert count it only pads
 MAX_SEQ_LEN = 2**24  # 16.8M tokens: ~10x the longest contexts trained
 MAX_GLOBAL_BATCH = 2**26  # sequences per step: 32 per GPU on MAX_GPUS (LLMs use 1-16M tokens per step)
 MAX_MICRO_BATCH = 2**16  # sequences per micro-batch: LLM training uses 1-64

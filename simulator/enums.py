@@ -76,6 +76,11 @@ class Role(StrEnum):
     EXPERT_DOWN = "expert_down"
     SHARED_EXPERT_UP = "shared_expert_up"
     SHARED_EXPERT_DOWN = "shared_expert_down"
+    EXPERT_IMBALANCE = "expert_imbalance"  # the busiest EP rank's extra expert GEMM time, waited for by all
+    # multi-head latent attention (DeepSeek-V2/V3): low-rank down-projections and per-head up-projections
+    MLA_DOWN = "mla_down"
+    MLA_UP = "mla_up"
+    MTP_PROJ = "mtp_proj"  # a multi-token-prediction module's input projection (2h -> h)
 
 
 class Collective(StrEnum):
@@ -113,6 +118,9 @@ class CommGroup(StrEnum):
     CP = "cp"
     PP = "pp"
     DP = "dp"
+    EP = "ep"  # expert parallel: token dispatch and combine
+    ETP = "etp"  # tensor parallel inside the experts
+    EDP = "edp"  # expert data parallel: the ranks that hold the same experts and reduce their gradients
 
 
 class Category(StrEnum):
@@ -126,12 +134,30 @@ class Category(StrEnum):
     COMM_CP = "comm_cp"
     COMM_PP = "comm_pp"
     COMM_DP = "comm_dp"
+    COMM_EP = "comm_ep"  # exposed expert-parallel all-to-all (dispatch and combine)
+    # time every EP rank waits for the busiest one (uneven expert load)
+    EXPERT_IMBALANCE = "moe_imbalance"
     # compute slowed by data-parallel / ZeRO-3 collectives running beside it on the same SMs
     COMM_CONTENTION = "comm_contention"
     BUBBLE = "bubble"
     OPTIMIZER = "optimizer"
     HOST_OVERHEAD = "host_overhead"  # GPU waiting for the CPU to dispatch kernels (small ops)
     IDLE = "idle"
+
+
+class Dispatcher(StrEnum):
+    """How tokens reach their experts (Megatron-Core `--moe-token-dispatcher-type`)."""
+
+    ALLTOALL = "alltoall"  # NCCL all-to-all of the permuted tokens
+    DEEPEP = "deepep"  # DeepEP kernels: node-deduplicated RDMA + NVLink forwarding, FP8 dispatch, own SMs
+    ALLGATHER = "allgather"  # all-gather every token to every EP rank, reduce-scatter the outputs
+
+
+class LayerKind(StrEnum):
+    """What a transformer layer's MLP is."""
+
+    DENSE = "dense"
+    MOE = "moe"
 
 
 class MemoryKind(StrEnum):

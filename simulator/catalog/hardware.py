@@ -60,6 +60,9 @@ class GpuEntry(BaseModel):
     kernel_launch_us: Annotated[RealNumber, within(0.0, MAX_LAUNCH_US)]
     tp_comm_overlap: bool = False  # default of parallelism.tp_comm_overlap on this GPU
     fused_cross_entropy: bool = False  # default of framework.fused_cross_entropy on this GPU
+    # GPUs joined by one NVLink fabric in this GPU's standard system, where it spans several compute
+    # trays (GB200/GB300 NVL72: 72); None: one node (default of cluster.scale_up_domain).
+    scale_up_domain: Annotated[WholeNumber, within(1, MAX_SM_COUNT)] | None = None
 
     @field_validator("idle_W")
     @classmethod
@@ -92,6 +95,7 @@ class GpuSpec:
     tp_comm_overlap: bool = False
     tensor_flops_per_exp: float | None = None
     fused_cross_entropy: bool = False
+    scale_up_domain: int | None = None
 
     def supports(self, precision: Precision) -> bool:
         return precision in self.peak_flops_per_s
@@ -125,6 +129,7 @@ class GpuSpec:
             tp_comm_overlap=entry.tp_comm_overlap,
             tensor_flops_per_exp=entry.tensor_flops_per_exp,
             fused_cross_entropy=entry.fused_cross_entropy,
+            scale_up_domain=entry.scale_up_domain,
         )
 
 

@@ -7,23 +7,56 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict
 
 from simulator.bounds import (
+    MAX_CAPACITY_FACTOR,
+    MAX_EXPERTS,
     MAX_FFN_HIDDEN,
     MAX_HEADS,
     MAX_HIDDEN,
     MAX_LAYERS,
     MAX_SEQ_LEN,
     MAX_VOCAB,
+    RealNumber,
     WholeNumber,
     within,
 )
 from simulator.catalog.loader import bundled
-from simulator.enums import Activation, Norm, Position
+from simulator.enums import Activation, LayerKind, Norm, Position
 
 
-class ModelEntry(BaseModel):
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class MoeEntry(_Entry):
+    """`model.moe`: the MLP of (some) layers is a mixture of experts (docs/contract.md section 1b)."""
+
+    experts: Annotated[WholeNumber, within(1, MAX_EXPERTS)]
+    top_k: Annotated[WholeNumber, within(1, MAX_EXPERTS)]  # at most `experts` (resolve.py)
+    expert_ffn_hidden: Annotated[WholeNumber, within(1, MAX_FFN_HIDDEN)]
+    shared_experts: Annotated[WholeNumber, within(0, MAX_EXPERTS)] = 0
+    shared_ffn_hidden: Annotated[WholeNumber, within(1, MAX_FFN_HIDDEN)] | None = None  # default expert_ffn_hidden
+    dense_layers: Annotated[WholeNumber, within(0, MAX_LAYERS)] = 0  # the first N layers keep a dense MLP
+    layer_freq: Annotated[WholeNumber, within(1, MAX_LAYERS)] = 1  # every Nth remaining layer is MoE
+    # None: dropless; a number: each expert's input padded to / cut at ceil(tokens * top_k / experts * cf)
+    capacity_factor: Annotated[RealNumber, within(0.0, MAX_CAPACITY_FACTOR, low_open=True)] | None = None
+    # Uneven expert load (extension): 0 = perfectly balanced routing (as published benchmarks force it);
+    # s > 0 = each micro-batch's tokens go to experts with Zipf(s) popularity over a random order of the
+    # experts, drawn with the scenario's seed (workload/expert_load.py).
+    load_skew: Annotated[RealNumber, within(0.0, 8.0)] = 0.0
+
+
+class MlaEntry(_Entry):
+    """`model.mla`: multi-head latent attention (DeepSeek-V2 sec. 2.1; DeepSeek-V3)."""
+
+    q_lora_rank: Annotated[WholeNumber, within(0, MAX_HIDDEN)]  # 0: queries not compressed
+    kv_lora_rank: Annotated[WholeNumber, within(1, MAX_HIDDEN)]
+    qk_head_dim: Annotated[WholeNumber, within(1, MAX_HIDDEN)]  # per head, without the rotary part
+    qk_rope_head_dim: Annotated[WholeNumber, within(0, MAX_HIDDEN)]
+    v_head_dim: Annotated[WholeNumber, within(1, MAX_HIDDEN)]
+
+
+class ModelEntry(_Entry):
     """One model as written in a catalogue file; every field optional so it can overlay a preset."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Ranges: simulator/bounds.py (each bound with its reason).
     layers: Annotated[WholeNumber, within(1, MAX_LAYERS)] | None = None
@@ -39,13 +72,67 @@ class ModelEntry(BaseModel):
     position: Position | None = None
     tied_embeddings: bool | None = None
     dropout: bool | None = None
+    head_dim: Annotated[WholeNumber, within(1, MAX_HIDDEN)] | None = None  # default hidden / heads
+    moe: MoeEntry | None = None
+    mla: MlaEntry | None = None
+    mtp_layers: Annotated[WholeNumber, within(0, MAX_LAYERS)] | None = None  # multi-token-prediction modules
 
     def overlay(self, other: "ModelEntry") -> "ModelEntry":
-        """`other`'s explicit fields on top of this entry's."""
-        return self.model_copy(update=other.model_dump(exclude_none=True))
+        """`other`'s explicit fields on top of this entry's; `moe` and `mla` merge key by key (a variant
+        of a preset may change only `moe.top_k`)."""
+        mine, theirs = self.model_dump(exclude_none=True), other.model_dump(exclude_none=True)
+        for nested in ("moe", "mla"):
+            if nested in mine and nested in theirs:
+                theirs[nested] = {**mine[nested], **theirs[nested]}
+        return type(self).model_validate({**mine, **theirs})
 
 
 REQUIRED_FIELDS = ("layers", "hidden", "heads", "vocab", "seq_len")
+
+
+@dataclass(frozen=True)
+class MoeSpec:
+    """A mixture-of-experts MLP (docs/contract.md section 1b)."""
+
+    experts: int
+    top_k: int
+    expert_ffn_hidden: int
+    shared_experts: int
+    shared_ffn_hidden: int
+    dense_layers: int
+    layer_freq: int
+    capacity_factor: float | None
+    load_skew: float
+
+    @classmethod
+    def from_entry(cls, e: MoeEntry) -> "MoeSpec":
+        return cls(
+            experts=e.experts,
+            top_k=e.top_k,
+            expert_ffn_hidden=e.expert_ffn_hidden,
+            shared_experts=e.shared_experts,
+            shared_ffn_hidden=e.shared_ffn_hidden or e.expert_ffn_hidden,
+            dense_layers=e.dense_layers,
+            layer_freq=e.layer_freq,
+            capacity_factor=e.capacity_factor,
+            load_skew=e.load_skew,
+        )
+
+
+@dataclass(frozen=True)
+class MlaSpec:
+    """Multi-head latent attention's ranks and per-head sizes (DeepSeek-V2 sec. 2.1)."""
+
+    q_lora_rank: int
+    kv_lora_rank: int
+    qk_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+    @property
+    def qk_dim(self) -> int:
+        """Per-head query/key size the scores are computed over: the compressed part plus the rotary part."""
+        return self.qk_head_dim + self.qk_rope_head_dim
 
 
 @dataclass(frozen=True)
@@ -66,15 +153,41 @@ class ModelSpec:
     position: Position
     tied_embeddings: bool
     dropout: bool = True  # hidden and attention dropout in training (GPT-3: 0.1; Llama: none)
+    head_dim: int = 0  # per attention head; 0 in the constructor = hidden // heads
+    moe: MoeSpec | None = None
+    mla: MlaSpec | None = None
+    mtp_layers: int = 0  # multi-token-prediction modules after the last layer (DeepSeek-V3: 1)
+
+    def __post_init__(self) -> None:
+        if self.head_dim == 0:
+            object.__setattr__(self, "head_dim", self.hidden // self.heads)
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads
+    def q_dim(self) -> int:
+        """Width of the query projection: heads * head_dim (= hidden unless head_dim is set apart: Qwen3)."""
+        return self.heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
         """Width of the K (or V) projection: kv_heads * head_dim (GQA/MQA when kv_heads < heads)."""
         return self.kv_heads * self.head_dim
+
+    def layer_kind(self, index: int) -> LayerKind:
+        """Whether layer `index` (0-based) has a dense MLP or a mixture of experts: the first
+        `dense_layers` are dense, then every `layer_freq`-th layer is MoE (Megatron-LM `--moe-layer-freq`)."""
+        moe = self.moe
+        if moe is None or index < moe.dense_layers or (index - moe.dense_layers) % moe.layer_freq:
+            return LayerKind.DENSE
+        return LayerKind.MOE
+
+    @property
+    def layer_kinds(self) -> tuple[LayerKind, ...]:
+        return tuple(self.layer_kind(i) for i in range(self.layers))
+
+    @property
+    def mtp_kind(self) -> LayerKind:
+        """The layer kind of a multi-token-prediction module: that of the model's last layer (Megatron-LM)."""
+        return self.layer_kind(self.layers - 1)
 
     @property
     def gated_mlp(self) -> bool:
@@ -104,6 +217,10 @@ class ModelSpec:
             position=e.position or (Position.ROPE if llama_style else Position.LEARNED),
             tied_embeddings=(not llama_style) if e.tied_embeddings is None else e.tied_embeddings,
             dropout=(not llama_style) if e.dropout is None else e.dropout,
+            head_dim=e.head_dim or hidden // heads,
+            moe=MoeSpec.from_entry(e.moe) if e.moe is not None else None,
+            mla=MlaSpec(**e.mla.model_dump()) if e.mla is not None else None,
+            mtp_layers=e.mtp_layers or 0,
         )
 
 

@@ -37,6 +37,8 @@ LABELS = {
     Category.COMM_CP: "context-parallel communication",
     Category.COMM_PP: "pipeline communication (exposed)",
     Category.COMM_DP: "data-parallel communication (exposed)",
+    Category.COMM_EP: "expert-parallel all-to-all (exposed)",
+    Category.EXPERT_IMBALANCE: "expert load imbalance (waiting for the busiest expert rank)",
     Category.COMM_CONTENTION: "compute slowed by overlapped collectives",
     Category.BUBBLE: "pipeline bubble",
     Category.OPTIMIZER: "optimizer step",

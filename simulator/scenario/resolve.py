@@ -13,14 +13,17 @@ from simulator import units
 from simulator.catalog.hardware import GpuSpec, NicSpec, default_node_for, gpu_entries, nic_line_rate_Gbps
 from simulator.catalog.loader import bundled
 from simulator.catalog.models import REQUIRED_FIELDS, ModelEntry, ModelSpec, model_catalogue
-from simulator.enums import Fidelity, Recompute, Schedule
+from simulator.enums import Dispatcher, Fidelity, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.rules import (
     batch_problem,
     chunks_problem,
     cp_problem,
     interleave_problem,
+    moe_problems,
+    moe_shape_problems,
     node_problem,
+    scale_up_problem,
     simulated_passes_problem,
     tp_problems,
 )
@@ -95,10 +98,18 @@ def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
         return None
     model = ModelSpec.from_entry(name, entry)
     before = len(problems)
-    if model.hidden % model.heads:
-        problems.append(f"model.heads: must divide model.hidden ({model.hidden}), got {model.heads}")
+    if entry.head_dim is None and model.mla is None and model.hidden % model.heads:
+        problems.append(
+            f"model.heads: must divide model.hidden ({model.hidden}), got {model.heads} (or set model.head_dim)"
+        )
     if model.heads % model.kv_heads:
         problems.append(f"model.kv_heads: must divide model.heads ({model.heads}), got {model.kv_heads}")
+    if model.mla is not None and model.kv_heads != model.heads:
+        problems.append(
+            f"model.kv_heads: multi-head latent attention has one key/value head per query head "
+            f"({model.heads}), got {model.kv_heads}"
+        )
+    problems += moe_shape_problems(model)
     return model if len(problems) == before else None
 
 
@@ -127,10 +138,23 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         problems.append(cp)
     if nodes := node_problem(c.num_gpus, c.gpus_per_node):
         problems.append(nodes)
+    if c.scale_up_domain is not None and (domain := scale_up_problem(c.scale_up_domain, c.gpus_per_node)):
+        problems.append(domain)
     if p.recompute_layers is not None and p.recompute is not Recompute.FULL:
         problems.append(
             "parallelism.recompute_layers: needs recompute: full (it counts the layers of each pipeline "
             "chunk that recompute their forward)"
+        )
+    etp = p.etp if p.etp is not None else p.tp
+    problems += moe_problems(model, p.tp, p.cp, dp, p.ep, etp, p.sequence_parallel)
+    if model.moe is None:
+        for key, default in (("etp", None), ("moe_dispatcher", Dispatcher.ALLTOALL), ("moe_overlap", False)):
+            if getattr(p, key) != default:
+                problems.append(f"parallelism.{key}: needs model.moe (a mixture of experts)")
+    if p.moe_overlap and p.schedule is Schedule.GPIPE:
+        problems.append(
+            "parallelism.moe_overlap: needs schedule 1f1b or interleaved (it pairs one micro-batch's forward "
+            "with another's backward)"
         )
     if p.tp_comm_overlap and not p.sequence_parallel:
         problems.append(
@@ -153,6 +177,10 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         dp_overlap=p.dp_overlap,
         recompute_layers=p.recompute_layers,
         tp_comm_overlap=tp_comm_overlap(p.tp_comm_overlap, p.sequence_parallel, p.tp, gpu),
+        ep=p.ep,
+        etp=etp,
+        moe_dispatcher=p.moe_dispatcher,
+        moe_overlap=p.moe_overlap,
     )
 
 
@@ -190,6 +218,7 @@ def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
         "inter_node_Gbps": nic_line_rate_Gbps(node.nic.name),
         "nics_per_node": node.nics,
         "node_overhead_W": node.node_overhead_W,
+        "scale_up_domain": gpu.scale_up_domain or sc.cluster.gpus_per_node,
     }
     price = economics["usd_per_gpu_hour"].get(gpu.name, economics["usd_per_gpu_hour_unknown"])
     failures_and_storage = (
@@ -236,6 +265,9 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
         oversubscription=c.oversubscription,
         node_overhead_W=_filled_in(c.node_overhead_W),
         collective_algorithm=c.collective_algorithm,
+        scale_up_domain=min(_filled_in(c.scale_up_domain), c.num_gpus)
+        if c.num_gpus > c.gpus_per_node
+        else c.gpus_per_node,
     )
 
 

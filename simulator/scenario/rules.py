@@ -24,13 +24,15 @@ def node_problem(num_gpus: int, gpus_per_node: int) -> str | None:
 
 
 def tp_problems(model: ModelSpec, tp: int) -> list[str]:
-    """Tensor parallelism splits the attention heads (query and KV) and the MLP's hidden width."""
+    """Tensor parallelism splits the attention heads (query and KV) and the dense MLP's hidden width
+    (a model whose every layer is MoE has no dense MLP to split)."""
     problems = []
     if model.heads % tp:
         problems.append(f"parallelism.tp: must divide model.heads ({model.heads}), got {tp}")
     elif model.kv_heads % tp:
         problems.append(f"parallelism.tp: must divide model.kv_heads ({model.kv_heads}), got {tp}")
-    if model.ffn_hidden % tp:
+    has_dense_mlp = model.moe is None or any(k == "dense" for k in model.layer_kinds)
+    if has_dense_mlp and model.ffn_hidden % tp:
         problems.append(f"parallelism.tp: must divide model.ffn_hidden ({model.ffn_hidden}), got {tp}")
     return problems
 
@@ -81,5 +83,61 @@ def simulated_passes_problem(micro_batches: int, chunks: int, replicas: int) -> 
             f"training.global_batch: {micro_batches:,} micro-batches per step x {chunks} pipeline chunks"
             f"{f' x {replicas} replicas (full fidelity)' if replicas > 1 else ''} = {passes:,} passes, more than the "
             f"{MAX_SIMULATED_PASSES:,} a step may simulate; raise training.micro_batch or lower the global batch"
+        )
+    return None
+
+
+def moe_problems(model: ModelSpec, tp: int, cp: int, dp: int, ep: int, etp: int, sequence_parallel: bool) -> list[str]:
+    """Megatron-Core's MoE parallel folding (Liu et al. 2025, "MoE Parallel Folding", sec. 3): the
+    experts split over ep ranks, each over etp ranks, the ep x etp grid laid over the stage's
+    tp x cp x dp ranks (the expert-data-parallel group is what remains); sequence parallelism whenever
+    tp > 1 and ep > 1 (Megatron-Core asserts it: the token dispatcher works on sequence-split tokens)."""
+    moe = model.moe
+    if moe is None:
+        return ["parallelism.ep: needs model.moe (experts to split)"] if ep > 1 else []
+    problems = []
+    if moe.experts % ep:
+        problems.append(f"parallelism.ep: must divide model.moe.experts ({moe.experts}), got {ep}")
+    if (tp * cp * dp) % (ep * etp):
+        problems.append(
+            f"parallelism: ep*etp = {ep * etp} must divide tp*cp*dp = {tp * cp * dp} (the expert ranks are "
+            "laid over the same GPUs as tp x cp x dp: Megatron-Core parallel folding)"
+        )
+    if moe.expert_ffn_hidden % etp:
+        problems.append(
+            f"parallelism.etp: must divide model.moe.expert_ffn_hidden ({moe.expert_ffn_hidden}), got {etp}"
+        )
+    if moe.shared_experts and (moe.shared_experts * moe.shared_ffn_hidden) % tp:
+        problems.append(
+            f"parallelism.tp: must divide the shared experts' width "
+            f"({moe.shared_experts} x {moe.shared_ffn_hidden}), got {tp}"
+        )
+    if tp > 1 and ep > 1 and not sequence_parallel:
+        problems.append(
+            "parallelism.sequence_parallel: must be true when tp > 1 and ep > 1 (Megatron-Core's token "
+            "dispatchers route sequence-parallel tokens)"
+        )
+    return problems
+
+
+def moe_shape_problems(model: ModelSpec) -> list[str]:
+    """An MoE block that can exist: top_k of the experts, dense layers within the model."""
+    moe = model.moe
+    if moe is None:
+        return []
+    problems = []
+    if moe.top_k > moe.experts:
+        problems.append(f"model.moe.top_k: at most model.moe.experts ({moe.experts}), got {moe.top_k}")
+    if moe.dense_layers > model.layers:
+        problems.append(f"model.moe.dense_layers: at most model.layers ({model.layers}), got {moe.dense_layers}")
+    return problems
+
+
+def scale_up_problem(scale_up_domain: int, gpus_per_node: int) -> str | None:
+    """An NVLink fabric joins whole nodes (compute trays of a rack, or one server)."""
+    if scale_up_domain % gpus_per_node:
+        return (
+            f"cluster.scale_up_domain: must be a whole number of {gpus_per_node}-GPU nodes "
+            f"(cluster.gpus_per_node), got {scale_up_domain}"
         )
     return None

@@ -15,7 +15,7 @@ from simulator import bounds as b
 from simulator.bounds import RealNumber, Text, Whole, WholeNumber, within
 from simulator.catalog.hardware import GpuEntry
 from simulator.catalog.models import ModelEntry
-from simulator.enums import Algorithm, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
+from simulator.enums import Algorithm, Dispatcher, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
 
 
 class _Section(BaseModel):
@@ -28,6 +28,9 @@ class ModelSection(ModelEntry):
     """`model:`: a catalogue preset and/or explicit shape fields (explicit fields win)."""
 
     preset: Text | None = None
+    # A Hugging Face config.json (path relative to the scenario file) the shape is read from; explicit
+    # fields here override it (scenario/hf_config.py folds it in before validation).
+    hf_config: Text | None = None
 
 
 class ClusterSection(_Section):
@@ -42,6 +45,9 @@ class ClusterSection(_Section):
     )
     nics_per_node: Annotated[WholeNumber, within(1, b.MAX_NICS_PER_NODE)] | None = None  # default: the node's NIC count
     topology: TopologyKind = TopologyKind.FAT_TREE
+    # GPUs joined by one NVLink fabric (a whole number of nodes); default gpus_per_node, except for
+    # rack-scale GPUs (the GPU catalogue's `scale_up_domain`: 72 for GB200/GB300 NVL72).
+    scale_up_domain: Annotated[WholeNumber, within(1, b.MAX_GPUS)] | None = None
     # leaf downlink : uplink ratio (1 = non-blocking)
     oversubscription: Annotated[RealNumber, within(1.0, b.MAX_OVERSUBSCRIPTION)] = 1.0
     node_overhead_W: Annotated[RealNumber, within(0.0, b.MAX_WATTS)] | None = (
@@ -77,6 +83,13 @@ class ParallelismSection(_Section):
     # `tp_comm_overlap`). Needs sequence_parallel. Default: the GPU catalogue's `tp_comm_overlap`
     # (on for Hopper and later) whenever sequence parallelism is on.
     tp_comm_overlap: bool | None = None
+    # Mixture of experts (docs/contract.md section 1b; Megatron-Core parallel folding): the experts are
+    # split over `ep` ranks and each expert over `etp` (default tp) ranks, laid over the same GPUs as
+    # tp x cp x dp; the expert-data-parallel group is what remains (rules.py).
+    ep: Annotated[WholeNumber, within(1, b.MAX_GPUS)] = 1
+    etp: Annotated[WholeNumber, within(1, b.MAX_GPUS)] | None = None
+    moe_dispatcher: Dispatcher = Dispatcher.ALLTOALL
+    moe_overlap: bool = False  # one micro-batch's all-to-alls hidden behind another's compute
 
 
 class TrainingSection(_Section):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Algorithm, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
+from simulator.enums import Algorithm, Dispatcher, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
 from simulator.scenario.schema import Scenario
 
 
@@ -22,6 +22,11 @@ class ClusterSpec:
     oversubscription: float
     node_overhead_W: float
     collective_algorithm: Algorithm = Algorithm.AUTO
+    scale_up_domain: int = 0  # GPUs per NVLink fabric; 0 in the constructor = gpus_per_node
+
+    def __post_init__(self) -> None:
+        if self.scale_up_domain == 0:
+            object.__setattr__(self, "scale_up_domain", self.gpus_per_node)
 
     @property
     def num_nodes(self) -> int:
@@ -44,6 +49,21 @@ class ParallelPlan:
     dp_overlap: bool
     tp_comm_overlap: bool = False  # resolved: only ever True with sequence parallelism and tp > 1
     recompute_layers: int | None = None  # full recompute of only the first N layers per chunk (None: all)
+    ep: int = 1  # expert parallel
+    etp: int = 0  # tensor parallel inside experts; 0 in the constructor = tp
+    moe_dispatcher: Dispatcher = Dispatcher.ALLTOALL
+    moe_overlap: bool = False
+
+    def __post_init__(self) -> None:
+        if self.etp == 0:
+            object.__setattr__(self, "etp", self.tp)
+
+    @property
+    def expert_dp(self) -> int:
+        """Expert-data-parallel ranks: those of the stage's tp x cp x dp that hold the same experts
+        (Megatron-Core parallel folding: tp*cp*dp / (ep*etp)). They reduce the experts' gradients and
+        shard the experts' optimizer state, as dp_group does for the dense parameters."""
+        return max(1, self.tp * self.cp * self.dp // (self.ep * self.etp))
 
     def recomputed_layers(self, chunk_layers: int) -> int:
         """Layers of a pipeline chunk that recompute their forward in the backward pass: all of them

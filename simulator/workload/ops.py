@@ -15,6 +15,9 @@ _COMM_CATEGORY = {
     CommGroup.CP: Category.COMM_CP,
     CommGroup.PP: Category.COMM_PP,
     CommGroup.DP: Category.COMM_DP,
+    CommGroup.EP: Category.COMM_EP,
+    CommGroup.ETP: Category.COMM_TP,  # tensor parallelism inside the experts
+    CommGroup.EDP: Category.COMM_DP,  # expert gradients reduced over the expert-data-parallel group
 }
 
 
@@ -57,10 +60,18 @@ class Op:
     fp8_capable: bool = False  # a transformer-block linear layer: runs in FP8 under an FP8 recipe
     role: Role | None = None  # what it does in the model, for the models that single it out
 
+    # the time it stands for is what this GEMM shape takes beyond `baseline` (the busiest expert-parallel
+    # rank's grouped GEMM against the balanced one: workload/moe.py); it adds no FLOPs of its own
+    baseline: GemmShape | None = None
+    counted: bool = True  # its FLOPs count as model FLOPs (the router's do not: Megatron-LM's convention)
+
     @property
     def category(self) -> Category:
         """Where its time goes in the breakdown: by kind, except that recomputed forward work is its own
-        category (so the cost of activation checkpointing is visible)."""
+        category (so the cost of activation checkpointing is visible) and the wait for the busiest
+        expert-parallel rank is expert imbalance."""
+        if self.role is Role.EXPERT_IMBALANCE:
+            return Category.EXPERT_IMBALANCE
         return Category.RECOMPUTE if self.phase is Phase.RECOMPUTE else _COMPUTE_CATEGORY[self.kind]
 
 
