@@ -65,7 +65,7 @@ def test_thin_gemm_pays_tile_and_wave_quantisation() -> None:
 
 
 def _flash_ops(d: int) -> tuple[Op, Op]:
-    r = dataclasses.replace(SHAPES, d=d, heads=4096 // d, kv_heads=4096 // d)
+    r = dataclasses.replace(SHAPES, d=d, d_v=d, heads=4096 // d, kv_heads=4096 // d)
     (fwd,) = attention_forward(MODEL, r, flash=True, phase=Phase.FORWARD)
     (bwd,) = attention_backward(MODEL, r, flash=True)
     return fwd, bwd

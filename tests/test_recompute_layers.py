@@ -36,7 +36,7 @@ def test_the_first_n_layers_of_each_chunk_recompute_last_in_the_backward() -> No
         assert chunk.layers == LAYERS_PER_CHUNK and chunk.recomputed == 2
         # backward runs the chunk's last layer first: only its final two steps recompute
         assert [chunk.recomputes(i) for i in range(chunk.layers)] == [False] * 4 + [True] * 2
-        recompute_ops = [i for i in chunk.backward(work.layer) if isinstance(i, Op) and i.phase is Phase.RECOMPUTE]
+        recompute_ops = [i for i in chunk.backward(work.layers) if isinstance(i, Op) and i.phase is Phase.RECOMPUTE]
         assert len(recompute_ops) == 2 * sum(isinstance(i, Op) for i in work.layer.recompute)
     assert build_step(setup(limit=99)).chunks[0].recomputed == LAYERS_PER_CHUNK
     assert build_step(setup("none")).chunks[0].recomputed == 0

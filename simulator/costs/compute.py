@@ -92,8 +92,18 @@ def memory_time_s(bytes_moved: float, gpu: GpuSpec) -> float:
     return bytes_moved / (gpu.hbm_bytes_per_s * gpu.hbm_efficiency)
 
 
+def gemm_math_s(shape: GemmShape, op: Op, gpu: GpuSpec, precision: Precision) -> float:
+    """Seconds of tensor-core math for a GEMM of `shape` in the op's precision (no launch, no memory bound)."""
+    prec = op_precision(op, precision)
+    return shape.flops / (gpu.peak(prec) * gpu.gemm_efficiency(prec) * gemm_efficiency(shape, gpu.sm_count))
+
+
 def op_time_s(op: Op, gpu: GpuSpec, precision: Precision) -> float:
-    """Seconds the op occupies the GPU's compute stream."""
+    """Seconds the op occupies the GPU's compute stream. An op with a `baseline` shape stands for the time
+    its GEMM shape takes beyond the baseline's (the busiest expert-parallel rank's extra rows: every rank
+    waits for it), with no launch of its own."""
+    if op.baseline is not None and op.gemm is not None:
+        return max(0.0, gemm_math_s(op.gemm, op, gpu, precision) - gemm_math_s(op.baseline, op, gpu, precision))
     mem = memory_time_s(op.bytes, gpu)
     if op.flops == 0:
         return mem + gpu.kernel_launch_s

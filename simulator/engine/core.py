@@ -20,7 +20,7 @@ import numpy as np
 import simpy
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
-from simulator.costs.contention import contention_share
+from simulator.costs.contention import contention_share, exchange_share
 from simulator.engine.schedules import Pass, Task, stage_order
 from simulator.engine.spans import Span, Stream, WaitReason
 from simulator.gc_pause import paused_gc
@@ -67,6 +67,37 @@ def slowdowns(setup: Setup, replicas: int) -> np.ndarray:
     return np.maximum(draws.max(axis=2), 1e-3)
 
 
+@dataclass
+class SharedStream:
+    """A rank's compute stream while two micro-batches share it (moe_overlap): whose turn it is, when it
+    computed, and what each micro-batch waited for."""
+
+    stream: simpy.Resource
+    busy: list[tuple[float, float]]
+    waits: list[tuple[float, float, WaitReason, MessageKey | str | None]]
+
+
+def idle_gaps(
+    start: float, end: float, shared: SharedStream
+) -> list[tuple[float, float, WaitReason, MessageKey | str | None]]:
+    """The intervals of [start, end] in which the shared stream computed nothing, each with the wait that
+    covers most of it (the reason the stream sat idle)."""
+    gaps: list[tuple[float, float]] = []
+    t = start
+    for b0, b1 in sorted(shared.busy) + [(end, end)]:
+        if b0 > t:
+            gaps.append((t, b0))
+        t = max(t, b1)
+    out: list[tuple[float, float, WaitReason, MessageKey | str | None]] = []
+    for g0, g1 in gaps:
+        best = max(shared.waits, key=lambda w: min(w[1], g1) - max(w[0], g0), default=None)
+        if best is None or min(best[1], g1) <= max(best[0], g0):
+            out.append((g0, g1, WaitReason.STEP_END, None))
+        else:
+            out.append((g0, g1, best[2], best[3]))
+    return out
+
+
 class StepSimulation:
     def __init__(self, setup: Setup, program: Program, pricer: CommPricer, full: bool = False):
         self.setup = setup
@@ -91,8 +122,13 @@ class StepSimulation:
         self._barriers: dict[tuple, tuple[list[Lane], simpy.Event]] = {}
         self._issued = [0] * len(self.lanes)
         self.contention = contention_share(setup.plan, setup.cluster.gpu)
+        self.exchange_contention = exchange_share(setup.plan, setup.cluster.gpu)
         self.dp_active = [0] * pp  # collectives of each stage in flight
-        self.dp_changed = [self.env.event() for _ in range(pp)]  # fires when that count changes
+        self.ep_active = [0] * pp  # expert-parallel exchanges of each stage in flight
+        self.dp_changed = [self.env.event() for _ in range(pp)]  # fires when either count changes
+        self.ep_stream = [simpy.Resource(self.env, 1) for _ in range(pp)]
+        # ranks whose compute stream two micro-batches share right now (moe_overlap)
+        self.sharing: dict[int, SharedStream] = {}
 
     # -- messages ---------------------------------------------------------------------------
     def key(self, lane: Lane, pass_: Pass, mb: int, chunk: int) -> MessageKey:
@@ -121,18 +157,21 @@ class StepSimulation:
         self.arrival(key).succeed()
 
     # -- collectives on a stream -------------------------------------------------------------
-    def collective(self, lane: Lane, stream: simpy.Resource, flows: Sequence[FlowSpec], name: str) -> simpy.Event:
-        """A data-parallel collective. In full fidelity it starts once every replica's copy of this
-        stage has issued it (the n-th collective of a stage is the same call on every replica)."""
+    def collective(
+        self, lane: Lane, stream: simpy.Resource, flows: Sequence[FlowSpec], name: str, exchange: bool = False
+    ) -> simpy.Event:
+        """A data-parallel collective, or an expert-parallel exchange (`exchange`). In full fidelity it
+        starts once every replica's copy of this stage has issued it (the n-th collective of a stage is
+        the same call on every replica; expert-parallel groups span replicas too)."""
         if not self.full:
-            return self.env.process(self._collective(lane.rank, stream, flows, name))
+            return self.env.process(self._collective(lane.rank, stream, flows, name, exchange))
         seq = self._issued[lane.rank]
         self._issued[lane.rank] += 1
         bkey = (lane.stage, seq)
         arrived, done = self._barriers.setdefault(bkey, ([], self.env.event()))
         arrived.append(lane)
         if len(arrived) == self.replicas:
-            proc = self.env.process(self._collective(lane.stage, stream, flows, name))
+            proc = self.env.process(self._collective(lane.stage, stream, flows, name, exchange))
 
             def release(_: simpy.Event) -> None:
                 done.succeed()
@@ -141,23 +180,31 @@ class StepSimulation:
             del self._barriers[bkey]
         return done
 
-    def _collective(self, rank: int, stream: simpy.Resource, flows: Sequence[FlowSpec], name: str) -> Generator:
+    def _collective(
+        self, rank: int, stream: simpy.Resource, flows: Sequence[FlowSpec], name: str, exchange: bool = False
+    ) -> Generator:
         with stream.request() as turn:
             yield turn
             start = self.env.now
             stage = rank % self.setup.plan.pp
-            self._dp_activity(stage, +1)
+            self._activity(stage, +1, exchange)
             for f in flows:
                 self.flow_count += 1
                 yield self.net.transfer(f.linkset, f.bytes_per_flow, f.latency_s, tag=name)
-            self._dp_activity(stage, -1)
+            self._activity(stage, -1, exchange)
             size = sum(f.bytes_per_flow for f in flows)
-            self.spans.append(Span(rank, Stream.DP, name, start, self.env.now, bytes=size))
+            self.spans.append(Span(rank, Stream.EP if exchange else Stream.DP, name, start, self.env.now, bytes=size))
 
-    def _dp_activity(self, stage: int, delta: int) -> None:
-        if not self.contention:
-            return
-        self.dp_active[stage] += delta
+    def _activity(self, stage: int, delta: int, exchange: bool) -> None:
+        """A collective of `stage` started (+1) or ended (-1): compute beside it changes rate."""
+        if exchange:
+            if not self.exchange_contention:
+                return
+            self.ep_active[stage] += delta
+        else:
+            if not self.contention:
+                return
+            self.dp_active[stage] += delta
         changed, self.dp_changed[stage] = self.dp_changed[stage], self.env.event()
         changed.succeed()
 
@@ -171,16 +218,31 @@ class StepSimulation:
         start = self.env.now
         yield event
         end = self.env.now
+        shared = self.sharing.get(lane.rank)
+        if shared is not None:  # another micro-batch may be computing meanwhile: settled after the pair
+            shared.waits.append((start, end, reason, awaited))
+            return
         if end > start:
             name = f"wait {reason}"
             self.spans.append(Span(lane.rank, Stream.COMPUTE, name, start, end, wait=reason, awaited=awaited))
 
     def compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
+        shared = self.sharing.get(lane.rank)
+        if shared is None:
+            yield from self._compute(lane, block, task)
+            return
+        with shared.stream.request() as turn:  # the micro-batches take turns on the compute stream
+            yield turn
+            start = self.env.now
+            yield from self._compute(lane, block, task)
+            shared.busy.append((start, self.env.now))
+
+    def _compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
         seg = block.segment
         env = self.env
         start = env.now
         work = seg.duration_s * lane.slowdown
-        contended = bool(self.contention and work > 0)
+        contended = bool((self.contention or self.exchange_contention) and work > 0)
         if contended:
             yield from self._contended(lane.stage, work)
         else:
@@ -206,9 +268,12 @@ class StepSimulation:
 
     def _contended(self, stage: int, work: float) -> Generator:
         """Run `work` seconds of compute, at the reduced rate while the stage's collectives run."""
-        slow = 1.0 - self.contention
         while True:
-            rate = slow if self.dp_active[stage] else 1.0
+            rate = 1.0
+            if self.dp_active[stage]:
+                rate -= self.contention
+            if self.ep_active[stage]:
+                rate -= self.exchange_contention
             began, changed = self.env.now, self.dp_changed[stage]
             done = self.env.timeout(work / rate)
             yield done | changed
@@ -220,6 +285,9 @@ class StepSimulation:
         s = lane.stage
         gathers = self._prefetch(lane, blocks, 0)
         for i, block in enumerate(blocks):
+            if block.exchange:
+                done = self.collective(lane, self.ep_stream[s], block.exchange, block.exchange_name, exchange=True)
+                yield from self.wait(lane, done, WaitReason.EP_COMM, block.exchange_name)
             if block.gather:
                 nxt = self._prefetch(lane, blocks, i + 1)
                 assert gathers is not None, "a gathering block was prefetched"
@@ -248,13 +316,48 @@ class StepSimulation:
         by_chunk = {c.chunk: c for c in sp.chunks}
         order = stage_order(plan.schedule, sp.stage, plan.pp, self.setup.micro_batches, plan.virtual_stages)
         last_backward = {t.chunk: i for i, t in enumerate(order) if t.pass_ is Pass.BACKWARD}
-        for i, task in enumerate(order):
+        i = 0
+        while i < len(order):
+            task = order[i]
             chunk = by_chunk[task.chunk]
+            if self.pairs(order, i):
+                nxt = order[i + 1]
+                last = last_backward[nxt.chunk] == i + 1
+                yield from self.overlapped(lane, chunk, task, by_chunk[nxt.chunk], nxt, last)
+                i += 2
+                continue
             if task.pass_ is Pass.FORWARD:
                 yield from self.forward(lane, chunk, task)
             else:
                 yield from self.backward(lane, chunk, task, last=last_backward[task.chunk] == i)
+            i += 1
         yield from self.finish(lane, sp)
+
+    def pairs(self, order: list[Task], i: int) -> bool:
+        """With moe_overlap, a forward followed by a backward in the schedule's steady state run together
+        (Megatron-Core's 1F1B all-to-all overlap; DualPipe's idea): one's exchanges behind the other's compute."""
+        return (
+            self.setup.plan.moe_overlap
+            and self.program.exchanges
+            and order[i].pass_ is Pass.FORWARD
+            and i + 1 < len(order)
+            and order[i + 1].pass_ is Pass.BACKWARD
+        )
+
+    def overlapped(self, lane: Lane, fwd: ChunkProgram, ft: Task, bwd: ChunkProgram, bt: Task, last: bool) -> Generator:
+        """A forward and a backward of different micro-batches sharing the compute stream: each computes
+        when the stream is free and its own data is there, so one's exchanges run while the other computes.
+        The stream's idle time is settled after both: the gaps in which neither computed, each as a wait
+        for what was awaited then."""
+        shared = SharedStream(simpy.Resource(self.env, 1), [], [])
+        self.sharing[lane.rank] = shared
+        start = self.env.now
+        yield self.env.all_of(
+            [self.env.process(self.forward(lane, fwd, ft)), self.env.process(self.backward(lane, bwd, bt, last))]
+        )
+        del self.sharing[lane.rank]
+        for g0, g1, reason, awaited in idle_gaps(start, self.env.now, shared):
+            self.spans.append(Span(lane.rank, Stream.COMPUTE, f"wait {reason}", g0, g1, wait=reason, awaited=awaited))
 
     def forward(self, lane: Lane, chunk: ChunkProgram, task: Task) -> Generator:
         if task.chunk > 0:

@@ -11,6 +11,7 @@ class Stream(StrEnum):
     COMPUTE = "compute"
     PP_SEND = "pp_send"
     DP = "dp"
+    EP = "ep"  # expert-parallel exchanges (dispatch, combine)
 
 
 class WaitReason(StrEnum):
@@ -18,6 +19,7 @@ class WaitReason(StrEnum):
 
     PP_RECV = "pp_recv"  # waiting for an activation or gradient from a neighbouring stage
     DP_COMM = "dp_comm"  # waiting for a data-parallel collective (gradients, ZeRO gathers)
+    EP_COMM = "ep_comm"  # waiting for tokens to reach their experts or come back
     STEP_END = "step_end"  # finished, waiting for the slowest stage
 
 

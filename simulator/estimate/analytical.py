@@ -30,11 +30,18 @@ class StepEstimate:
 
 
 def _blocks_time(
-    pricer: CommPricer, blocks: tuple[Block, ...], acc: dict[Category, float], m: int, share: float
+    pricer: CommPricer, blocks: tuple[Block, ...], acc: dict[Category, float], m: int, share: float, overlap: bool
 ) -> float:
-    """Time of one pass over `blocks`; adds m passes' worth of categories to `acc`."""
+    """Time of one pass over `blocks`; adds m passes' worth of categories to `acc`. An expert-parallel
+    exchange blocks the block after it, or with `overlap` (moe_overlap) hides behind up to as much
+    compute of another micro-batch."""
     total = 0.0
     for b in blocks:
+        if b.exchange:
+            exchange = static_time_s(pricer.topo, b.exchange)
+            exposed_ep = max(0.0, exchange - b.segment.duration_s) if overlap else exchange
+            total += exposed_ep
+            acc[Category.COMM_EP] += m * exposed_ep
         gather = static_time_s(pricer.topo, b.gather) if b.gather else 0.0
         reduce = static_time_s(pricer.topo, b.reduce) if b.reduce else 0.0
         exposed = max(0.0, gather - b.segment.duration_s)
@@ -65,7 +72,7 @@ def estimate_step(work: StepWork) -> StepEstimate:
         t = 0.0
         for chunk in sp.chunks:
             for blocks in (chunk.forward, chunk.backward):
-                t += _blocks_time(pricer, blocks, acc, m, share)
+                t += _blocks_time(pricer, blocks, acc, m, share, plan.moe_overlap)
             t += _boundaries(chunk, plan.chunks) * p2p
             acc[Category.COMM_PP] += m * _boundaries(chunk, plan.chunks) * p2p
         dp = _flows_s(pricer, [c.grad_reduce for c in sp.chunks])

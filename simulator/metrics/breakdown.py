@@ -31,7 +31,15 @@ class StepBreakdown:
 
     def stage_utilisation(self, time_s: float) -> list[float]:
         """Share of the step each stage's compute stream spent computing (ops and blocking TP/CP)."""
-        busy = (Category.BUBBLE, Category.IDLE, Category.COMM_PP, Category.COMM_DP, Category.HOST_OVERHEAD)
+        busy = (
+            Category.BUBBLE,
+            Category.IDLE,
+            Category.COMM_PP,
+            Category.COMM_DP,
+            Category.COMM_EP,
+            Category.EXPERT_IMBALANCE,
+            Category.HOST_OVERHEAD,
+        )
         return [sum(v for c, v in s.items() if c not in busy) / time_s for s in self.per_stage_s]
 
 
@@ -49,6 +57,8 @@ def _account_wait(span: Span, result: "EngineResult", acc: dict[Category, float]
         acc[Category.BUBBLE] += d - on_wire
     elif span.wait is WaitReason.DP_COMM:
         acc[Category.COMM_DP] += d
+    elif span.wait is WaitReason.EP_COMM:
+        acc[Category.COMM_EP] += d
     else:
         acc[Category.IDLE] += d
 

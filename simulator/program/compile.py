@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.costs.compute import op_time_s
-from simulator.enums import Collective
+from simulator.enums import Collective, CommGroup
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.scenario.setup import Setup
 from simulator.workload.dp_comm import gradient_reduction, weight_gather
@@ -26,6 +26,10 @@ class Block:
     gather: tuple[FlowSpec, ...] = ()
     reduce: tuple[FlowSpec, ...] = ()
     bucket: tuple[FlowSpec, ...] = ()  # DP gradient bucket issued after it in the chunk's last backward
+    # an expert-parallel exchange (dispatch or combine) the segment waits for: flows on the topology,
+    # issued when the block is reached and sharing links with everything else in flight
+    exchange: tuple[FlowSpec, ...] = ()
+    exchange_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,17 @@ class Program:
 
     stages: tuple[StageProgram, ...]
     pp_message_bytes: float
+    exchanges: bool = False  # its MoE layers exchange tokens between expert-parallel ranks (exchanges.py)
+
+
+def has_exchanges(work: StepWork) -> bool:
+    """Whether the step has expert-parallel exchanges, which split the layers into blocks the engine runs
+    one by one (program/exchanges.py)."""
+    return work.moe_layer is not None and any(is_exchange(i) for i in work.moe_layer.forward)
+
+
+def is_exchange(item: Item) -> bool:
+    return isinstance(item, CommOp) and item.group is CommGroup.EP
 
 
 def item_timer(setup: Setup, pricer: CommPricer) -> Callable[[Item], float]:
@@ -76,6 +91,8 @@ def item_timer(setup: Setup, pricer: CommPricer) -> Callable[[Item], float]:
 def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
     builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count)
+    if has_exchanges(work):
+        return compile_with_exchanges(work, pricer, builder)
     layer_f = builder.build("layer_forward", work.layer.forward)
     layer_b = LayerBackward(
         recomputing=builder.build("layer_backward", work.layer.recompute + work.layer.backward),
@@ -175,3 +192,9 @@ def _dp_flows(work: StepWork, c: ChunkWork, pricer: CommPricer) -> tuple[tuple[F
     params = chunk_params_on_rank(work.setup, c.index, c.layers)
     gather = weight_gather(work.setup, params)
     return _reduce_flows(work, c, pricer, params), (_flows(pricer, gather, c.stage) if gather else ())
+
+
+def compile_with_exchanges(work: StepWork, pricer: CommPricer, builder: SegmentBuilder) -> Program:
+    from simulator.program.exchanges import compile_exchange_program
+
+    return compile_exchange_program(work, pricer, builder)

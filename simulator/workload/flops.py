@@ -1,7 +1,10 @@
 """FLOPs of one optimizer step, summed from the very ops the engine executes.
 
 model FLOPs: forward + backward, no recomputation (Korthikanti et al. 2022 eq. 7 for GPT;
-generalised to GQA and SwiGLU by construction); hardware FLOPs: recomputation included
+generalised to GQA and SwiGLU by construction); for mixtures of experts the experts a token visits
+(top_k routed + shared), the router excluded, each computation counted once however many TP ranks
+duplicate it, as Megatron-LM's `num_floating_point_operations` counts (with the full attention score
+matrix, as eq. 7 does); hardware FLOPs: what the GPUs execute, recomputation included
 (Narayanan et al. 2021 eq. 3 with full recompute). Tests check both against the closed forms.
 """
 
@@ -27,8 +30,8 @@ def step_flops(work: StepWork) -> StepFlops:
     for _, item in work.rank_items():
         if isinstance(item, Op):
             hardware += item.flops
-            if item.phase is not Phase.RECOMPUTE:
-                model += item.flops
+            if item.phase is not Phase.RECOMPUTE and item.counted:
+                model += item.flops / item.duplicates
     p = work.setup.plan
     scale = work.micro_batches * p.tp * p.cp * p.dp
     return StepFlops(model=model * scale, hardware=hardware * scale)

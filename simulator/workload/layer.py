@@ -87,14 +87,16 @@ def pipeline_sms(linear: Role) -> int:
     return int(bundled("kernels")["tp_comm_overlap"]["pipeline_sms"][linear.value])
 
 
-def tp_comm(name: str, phase: Phase, r: RankShapes, gather: bool, linear: Role | None = None) -> list[CommOp]:
+def tp_comm(
+    name: str, phase: Phase, r: RankShapes, gather: bool, linear: Role | None = None, width: int = 0
+) -> list[CommOp]:
     """The TP reduction (or SP gather) of one [tokens, h] activation around the block linear
     `linear`; none without TP. With TP comm overlap the gather feeds the linear's GEMM by ring
     exchange and the reduce-scatter drains it in pipelined chunks (block linears only: userbuffers
-    do not cover the embedding and the LM head)."""
+    do not cover the embedding and the LM head). `width`: of the activation, default hidden."""
     if r.tp == 1:
         return []
-    size = r.tokens * r.h * r.elem
+    size = r.tokens * (width or r.h) * r.elem
     if not r.sp:
         return [CommOp(name, CommGroup.TP, Collective.ALL_REDUCE, phase, size, r.tp)] if not gather else []
     kind = Collective.ALL_GATHER if gather else Collective.REDUCE_SCATTER
@@ -110,12 +112,12 @@ def layer_shapes(model: ModelSpec, r: RankShapes) -> dict[str, GemmShape]:
     t = r.tokens
     mlp_in = 2 * r.f if model.gated_mlp else r.f
     return {
-        "qkv": GemmShape(m=t, n=(r.heads + 2 * r.kv_heads) * r.d, k=r.h),
-        "attn_proj": GemmShape(m=t, n=r.h, k=r.heads * r.d),
+        "qkv": GemmShape(m=t, n=(r.heads + r.kv_heads) * r.d + r.kv_heads * r.d_v, k=r.h),
+        "attn_proj": GemmShape(m=t, n=r.h, k=r.heads * r.d_v),
         "mlp_up": GemmShape(m=t, n=mlp_in // r.tp, k=r.h),
         "mlp_down": GemmShape(m=t, n=r.h, k=r.f // r.tp),
         "scores": GemmShape(m=r.s_q, n=r.s, k=r.d, batch=r.b * r.heads),
-        "context": GemmShape(m=r.s_q, n=r.d, k=r.s, batch=r.b * r.heads),
+        "context": GemmShape(m=r.s_q, n=r.d_v, k=r.s, batch=r.b * r.heads),
     }
 
 
@@ -124,7 +126,7 @@ def cp_comm(name: str, phase: Phase, r: RankShapes, kind: Collective) -> list[Co
     Megatron-LM's CP, Liu et al. 2023 ring attention), and returns dK, dV in the backward."""
     if r.cp == 1:
         return []
-    kv = r.b * r.s * 2 * r.kv_heads * r.d * r.elem  # gathered K and V of the full sequence
+    kv = r.b * r.s * r.kv_heads * (r.d + r.d_v) * r.elem  # gathered K and V of the full sequence
     return [CommOp(name, CommGroup.CP, kind, phase, kv, r.cp)]
 
 
@@ -150,7 +152,7 @@ def attention_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase
     g = layer_shapes(model, r)
     if flash:
         flops = g["scores"].flops + g["context"].flops
-        qkvo = r.tokens * (2 * r.heads + 2 * r.kv_heads) * r.d * r.elem
+        qkvo = _qkvo_bytes(r)
         return [
             Op(
                 "flash_attn",
@@ -173,6 +175,11 @@ def attention_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase
     ]
 
 
+def _qkvo_bytes(r: RankShapes) -> float:
+    """Bytes a fused attention kernel reads and writes: Q, K (query/key head dim), V and O (value head dim)."""
+    return r.tokens * ((r.heads + r.kv_heads) * r.d + (r.kv_heads + r.heads) * r.d_v) * r.elem
+
+
 def _attention_gemm(name: str, phase: Phase, shape: GemmShape, elem: int) -> Op:
     op = gemm_op(name, phase, shape, elem)
     return Op(name, OpKind.ATTENTION, phase, flops=op.flops, bytes=op.bytes, gemm=shape)
@@ -183,7 +190,7 @@ def attention_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Op]
     bwd = Phase.BACKWARD
     if flash:
         flops = 2 * (g["scores"].flops + g["context"].flops)
-        qkvo = r.tokens * (2 * r.heads + 2 * r.kv_heads) * r.d * r.elem
+        qkvo = _qkvo_bytes(r)
         return [
             Op(
                 "flash_attn_bwd",
@@ -214,21 +221,55 @@ def dropout_mask_bytes(model: ModelSpec, act: float, r: RankShapes) -> float:
     return act / r.elem if model.dropout else 0.0
 
 
-def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = Phase.FORWARD) -> list[Item]:
-    g = layer_shapes(model, r)
+def attention_block_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase) -> list[Item]:
+    """The layer's first half: norm, Q/K/V (or latent attention's projections), core attention, output
+    projection, TP reduction, dropout + residual."""
     act = r.norm_tokens * r.h * r.elem  # one [tokens, h] activation as the norms see it
+    mask = dropout_mask_bytes(model, act, r)
+    return [
+        elementwise("norm1", phase, 2 * act),
+        *qkv_forward(model, r, phase),
+        *cp_comm("cp_kv_gather", phase, r, Collective.ALL_GATHER),
+        *attention_forward(model, r, flash, phase),
+        *linear(Role.ATTN_PROJ, phase, layer_shapes(model, r)["attn_proj"], r),
+        *tp_comm("tp_reduce_attn", phase, r, gather=False, linear=Role.ATTN_PROJ),
+        elementwise("dropout_residual1", phase, 3 * act + mask),
+    ]
+
+
+def qkv_forward(model: ModelSpec, r: RankShapes, phase: Phase) -> list[Item]:
+    """The fused Q/K/V projection after the SP gather of its input, or latent attention's projections
+    (workload/mla.py)."""
+    if model.mla is not None:
+        from simulator.workload.mla import mla_projections_forward
+
+        return mla_projections_forward(model, r, phase)
+    return [
+        *tp_comm("tp_gather_attn", phase, r, gather=True, linear=Role.QKV),
+        *linear(Role.QKV, phase, layer_shapes(model, r)["qkv"], r),
+    ]
+
+
+def qkv_backward(model: ModelSpec, r: RankShapes) -> list[Item]:
+    if model.mla is not None:
+        from simulator.workload.mla import mla_projections_backward
+
+        return mla_projections_backward(model, r)
+    return [
+        *linear_backward(Role.QKV, layer_shapes(model, r)["qkv"], r),
+        *tp_backward("tp_attn_in_bwd", r, at_output=False),
+    ]
+
+
+def mlp_block_forward(model: ModelSpec, r: RankShapes, phase: Phase) -> list[Item]:
+    """The layer's second half with a dense MLP: norm, up (+gate), activation, down, TP reduction,
+    dropout + residual."""
+    g = layer_shapes(model, r)
+    act = r.norm_tokens * r.h * r.elem
     mlp_act = r.tokens * (r.f // r.tp) * r.elem
     act_bytes = mlp_act * (3 if model.gated_mlp else 2)  # SwiGLU reads gate and up, writes one
     mask = dropout_mask_bytes(model, act, r)
     return [
-        elementwise("norm1", phase, 2 * act),
-        *tp_comm("tp_gather_attn", phase, r, gather=True, linear=Role.QKV),
-        *linear(Role.QKV, phase, g["qkv"], r),
-        *cp_comm("cp_kv_gather", phase, r, Collective.ALL_GATHER),
-        *attention_forward(model, r, flash, phase),
-        *linear(Role.ATTN_PROJ, phase, g["attn_proj"], r),
-        *tp_comm("tp_reduce_attn", phase, r, gather=False, linear=Role.ATTN_PROJ),
-        elementwise("dropout_residual1", phase, 3 * act + mask),
         elementwise("norm2", phase, 2 * act),
         *tp_comm("tp_gather_mlp", phase, r, gather=True, linear=Role.MLP_UP),
         *linear(Role.MLP_UP, phase, g["mlp_up"], r),
@@ -239,9 +280,11 @@ def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = P
     ]
 
 
-def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
-    """Reverse of the forward; the conjugate TP collectives (all-reduce of input gradients at the
-    'f' operators without SP; all-gather / reduce-scatter swapped with SP)."""
+def layer_forward(model: ModelSpec, r: RankShapes, flash: bool, phase: Phase = Phase.FORWARD) -> list[Item]:
+    return attention_block_forward(model, r, flash, phase) + mlp_block_forward(model, r, phase)
+
+
+def mlp_block_backward(model: ModelSpec, r: RankShapes) -> list[Item]:
     g = layer_shapes(model, r)
     bwd = Phase.BACKWARD
     act = r.norm_tokens * r.h * r.elem
@@ -250,32 +293,46 @@ def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
     mask = dropout_mask_bytes(model, act, r)
     return [
         elementwise("dropout_residual2_bwd", bwd, 2 * act + mask),
-        *_tp_backward("tp_mlp_out_bwd", r, at_output=True),
+        *tp_backward("tp_mlp_out_bwd", r, at_output=True),
         *linear_backward(Role.MLP_DOWN, g["mlp_down"], r),
         elementwise("mlp_activation_bwd", bwd, act_bytes),
         *linear_backward(Role.MLP_UP, g["mlp_up"], r),
-        *_tp_backward("tp_mlp_in_bwd", r, at_output=False),
+        *tp_backward("tp_mlp_in_bwd", r, at_output=False),
         elementwise("norm2_bwd", bwd, 3 * act),
+    ]
+
+
+def attention_block_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
+    g = layer_shapes(model, r)
+    bwd = Phase.BACKWARD
+    act = r.norm_tokens * r.h * r.elem
+    mask = dropout_mask_bytes(model, act, r)
+    return [
         elementwise("dropout_residual1_bwd", bwd, 2 * act + mask),
-        *_tp_backward("tp_attn_out_bwd", r, at_output=True),
+        *tp_backward("tp_attn_out_bwd", r, at_output=True),
         *linear_backward(Role.ATTN_PROJ, g["attn_proj"], r),
         *cp_comm("cp_kv_gather_bwd", bwd, r, Collective.ALL_GATHER),
         *attention_backward(model, r, flash),
         *cp_comm("cp_dkv_reduce", bwd, r, Collective.REDUCE_SCATTER),
-        *linear_backward(Role.QKV, g["qkv"], r),
-        *_tp_backward("tp_attn_in_bwd", r, at_output=False),
+        *qkv_backward(model, r),
         elementwise("norm1_bwd", bwd, 3 * act),
     ]
 
 
-def _tp_backward(name: str, r: RankShapes, at_output: bool) -> list[CommOp]:
+def layer_backward(model: ModelSpec, r: RankShapes, flash: bool) -> list[Item]:
+    """Reverse of the forward; the conjugate TP collectives (all-reduce of input gradients at the
+    'f' operators without SP; all-gather / reduce-scatter swapped with SP)."""
+    return mlp_block_backward(model, r) + attention_block_backward(model, r, flash)
+
+
+def tp_backward(name: str, r: RankShapes, at_output: bool, width: int = 0) -> list[CommOp]:
     """Backward of a forward reduction is a gather (SP) or nothing (no SP: the 'g' operator's
     backward is the identity); backward of a forward gather is a reduce-scatter (SP) or all-reduce.
     With TP comm overlap the gather feeds the dgrad GEMM after it by ring exchange and the
     reduce-scatter of the dgrad output hides behind the wgrad GEMM before it (bulk)."""
     if r.tp == 1:
         return []
-    size = r.tokens * r.h * r.elem
+    size = r.tokens * (width or r.h) * r.elem
     if at_output:
         if not r.sp:
             return []

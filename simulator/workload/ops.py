@@ -64,6 +64,7 @@ class Op:
     # rank's grouped GEMM against the balanced one: workload/moe.py); it adds no FLOPs of its own
     baseline: GemmShape | None = None
     counted: bool = True  # its FLOPs count as model FLOPs (the router's do not: Megatron-LM's convention)
+    duplicates: int = 1  # TP ranks that compute the same thing (latent attention's down-projections without SP)
 
     @property
     def category(self) -> Category:

@@ -16,7 +16,7 @@ class RankShapes:
     s_q: int  # query tokens on this rank (s / cp)
     h: int
     f: int  # ffn hidden
-    d: int  # head dim
+    d: int  # head dim (of the queries and keys; = d_v except with latent attention)
     heads: int  # attention heads on this rank (heads / tp)
     kv_heads: int  # kv heads on this rank (kv_heads / tp)
     tp: int
@@ -27,6 +27,11 @@ class RankShapes:
     elem: int  # activation bytes per element
     gemm_elem: int  # GEMM operand bytes per element
     fused_loss: bool = False  # the cross-entropy runs as fused kernels (workload/head.py)
+    d_v: int = 0  # head dim of the values; 0 in the constructor = d
+
+    def __post_init__(self) -> None:
+        if self.d_v == 0:
+            object.__setattr__(self, "d_v", self.d)
 
     @property
     def tokens(self) -> int:
@@ -52,7 +57,8 @@ def rank_shapes(setup: Setup) -> RankShapes:
         s_q=m.seq_len // p.cp,
         h=m.hidden,
         f=m.ffn_hidden,
-        d=m.head_dim,
+        d=m.mla.qk_dim if m.mla else m.head_dim,
+        d_v=m.mla.v_head_dim if m.mla else m.head_dim,
         heads=m.heads // p.tp,
         kv_heads=m.kv_heads // p.tp,
         tp=p.tp,

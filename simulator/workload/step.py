@@ -5,15 +5,19 @@ through symmetry"), so a step is: per pipeline chunk, the items of one micro-bat
 backward; per stage, the step-level data-parallel communication and the optimizer update.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from simulator import dtypes
+from simulator.catalog.models import ModelSpec
+from simulator.enums import LayerKind, Phase, Recompute
 from simulator.scenario.setup import Setup
 from simulator.workload.dp_comm import zero3_layer_comm
 from simulator.workload.embedding import embedding_backward, embedding_forward
 from simulator.workload.head import head_backward, head_forward
 from simulator.workload.layer import LayerWork, layer_work
+from simulator.workload.moe import MoeShapes, moe_layer_backward, moe_layer_forward, moe_layer_recompute, moe_shapes
+from simulator.workload.mtp import mtp_work
 from simulator.workload.ops import CommOp, Item, Op
 from simulator.workload.optimizer import optimizer_op
 from simulator.workload.partition import layers_per_chunk, stage_of_chunk
@@ -35,12 +39,17 @@ class ChunkWork:
     epilogue_backward: tuple[Item, ...] = ()
     zero3_forward: tuple[CommOp, ...] = ()  # per-layer parameter gathers (ZeRO-3 / FSDP)
     zero3_backward: tuple[CommOp, ...] = ()
+    kinds: tuple[LayerKind, ...] = ()  # each layer's kind, in order; () = every layer dense
 
-    def forward(self, layer: LayerWork) -> Iterator[Item]:
+    def kind(self, i: int) -> LayerKind:
+        """The kind of the chunk's `i`-th layer (0-based, forward order)."""
+        return self.kinds[i] if self.kinds else LayerKind.DENSE
+
+    def forward(self, layers: Mapping[LayerKind, LayerWork]) -> Iterator[Item]:
         yield from self.prologue_forward
-        for _ in range(self.layers):
+        for i in range(self.layers):
             yield from self.zero3_forward
-            yield from layer.forward
+            yield from layers[self.kind(i)].forward
         yield from self.epilogue_forward
 
     def recomputes(self, backward_index: int) -> bool:
@@ -48,12 +57,13 @@ class ChunkWork:
         recomputes: the chunk's first `recomputed` layers do."""
         return backward_index >= self.layers - self.recomputed
 
-    def backward(self, layer: LayerWork) -> Iterator[Item]:
+    def backward(self, layers: Mapping[LayerKind, LayerWork]) -> Iterator[Item]:
         """Backward of the chunk, last layer first; a recomputing layer's forward runs again right
         before its backward."""
         yield from self.epilogue_backward
         for i in range(self.layers):
             yield from self.zero3_backward
+            layer = layers[self.kind(self.layers - 1 - i)]
             if self.recomputes(i):
                 yield from layer.recompute
             yield from layer.backward
@@ -76,15 +86,24 @@ class StepWork:
 
     setup: Setup
     shapes: RankShapes
-    layer: LayerWork
+    layer: LayerWork  # a dense layer (every layer of a dense model)
     chunks: tuple[ChunkWork, ...]
     stages: tuple[StageWork, ...]
     micro_batches: int
     pp_message_bytes: float  # activation (or its gradient) sent between stages, per micro-batch
+    moe_layer: LayerWork | None = None  # an MoE layer (models with model.moe)
+
+    @property
+    def layers(self) -> dict[LayerKind, LayerWork]:
+        """Each layer kind's work."""
+        if self.moe_layer is None:
+            return {LayerKind.DENSE: self.layer}
+        return {LayerKind.DENSE: self.layer, LayerKind.MOE: self.moe_layer}
 
     def chunk_items(self, chunk: ChunkWork) -> Iterator[Item]:
-        yield from chunk.forward(self.layer)
-        yield from chunk.backward(self.layer)
+        layers = self.layers
+        yield from chunk.forward(layers)
+        yield from chunk.backward(layers)
 
     def rank_items(self) -> Iterator[tuple[int, Item]]:
         """Every item of one micro-batch on every chunk, with its multiplicity 1 (helper for totals)."""
@@ -96,10 +115,17 @@ class StepWork:
 def build_step(setup: Setup) -> StepWork:
     r = rank_shapes(setup)
     plan, model = setup.plan, setup.model
-    layer = layer_work(model, r, setup.training.flash_attention, plan.recompute)
+    flash = setup.training.flash_attention
+    layer = layer_work(model, r, flash, plan.recompute)
+    moe = moe_shapes(setup, r) if model.moe is not None else None
+    moe_layer = moe_layer_work(model, r, moe, flash, plan.recompute) if moe is not None else None
+    layers = {LayerKind.DENSE: layer} | ({LayerKind.MOE: moe_layer} if moe_layer is not None else {})
     counts = layers_per_chunk(model.layers, plan.chunks)
+    kinds = model.layer_kinds if model.moe is not None else ()
     zero3_f, zero3_b = zero3_layer_comm(setup) if plan.zero == 3 else ((), ())
+    mtp_f, mtp_b = mtp_work(model, r, layers[model.mtp_kind]) if model.mtp_layers else ((), ())
     chunks = []
+    starts = [sum(counts[:c]) for c in range(len(counts))]
     for c, n in enumerate(counts):
         first, last = c == 0, c == plan.chunks - 1
         chunks.append(
@@ -110,10 +136,11 @@ def build_step(setup: Setup) -> StepWork:
                 recomputed=plan.recomputed_layers(n),
                 prologue_forward=tuple(embedding_forward(r)) if first else (),
                 prologue_backward=tuple(embedding_backward(r)) if first else (),
-                epilogue_forward=tuple(head_forward(model, r)) if last else (),
-                epilogue_backward=tuple(head_backward(model, r)) if last else (),
+                epilogue_forward=(*head_forward(model, r), *mtp_f) if last else (),
+                epilogue_backward=(*mtp_b, *head_backward(model, r)) if last else (),
                 zero3_forward=zero3_f,
                 zero3_backward=zero3_b,
+                kinds=tuple(kinds[starts[c] : starts[c] + n]),
             )
         )
     stages = tuple(_stage_work(setup, s, counts) for s in range(plan.pp))
@@ -128,6 +155,15 @@ def build_step(setup: Setup) -> StepWork:
         stages=stages,
         micro_batches=setup.micro_batches,
         pp_message_bytes=pp_bytes,
+        moe_layer=moe_layer,
+    )
+
+
+def moe_layer_work(model: ModelSpec, r: RankShapes, ms: MoeShapes, flash: bool, policy: Recompute) -> LayerWork:
+    return LayerWork(
+        forward=tuple(moe_layer_forward(model, r, ms, flash, Phase.FORWARD)),
+        backward=tuple(moe_layer_backward(model, r, ms, flash)),
+        recompute=tuple(moe_layer_recompute(model, r, ms, flash, policy)),
     )
 
 

@@ -1,0 +1,178 @@
+"""Compile a step whose MoE layers exchange tokens between expert-parallel ranks.
+
+A layer's items are split at its exchanges (dispatch and combine all-to-alls, or the all-gather /
+reduce-scatter of the `allgather` dispatcher): the compute between two exchanges is one timed segment,
+and each exchange becomes the flows of one block that the engine issues on the topology when the block
+is reached, so they share links with pipeline messages and data-parallel collectives in flight, and,
+with `moe_overlap`, run while another micro-batch computes (engine/core.py). Everything else is as in
+compile.py: runs of compute without an exchange between them are concatenated into one block; ZeRO-3
+gathers wait before a layer's first block; its reduce-scatters and overlapped gradient buckets go out
+after its last."""
+
+from dataclasses import dataclass
+
+from simulator.collectives.pricing import CommPricer, FlowSpec
+from simulator.enums import Collective, LayerKind
+from simulator.program.compile import (
+    Block,
+    ChunkProgram,
+    Program,
+    StageProgram,
+    _dp_flows,
+    _flows,
+    _reduce_flows,
+    is_exchange,
+)
+from simulator.program.segments import Segment, SegmentBuilder, concat
+from simulator.workload.ops import CommOp, Item
+from simulator.workload.params import layer_params
+from simulator.workload.placement import chunk_params_on_rank
+from simulator.workload.step import ChunkWork, StepWork
+
+Piece = tuple[CommOp | None, Segment]  # a segment and the exchange it waits for first (None: none)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A layer (or a chunk's prologue / epilogue) as pieces, with its per-layer data-parallel traffic."""
+
+    pieces: tuple[Piece, ...]
+    gather: tuple[FlowSpec, ...] = ()
+    reduce: tuple[FlowSpec, ...] = ()
+    bucket: tuple[FlowSpec, ...] = ()
+
+
+class Pieces:
+    """Splits item runs at their exchanges and builds their segments once per distinct run."""
+
+    def __init__(self, builder: SegmentBuilder):
+        self.builder = builder
+        self._cache: dict[str, tuple[Piece, ...]] = {}
+
+    def of(self, key: str, items: tuple[Item, ...]) -> tuple[Piece, ...]:
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._split(key, items)
+        return found
+
+    def _split(self, name: str, items: tuple[Item, ...]) -> tuple[Piece, ...]:
+        pieces: list[Piece] = []
+        exchange: CommOp | None = None
+        run: list[Item] = []
+        for item in items:
+            if is_exchange(item):
+                assert isinstance(item, CommOp)
+                if run or exchange is not None:
+                    pieces.append((exchange, self.builder.build(name, run)))
+                exchange, run = item, []
+            else:
+                run.append(item)
+        if run or exchange is not None:
+            pieces.append((exchange, self.builder.build(name, run)))
+        return tuple(pieces)
+
+
+def compile_exchange_program(work: StepWork, pricer: CommPricer, builder: SegmentBuilder) -> Program:
+    pieces = Pieces(builder)
+    stages = []
+    for s, stage_work in enumerate(work.stages):
+        chunks = tuple(_chunk(work, c, pieces, pricer) for c in work.chunks if c.stage == s)
+        stages.append(
+            StageProgram(stage=s, chunks=chunks, optimizer=builder.build("optimizer", [stage_work.optimizer]))
+        )
+    return Program(stages=tuple(stages), pp_message_bytes=work.pp_message_bytes, exchanges=True)
+
+
+def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> ChunkProgram:
+    layers = work.layers
+    gather_f = tuple(f for op in c.zero3_forward for f in _flows(pricer, op, c.stage))
+    gather_b = tuple(
+        f for op in c.zero3_backward if op.collective.value == "all_gather" for f in _flows(pricer, op, c.stage)
+    )
+    reduce_b = tuple(
+        f for op in c.zero3_backward if op.collective.value == "reduce_scatter" for f in _flows(pricer, op, c.stage)
+    )
+    forward = [Unit(pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward))]
+    for i in range(c.layers):
+        kind = c.kind(i)
+        forward.append(Unit(pieces.of(f"{kind}_layer_forward", layers[kind].forward), gather=gather_f))
+    forward.append(Unit(pieces.of(f"c{c.index}_epilogue_forward", c.epilogue_forward)))
+
+    grad, params = _dp_flows(work, c, pricer)
+    bucketed = work.setup.plan.dp_overlap and bool(grad)
+    backward, backward_last = [], []
+    head_bucket, layer_bucket, rest_bucket = _buckets(work, c, pricer) if bucketed else ((), {}, ())
+    epi = pieces.of(f"c{c.index}_epilogue_backward", c.epilogue_backward)
+    backward.append(Unit(epi))
+    backward_last.append(Unit(epi, bucket=head_bucket))
+    for i in range(c.layers):
+        kind = c.kind(c.layers - 1 - i)
+        lw = layers[kind]
+        if c.recomputes(i):
+            layer = pieces.of(f"{kind}_layer_backward", lw.recompute + lw.backward)
+        else:
+            layer = pieces.of(f"{kind}_layer_backward_stored", lw.backward)
+        backward.append(Unit(layer, gather=gather_b, reduce=reduce_b))
+        backward_last.append(Unit(layer, gather=gather_b, reduce=reduce_b, bucket=layer_bucket.get(kind, ())))
+    pro = pieces.of(f"c{c.index}_prologue_backward", c.prologue_backward)
+    backward.append(Unit(pro))
+    backward_last.append(Unit(pro, bucket=rest_bucket))
+    name = f"chunk{c.index}"
+    return ChunkProgram(
+        c.index,
+        c.stage,
+        _blocks(f"{name}_forward", forward, pricer, c.stage),
+        _blocks(f"{name}_backward", backward, pricer, c.stage),
+        () if bucketed else grad,
+        params,
+        _blocks(f"{name}_backward", backward_last, pricer, c.stage) if bucketed else (),
+    )
+
+
+def _zero3(ops: tuple[CommOp, ...], kind: Collective, pricer: CommPricer, stage: int) -> tuple[FlowSpec, ...]:
+    return tuple(f for op in ops if op.collective is kind for f in _flows(pricer, op, stage))
+
+
+def _buckets(
+    work: StepWork, c: ChunkWork, pricer: CommPricer
+) -> tuple[tuple[FlowSpec, ...], dict[LayerKind, tuple[FlowSpec, ...]], tuple[FlowSpec, ...]]:
+    """Overlapped gradient reduction's buckets: the head's, each layer kind's, and the rest (compile.py's
+    `_bucketed_backward`)."""
+    setup = work.setup
+    layer = layer_params(setup.model).per_rank(setup.plan.tp)
+    ends = chunk_params_on_rank(setup, c.index, c.layers) - c.layers * layer
+    head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
+    per_kind = {kind: _reduce_flows(work, c, pricer, layer) for kind in work.layers}
+    return _reduce_flows(work, c, pricer, head), per_kind, _reduce_flows(work, c, pricer, ends - head)
+
+
+def _blocks(name: str, units: list[Unit], pricer: CommPricer, stage: int) -> tuple[Block, ...]:
+    """Blocks in execution order: a new block wherever an exchange or a ZeRO-3 gather must come first,
+    and after a layer whose data-parallel traffic goes out when it is done."""
+    blocks: list[Block] = []
+    segs: list[Segment] = []
+    exchange: tuple[FlowSpec, ...] = ()
+    exchange_name = ""
+    gather: tuple[FlowSpec, ...] = ()
+
+    def flush(reduce: tuple[FlowSpec, ...] = (), bucket: tuple[FlowSpec, ...] = ()) -> None:
+        nonlocal segs, exchange, exchange_name, gather
+        if not segs:
+            return
+        seg = segs[0] if len(segs) == 1 else concat(name, segs, [1] * len(segs))
+        blocks.append(Block(seg, gather, reduce, bucket, exchange, exchange_name))
+        segs, exchange, exchange_name, gather = [], (), "", ()
+
+    for unit in units:
+        for j, (op, seg) in enumerate(unit.pieces):
+            if op is not None or (j == 0 and unit.gather):
+                flush()
+            if op is not None:
+                exchange, exchange_name = tuple(_flows(pricer, op, stage)), op.name
+            if j == 0 and unit.gather:
+                gather = unit.gather
+            segs.append(seg)
+        if unit.reduce or unit.bucket:
+            flush(unit.reduce, unit.bucket)
+    flush()
+    return tuple(blocks)
