@@ -23,7 +23,8 @@ from simulator.engine.step import simulate_step
 from simulator.enums import Algorithm, Category, Collective, CommGroup
 from simulator.metrics.breakdown import StepBreakdown, step_breakdown
 from simulator.network import FlowNetwork
-from simulator.program.compile import Block, ChunkProgram, Program, StageProgram, compile_program
+from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram
+from simulator.program.compile import compile_program
 from simulator.program.segments import Segment
 from simulator.scenario import Setup, setup_from_mapping
 from simulator.simulate import simulate

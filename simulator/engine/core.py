@@ -25,7 +25,7 @@ from simulator.engine.schedules import Pass, Task, stage_order
 from simulator.engine.spans import Span, Stream, WaitReason
 from simulator.gc_pause import paused_gc
 from simulator.network import FlowNetwork
-from simulator.program.compile import Block, ChunkProgram, Program, StageProgram
+from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram
 from simulator.scenario.setup import Setup
 
 MessageKey = tuple  # (pass, micro-batch, receiving chunk[, replica in full fidelity])

@@ -6,7 +6,8 @@ from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer
 from simulator.engine.core import EngineResult, StepSimulation
 from simulator.enums import Fidelity
-from simulator.program.compile import Program, compile_program
+from simulator.program.blocks import Program
+from simulator.program.compile import compile_program
 from simulator.topology import build_topology
 from simulator.workload.step import StepWork
 

@@ -18,7 +18,8 @@ from simulator.collectives.pricing import CommPricer, FlowSpec, static_time_s
 from simulator.costs.contention import contention_s, contention_share
 from simulator.enums import Category, Schedule
 from simulator.metrics.breakdown import empty_breakdown
-from simulator.program.compile import Block, ChunkProgram, compile_program
+from simulator.program.blocks import Block, ChunkProgram
+from simulator.program.compile import compile_program
 from simulator.topology import build_topology
 from simulator.workload.step import StepWork
 

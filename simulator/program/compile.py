@@ -4,76 +4,19 @@ forward and backward blocks, and the flows of the data-parallel collectives."""
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.collectives.pricing import CommPricer, FlowSpec
+from simulator.collectives.pricing import CommPricer
 from simulator.costs.compute import op_time_s
-from simulator.enums import Collective, CommGroup
+from simulator.enums import Collective
+from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, has_exchanges
+from simulator.program.dp_flows import dp_flows, flows, reduce_flows
+from simulator.program.exchanges import compile_exchange_program
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.scenario.setup import Setup
-from simulator.workload.dp_comm import gradient_reduction, weight_gather
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
 from simulator.workload.params import layer_params
 from simulator.workload.placement import chunk_params_on_rank
 from simulator.workload.step import ChunkWork, StepWork
-
-
-@dataclass(frozen=True)
-class Block:
-    """A segment, optionally waiting for gathered weights first (ZeRO-3) and issuing a gradient
-    reduce-scatter after (ZeRO-3)."""
-
-    segment: Segment
-    gather: tuple[FlowSpec, ...] = ()
-    reduce: tuple[FlowSpec, ...] = ()
-    bucket: tuple[FlowSpec, ...] = ()  # DP gradient bucket issued after it in the chunk's last backward
-    # an expert-parallel exchange (dispatch or combine) the segment waits for: flows on the topology,
-    # issued when the block is reached and sharing links with everything else in flight
-    exchange: tuple[FlowSpec, ...] = ()
-    exchange_name: str = ""
-
-
-@dataclass(frozen=True)
-class ChunkProgram:
-    """What a stage runs for one model chunk: its blocks per pass and its data-parallel flows."""
-
-    chunk: int
-    stage: int
-    forward: tuple[Block, ...]
-    backward: tuple[Block, ...]
-    grad_reduce: tuple[FlowSpec, ...]  # DP gradient all-reduce (ZeRO-0) or reduce-scatter (1/2), after backward
-    param_gather: tuple[FlowSpec, ...]  # ZeRO-1/2 all-gather of updated weights after the optimizer
-    backward_last: tuple[Block, ...] = ()  # the chunk's last backward when it reduces gradients per bucket
-
-    def backward_blocks(self, last: bool) -> tuple[Block, ...]:
-        return self.backward_last if last and self.backward_last else self.backward
-
-
-@dataclass(frozen=True)
-class StageProgram:
-    """What one pipeline stage runs: its chunks and its optimizer step."""
-
-    stage: int
-    chunks: tuple[ChunkProgram, ...]
-    optimizer: Segment
-
-
-@dataclass(frozen=True)
-class Program:
-    """What every pipeline stage runs in one step, and the size of the messages between stages."""
-
-    stages: tuple[StageProgram, ...]
-    pp_message_bytes: float
-    exchanges: bool = False  # its MoE layers exchange tokens between expert-parallel ranks (exchanges.py)
-
-
-def has_exchanges(work: StepWork) -> bool:
-    """Whether the step has expert-parallel exchanges, which split the layers into blocks the engine runs
-    one by one (program/exchanges.py)."""
-    return work.moe_layer is not None and any(is_exchange(i) for i in work.moe_layer.forward)
-
-
-def is_exchange(item: Item) -> bool:
-    return isinstance(item, CommOp) and item.group is CommGroup.EP
 
 
 def item_timer(setup: Setup, pricer: CommPricer) -> Callable[[Item], float]:
@@ -92,7 +35,7 @@ def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
     builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count)
     if has_exchanges(work):
-        return compile_with_exchanges(work, pricer, builder)
+        return compile_exchange_program(work, pricer, builder)
     layer_f = builder.build("layer_forward", work.layer.forward)
     layer_b = LayerBackward(
         recomputing=builder.build("layer_backward", work.layer.recompute + work.layer.backward),
@@ -132,7 +75,7 @@ def _chunk_program(
         parts = [epi_b, layer_b.stored, layer_b.recomputing, pro_b]
         repeats = [1, c.layers - c.recomputed, c.recomputed, 1]
         backward = (Block(concat(f"chunk{c.index}_backward", parts, repeats)),)
-    grad, params = _dp_flows(work, c, pricer)
+    grad, params = dp_flows(work, c, pricer)
     backward_last: tuple[Block, ...] = ()
     if work.setup.plan.dp_overlap and grad:
         backward_last = _bucketed_backward(work, c, pricer, epi_b, layer_b.of(c), pro_b)
@@ -151,19 +94,10 @@ def _bucketed_backward(
     ends = chunk_params_on_rank(setup, c.index, c.layers) - c.layers * layer
     head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
     return (
-        Block(epi_b, bucket=_reduce_flows(work, c, pricer, head)),
-        *(Block(seg, bucket=_reduce_flows(work, c, pricer, layer)) for seg in layer_b),
-        Block(pro_b, bucket=_reduce_flows(work, c, pricer, ends - head)),
+        Block(epi_b, bucket=reduce_flows(work, c, pricer, head)),
+        *(Block(seg, bucket=reduce_flows(work, c, pricer, layer)) for seg in layer_b),
+        Block(pro_b, bucket=reduce_flows(work, c, pricer, ends - head)),
     )
-
-
-def _reduce_flows(work: StepWork, c: ChunkWork, pricer: CommPricer, params: float) -> tuple[FlowSpec, ...]:
-    op = gradient_reduction(work.setup, params)
-    return _flows(pricer, op, c.stage) if op else ()
-
-
-def _flows(pricer: CommPricer, op: CommOp, stage: int) -> tuple[FlowSpec, ...]:
-    return tuple(pricer.unit_flows(op.collective, op.group, stage, op.bytes))
 
 
 def _zero3_blocks(c: ChunkWork, pricer: CommPricer, fwd: tuple, bwd: tuple) -> tuple[tuple, tuple]:
@@ -171,12 +105,12 @@ def _zero3_blocks(c: ChunkWork, pricer: CommPricer, fwd: tuple, bwd: tuple) -> t
     reduce-scatter of their gradients."""
     pro_f, layer_f, epi_f = fwd
     epi_b, layer_bs, pro_b = bwd
-    gather_f = tuple(f for op in c.zero3_forward for f in _flows(pricer, op, c.stage))
+    gather_f = tuple(f for op in c.zero3_forward for f in flows(pricer, op, c.stage))
     gather_b = tuple(
-        f for op in c.zero3_backward if op.collective is Collective.ALL_GATHER for f in _flows(pricer, op, c.stage)
+        f for op in c.zero3_backward if op.collective is Collective.ALL_GATHER for f in flows(pricer, op, c.stage)
     )
     reduce_b = tuple(
-        f for op in c.zero3_backward if op.collective is Collective.REDUCE_SCATTER for f in _flows(pricer, op, c.stage)
+        f for op in c.zero3_backward if op.collective is Collective.REDUCE_SCATTER for f in flows(pricer, op, c.stage)
     )
     forward = (Block(pro_f), *(Block(layer_f, gather=gather_f) for _ in range(c.layers)), Block(epi_f))
     backward = (
@@ -185,16 +119,3 @@ def _zero3_blocks(c: ChunkWork, pricer: CommPricer, fwd: tuple, bwd: tuple) -> t
         Block(pro_b),
     )
     return forward, backward
-
-
-def _dp_flows(work: StepWork, c: ChunkWork, pricer: CommPricer) -> tuple[tuple[FlowSpec, ...], tuple[FlowSpec, ...]]:
-    """Per-chunk data-parallel traffic (the bucket granularity of overlapped reduction)."""
-    params = chunk_params_on_rank(work.setup, c.index, c.layers)
-    gather = weight_gather(work.setup, params)
-    return _reduce_flows(work, c, pricer, params), (_flows(pricer, gather, c.stage) if gather else ())
-
-
-def compile_with_exchanges(work: StepWork, pricer: CommPricer, builder: SegmentBuilder) -> Program:
-    from simulator.program.exchanges import compile_exchange_program
-
-    return compile_exchange_program(work, pricer, builder)

@@ -13,16 +13,8 @@ from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.enums import Collective, LayerKind
-from simulator.program.compile import (
-    Block,
-    ChunkProgram,
-    Program,
-    StageProgram,
-    _dp_flows,
-    _flows,
-    _reduce_flows,
-    is_exchange,
-)
+from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, is_exchange
+from simulator.program.dp_flows import dp_flows, flows, reduce_flows
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.workload.ops import CommOp, Item
 from simulator.workload.params import layer_params
@@ -85,20 +77,16 @@ def compile_exchange_program(work: StepWork, pricer: CommPricer, builder: Segmen
 
 def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> ChunkProgram:
     layers = work.layers
-    gather_f = tuple(f for op in c.zero3_forward for f in _flows(pricer, op, c.stage))
-    gather_b = tuple(
-        f for op in c.zero3_backward if op.collective.value == "all_gather" for f in _flows(pricer, op, c.stage)
-    )
-    reduce_b = tuple(
-        f for op in c.zero3_backward if op.collective.value == "reduce_scatter" for f in _flows(pricer, op, c.stage)
-    )
+    gather_f = _zero3(c.zero3_forward, Collective.ALL_GATHER, pricer, c.stage)
+    gather_b = _zero3(c.zero3_backward, Collective.ALL_GATHER, pricer, c.stage)
+    reduce_b = _zero3(c.zero3_backward, Collective.REDUCE_SCATTER, pricer, c.stage)
     forward = [Unit(pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward))]
     for i in range(c.layers):
         kind = c.kind(i)
         forward.append(Unit(pieces.of(f"{kind}_layer_forward", layers[kind].forward), gather=gather_f))
     forward.append(Unit(pieces.of(f"c{c.index}_epilogue_forward", c.epilogue_forward)))
 
-    grad, params = _dp_flows(work, c, pricer)
+    grad, params = dp_flows(work, c, pricer)
     bucketed = work.setup.plan.dp_overlap and bool(grad)
     backward, backward_last = [], []
     head_bucket, layer_bucket, rest_bucket = _buckets(work, c, pricer) if bucketed else ((), {}, ())
@@ -130,7 +118,7 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
 
 
 def _zero3(ops: tuple[CommOp, ...], kind: Collective, pricer: CommPricer, stage: int) -> tuple[FlowSpec, ...]:
-    return tuple(f for op in ops if op.collective is kind for f in _flows(pricer, op, stage))
+    return tuple(f for op in ops if op.collective is kind for f in flows(pricer, op, stage))
 
 
 def _buckets(
@@ -142,8 +130,8 @@ def _buckets(
     layer = layer_params(setup.model).per_rank(setup.plan.tp)
     ends = chunk_params_on_rank(setup, c.index, c.layers) - c.layers * layer
     head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
-    per_kind = {kind: _reduce_flows(work, c, pricer, layer) for kind in work.layers}
-    return _reduce_flows(work, c, pricer, head), per_kind, _reduce_flows(work, c, pricer, ends - head)
+    per_kind = {kind: reduce_flows(work, c, pricer, layer) for kind in work.layers}
+    return reduce_flows(work, c, pricer, head), per_kind, reduce_flows(work, c, pricer, ends - head)
 
 
 def _blocks(name: str, units: list[Unit], pricer: CommPricer, stage: int) -> tuple[Block, ...]:
@@ -168,7 +156,7 @@ def _blocks(name: str, units: list[Unit], pricer: CommPricer, stage: int) -> tup
             if op is not None or (j == 0 and unit.gather):
                 flush()
             if op is not None:
-                exchange, exchange_name = tuple(_flows(pricer, op, stage)), op.name
+                exchange, exchange_name = tuple(flows(pricer, op, stage)), op.name
             if j == 0 and unit.gather:
                 gather = unit.gather
             segs.append(seg)

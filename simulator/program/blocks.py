@@ -1,0 +1,69 @@
+"""What the engine executes: blocks of timed segments with the collectives around them, per chunk,
+stage and step (compiled by compile.py, or exchanges.py for MoE layers that exchange tokens)."""
+
+from dataclasses import dataclass
+
+from simulator.collectives.pricing import FlowSpec
+from simulator.enums import CommGroup
+from simulator.program.segments import Segment
+from simulator.workload.ops import CommOp, Item
+from simulator.workload.step import StepWork
+
+
+@dataclass(frozen=True)
+class Block:
+    """A segment, optionally waiting for gathered weights first (ZeRO-3) and issuing a gradient
+    reduce-scatter after (ZeRO-3)."""
+
+    segment: Segment
+    gather: tuple[FlowSpec, ...] = ()
+    reduce: tuple[FlowSpec, ...] = ()
+    bucket: tuple[FlowSpec, ...] = ()  # DP gradient bucket issued after it in the chunk's last backward
+    # an expert-parallel exchange (dispatch or combine) the segment waits for: flows on the topology,
+    # issued when the block is reached and sharing links with everything else in flight
+    exchange: tuple[FlowSpec, ...] = ()
+    exchange_name: str = ""
+
+
+@dataclass(frozen=True)
+class ChunkProgram:
+    """What a stage runs for one model chunk: its blocks per pass and its data-parallel flows."""
+
+    chunk: int
+    stage: int
+    forward: tuple[Block, ...]
+    backward: tuple[Block, ...]
+    grad_reduce: tuple[FlowSpec, ...]  # DP gradient all-reduce (ZeRO-0) or reduce-scatter (1/2), after backward
+    param_gather: tuple[FlowSpec, ...]  # ZeRO-1/2 all-gather of updated weights after the optimizer
+    backward_last: tuple[Block, ...] = ()  # the chunk's last backward when it reduces gradients per bucket
+
+    def backward_blocks(self, last: bool) -> tuple[Block, ...]:
+        return self.backward_last if last and self.backward_last else self.backward
+
+
+@dataclass(frozen=True)
+class StageProgram:
+    """What one pipeline stage runs: its chunks and its optimizer step."""
+
+    stage: int
+    chunks: tuple[ChunkProgram, ...]
+    optimizer: Segment
+
+
+@dataclass(frozen=True)
+class Program:
+    """What every pipeline stage runs in one step, and the size of the messages between stages."""
+
+    stages: tuple[StageProgram, ...]
+    pp_message_bytes: float
+    exchanges: bool = False  # its MoE layers exchange tokens between expert-parallel ranks (exchanges.py)
+
+
+def has_exchanges(work: StepWork) -> bool:
+    """Whether the step has expert-parallel exchanges, which split the layers into blocks the engine runs
+    one by one (program/exchanges.py)."""
+    return work.moe_layer is not None and any(is_exchange(i) for i in work.moe_layer.forward)
+
+
+def is_exchange(item: Item) -> bool:
+    return isinstance(item, CommOp) and item.group is CommGroup.EP
