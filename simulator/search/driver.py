@@ -21,7 +21,7 @@ from simulator.search.evaluate import Candidate, load_base, screen, with_engine
 from simulator.search.executors import run_jobs
 from simulator.search.progress import Progress
 from simulator.search.rank import pareto_front, rank, rank_key
-from simulator.search.space import Bounds, empty_reasons, enumerate_plans
+from simulator.search.space import Bounds, bound_problems, empty_reasons, enumerate_plans
 from simulator.search.store import ResultStore
 
 # The README's accuracy table: published ZeRO-3 runs are predicted with larger errors than any other
@@ -92,6 +92,8 @@ def search(
         problem = node_problem(frame.num_gpus, frame.gpus_per_node)
         if problem:
             raise ConfigError([f"{problem}{_at(point)}"])
+        if problems := bound_problems(frame, bounds):
+            raise ConfigError([f"{p}{_at(point)}" for p in problems])
         plans = list(enumerate_plans(frame, bounds))
         found_here = screen(raw, plans)
         if not found_here:

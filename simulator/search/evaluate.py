@@ -35,6 +35,8 @@ def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], F
         dp_overlap=sc.parallelism.dp_overlap,
         recompute_layers=sc.parallelism.recompute_layers or 0,
         flash_attention=sc.training.flash_attention,
+        moe_dispatcher=sc.parallelism.moe_dispatcher,
+        moe_overlap=sc.parallelism.moe_overlap,
     )
     return raw, frame
 

@@ -24,6 +24,16 @@ Default bounds (each overridable with `--fix`/`--max`/`--min`):
 - sequence_parallel and dp_overlap keep the scenario's setting (fix them to try both), and so does
   recompute_layers for plans with full recomputation (`--fix recompute_layers=1,2,0` tries partial
   recomputation of the first 1 or 2 layers of each chunk, and all of them).
+
+Mixtures of experts (only when the model has `model.moe`; docs/contract.md section 1b):
+- ep runs over the divisors of the expert count and etp over {1, tp} (Megatron-Core practice: experts
+  either unsplit, as in every published DeepSeek-V3 and Qwen3 plan, or split like the dense layers),
+  keeping the pairs that satisfy MoE parallel folding (`scenario.rules.moe_problems`: ep*etp divides
+  tp*cp*dp, etp divides the expert width, ...). `--fix etp=...` tries other widths.
+- sequence parallelism is on wherever tp > 1 and ep > 1 (Megatron-Core requires it there), unless
+  `--fix sequence_parallel=false` rules such plans out.
+- moe_dispatcher and moe_overlap keep the scenario's setting (`--fix moe_dispatcher=alltoall,deepep`,
+  `--fix moe_overlap=false,true` try several); overlap needs a 1F1B or interleaved schedule.
 """
 
 from __future__ import annotations
@@ -34,9 +44,9 @@ from enum import StrEnum
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
-from simulator.enums import Recompute, Schedule
+from simulator.enums import Dispatcher, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
-from simulator.scenario.rules import chunks_problem, cp_problem, interleave_problem, tp_problems
+from simulator.scenario.rules import chunks_problem, cp_problem, interleave_problem, moe_problems, tp_problems
 
 if TYPE_CHECKING:  # the catalogue loads pydantic; `simulator search --help` needs only the knobs
     from simulator.catalog.models import ModelSpec
@@ -62,22 +72,41 @@ class PlanKnobs:
     sequence_parallel: bool
     dp_overlap: bool
     recompute_layers: int = 0  # with full recompute: its first N layers per chunk; 0 = all
+    # Mixture-of-experts knobs; ep 0 = a dense model's plan, which sets none of them
+    ep: int = 0
+    etp: int = 0
+    moe_dispatcher: str = ""  # a Dispatcher (a str) in an MoE plan
+    moe_overlap: bool = False
 
     def sections(self) -> dict[str, dict[str, Any]]:
         """The scenario keys this plan sets, as plain data: `parallelism` and `training.micro_batch`."""
-        skip = ("micro_batch", "recompute_layers")
+        skip = ("micro_batch", "recompute_layers", *MOE_KNOBS)
         par = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
         if self.tp == 1:
             par["sequence_parallel"] = False  # nothing to split without TP: keeps one store key per plan
         if self.recompute_layers:
             par["recompute_layers"] = self.recompute_layers
+        if self.ep:
+            par |= {knob: _plain(getattr(self, knob)) for knob in MOE_KNOBS}
         return {"parallelism": par, "training": {"micro_batch": self.micro_batch}}
 
     def label(self) -> str:
-        """Short human label, e.g. 'TP8 PP8 DP16 v2 Z1 mb1 full' (the one used by plots and tables)."""
+        """Short human label, e.g. 'TP8 PP8 DP16 v2 Z1 mb1 full' (the one used by plots and tables); an
+        MoE plan adds its expert layout, e.g. '... EP8 ETP1 deepep a2a-overlap' (ETP when it is not
+        tp, the dispatcher when it is not the default all-to-all)."""
         from simulator.results.labels import plan_label
 
-        return plan_label(self.sections())
+        text = plan_label(self.sections())
+        if not self.ep:
+            return text
+        parts = [text, f"EP{self.ep}"]
+        if self.etp != self.tp:
+            parts.append(f"ETP{self.etp}")
+        if self.moe_dispatcher != Dispatcher.ALLTOALL:
+            parts.append(str(self.moe_dispatcher))
+        if self.moe_overlap:
+            parts.append("a2a-overlap")
+        return " ".join(parts)
 
 
 def _plain(value: Any) -> Any:
@@ -98,8 +127,13 @@ KNOBS: dict[str, type] = {
     "sequence_parallel": bool,
     "dp_overlap": bool,
     "recompute_layers": int,
+    "ep": int,
+    "etp": int,
+    "moe_dispatcher": Dispatcher,
+    "moe_overlap": bool,
 }
 NUMERIC = tuple(k for k, t in KNOBS.items() if t is int)
+MOE_KNOBS = ("ep", "etp", "moe_dispatcher", "moe_overlap")  # knobs of mixture-of-experts models only
 
 
 @dataclass(frozen=True)
@@ -167,7 +201,7 @@ def _parse(knob: str, text: str) -> Any:
         elif value < (0 if knob == "recompute_layers" else 1):
             raise ValueError(f"{knob} must be positive, got {value}")
         return value
-    enum = Schedule if kind is Schedule else Recompute
+    enum: type[StrEnum] = kind
     if text not in {e.value for e in enum}:
         raise ValueError(f"{knob} is one of {', '.join(e.value for e in enum)}, got {text!r}")
     return enum(text)
@@ -213,6 +247,17 @@ def empty_reasons(frame: Frame, bounds: Bounds) -> list[str]:
     return reasons
 
 
+def bound_problems(frame: Frame, bounds: Bounds) -> list[str]:
+    """Options that cannot apply to the frame's model: MoE knobs bound for a dense model."""
+    if frame.model.moe is not None:
+        return []
+    return [
+        f"{_bound_text(bounds, knob)}: {knob} is a mixture-of-experts knob and the model has no model.moe"
+        for knob in MOE_KNOBS
+        if knob in bounds.fixed or knob in bounds.low or knob in bounds.high
+    ]
+
+
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -229,6 +274,8 @@ class Frame:
     dp_overlap: bool
     flash_attention: bool = False
     recompute_layers: int = 0  # the scenario's limit on fully recomputed layers per chunk (0: all)
+    moe_dispatcher: Dispatcher = Dispatcher.ALLTOALL  # the scenario's (MoE models)
+    moe_overlap: bool = False
 
 
 def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[PlanKnobs]:
@@ -248,6 +295,7 @@ def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[PlanKnobs]:
     sps = sorted(set(bounds.fixed.get("sequence_parallel", (frame.sequence_parallel,))))
     overlaps = sorted(set(bounds.fixed.get("dp_overlap", (frame.dp_overlap,))))
     limits = sorted(set(bounds.fixed.get("recompute_layers", (frame.recompute_layers,))))
+    experts = _ExpertChoices(frame, bounds, ok)
     for tp, cp, pp, dp in _layouts(frame, ok):
         for mb in _divisors(frame.global_batch // dp):
             if not ok("micro_batch", mb):
@@ -262,7 +310,52 @@ def enumerate_plans(frame: Frame, bounds: Bounds) -> Iterator[PlanKnobs]:
                         continue  # sequence parallelism is a no-op without TP
                     chunk_layers = -(-m.layers // (pp * v))
                     for limit in _recompute_limits(rc, limits, chunk_layers):
-                        yield PlanKnobs(tp, pp, cp, dp, schedule, v, zero, mb, rc, sp, overlap, limit)
+                        for sp_moe, moe in experts(tp, cp, dp, sp, schedule):
+                            yield PlanKnobs(tp, pp, cp, dp, schedule, v, zero, mb, rc, sp_moe, overlap, limit, *moe)
+
+
+class _ExpertChoices:
+    """The expert layouts (ep, etp, dispatcher, overlap) of a mixture-of-experts model for one plan of
+    the other knobs, each with the sequence parallelism it runs with; one empty layout for a dense model."""
+
+    def __init__(self, frame: Frame, bounds: Bounds, ok: Callable[[str, Any], bool]) -> None:
+        self.model, self.bounds, self.ok = frame.model, bounds, ok
+        self.sp_fixed = "sequence_parallel" in bounds.fixed
+        self.dispatchers = sorted(set(bounds.fixed.get("moe_dispatcher", (frame.moe_dispatcher,))))
+        self.overlaps = sorted(set(bounds.fixed.get("moe_overlap", (frame.moe_overlap,))))
+        self._memo: dict[tuple[int, int, int, bool], list[tuple[int, int, bool]]] = {}
+
+    def __call__(
+        self, tp: int, cp: int, dp: int, sp: bool, schedule: Schedule
+    ) -> Iterator[tuple[bool, tuple[Any, ...]]]:
+        if self.model.moe is None:
+            yield sp, ()
+            return
+        for ep, etp, sp_used in self._layouts(tp, cp, dp, sp):
+            for dispatcher, overlap in product(self.dispatchers, self.overlaps):
+                if overlap and schedule is Schedule.GPIPE:
+                    continue  # resolve.py: moe_overlap pairs one micro-batch's forward with another's backward
+                yield sp_used, (ep, etp, dispatcher, overlap)
+
+    def _layouts(self, tp: int, cp: int, dp: int, sp: bool) -> list[tuple[int, int, bool]]:
+        """(ep, etp, sequence_parallel) that fold onto tp x cp x dp by `scenario.rules.moe_problems`,
+        within the bounds. A layout the rules accept only with sequence parallelism (tp > 1 and ep > 1)
+        takes it on, unless the user fixed sequence_parallel."""
+        key = (tp, cp, dp, sp)
+        if key not in self._memo:
+            moe = self.model.moe
+            assert moe is not None
+            etps = sorted(set(self.bounds.fixed.get("etp", (1, tp))))
+            out = []
+            for ep, etp in product(_divisors(moe.experts), etps):
+                if not self.ok("ep", ep) or not self.ok("etp", etp):
+                    continue
+                if not moe_problems(self.model, tp, cp, dp, ep, etp, sp):
+                    out.append((ep, etp, sp))
+                elif not sp and not self.sp_fixed and not moe_problems(self.model, tp, cp, dp, ep, etp, True):
+                    out.append((ep, etp, True))
+            self._memo[key] = out
+        return self._memo[key]
 
 
 def _recompute_limits(recompute: Recompute, limits: list[int], chunk_layers: int) -> list[int]:

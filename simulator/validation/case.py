@@ -13,9 +13,9 @@ METRICS = {
     "days": ("run", "days"),
     "energy_mwh": ("run", "energy_mwh"),
 }
-# Published figures kept beside the compared one for reference: the throughput a paper gives, from
-# which its `iteration_time_s` was derived (data/validation/README.md). Not compared.
-REFERENCE_FIGURES = ("tokens_per_s_per_gpu", "model_tflops_per_gpu", "tflops_per_gpu_hw")
+# Published figures kept beside the compared one for reference: the throughput (or MFU) a paper gives,
+# from which its `iteration_time_s` was derived (data/validation/README.md). Not compared.
+REFERENCE_FIGURES = ("tokens_per_s_per_gpu", "model_tflops_per_gpu", "tflops_per_gpu_hw", "tflops_per_gpu_model", "mfu")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Case:
     scenario: dict[str, Any]
     published: dict[str, float]
     source: str = ""
+    # Declared ranking study (a case's optional `study` key): the cases of one study differ only in the
+    # parallel plan and are ranked against each other (validation/ranking.py); "" = derived from the case.
+    study: str = ""
 
 
 def bundled_path(name: str) -> Path:

@@ -2,6 +2,8 @@
 measured runs), and the bundled files `simulator validate` runs by default."""
 
 import csv
+import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +12,21 @@ import yaml
 from simulator.validation.case import METRICS, REFERENCE_FIGURES, Case, bundled_path, file_error
 from simulator.validation.tables import load_table
 
-__all__ = ["Case", "PUBLISHED_FILES", "bundled_path", "default_files", "load_cases", "load_published_cases"]
+__all__ = [
+    "Case",
+    "MOE_FILES",
+    "PUBLISHED_FILES",
+    "bundled_path",
+    "default_files",
+    "load_cases",
+    "load_published_cases",
+]
 
 
 def load_published_cases(path: Path) -> list[Case]:
-    """A list of cases, each with `id`, `scenario` and `published` (see data/validation/README.md).
-    The scenarios themselves are checked when they run: a bad one is a row with a note, not an
-    error of the file."""
+    """A list of cases, each with `id`, `scenario` and `published`, and optionally `group` (default:
+    from the id) and `study` (see data/validation/README.md). The scenarios themselves are checked
+    when they run: a bad one is a row with a note, not an error of the file."""
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -28,16 +38,20 @@ def load_published_cases(path: Path) -> list[Case]:
     problems = [p for i, c in enumerate(raw) for p in _case_problems(i, c)]
     if problems:
         raise file_error(path, problems)
-    return [
+    cases = [
         Case(
             id=str(c["id"]),
-            group=_group_of(str(c["id"])),
+            group=c.get("group") or _group_of(str(c["id"])),
             scenario=c["scenario"],
             published={k: float(v) for k, v in c["published"].items()},
             source=c.get("source", ""),
+            study=c.get("study", ""),
         )
         for c in raw
     ]
+    if problems := _study_problems(cases):
+        raise file_error(path, problems)
+    return cases
 
 
 def _case_problems(i: int, case: Any) -> list[str]:
@@ -47,6 +61,9 @@ def _case_problems(i: int, case: Any) -> list[str]:
     problems = [f"{name}: missing {key!r}" for key in ("id", "scenario", "published") if key not in case]
     if "scenario" in case and not isinstance(case["scenario"], dict):
         problems.append(f"{name}: scenario: expected a mapping")
+    for key in ("group", "study"):
+        if key in case and (not isinstance(case[key], str) or not case[key].strip()):
+            problems.append(f"{name}: {key}: expected a name, got {case[key]!r}")
     published = case.get("published")
     if "published" in case and not isinstance(published, dict):
         problems.append(f"{name}: published: expected a mapping of figures")
@@ -57,6 +74,49 @@ def _case_problems(i: int, case: Any) -> list[str]:
                 problems.append(f"{name}: published.{key}: unknown figure (one of {known})")
             elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 problems.append(f"{name}: published.{key}: expected a positive number, got {value!r}")
+    return problems
+
+
+# What the cases of one declared study may differ in: the parallel plan, the scenario's name, and the
+# vocabulary (Megatron pads it to a multiple of 128 * tp, so it follows the plan). None: the whole section.
+PLAN_KEYS: dict[str, tuple[str, ...] | None] = {
+    "name": None,
+    "parallelism": None,
+    "training": ("micro_batch",),
+    "model": ("vocab",),
+}
+
+
+def _setting(case: Case) -> str:
+    """The case's scenario without its plan: what every case of its study must share."""
+    out = {}
+    for section, value in case.scenario.items():
+        dropped = PLAN_KEYS.get(section, ())
+        if dropped is None:
+            continue
+        out[section] = {k: v for k, v in value.items() if k not in dropped} if isinstance(value, dict) else value
+    return json.dumps(out, sort_keys=True, default=str)
+
+
+def _study_problems(cases: list[Case]) -> list[str]:
+    """A declared study ranks plans: its cases share everything but the plan (parallelism, micro-batch,
+    the vocabulary's padding), and there are at least two of them. They may come from two groups (a
+    study is then reported under both: validation/ranking.py)."""
+    studies: dict[str, list[Case]] = defaultdict(list)
+    for c in cases:
+        if c.study:
+            studies[c.study].append(c)
+    problems = []
+    for study, members in studies.items():
+        first = members[0]
+        if len(members) < 2:
+            problems.append(f"study {study}: only one case ({first.id}); a study ranks two plans or more")
+        for other in members[1:]:
+            if _setting(other) != _setting(first):
+                problems.append(
+                    f"study {study}: {other.id} differs from {first.id} in more than the parallel plan "
+                    "(parallelism, training.micro_batch, model.vocab)"
+                )
     return problems
 
 
@@ -84,11 +144,14 @@ def load_cases(path: Path) -> list[Case]:
 
 # The bundled published-case files: the shared copy, then the runs this project added.
 PUBLISHED_FILES = ("published_cases.yaml", "added_cases.yaml")
+# Published mixture-of-experts runs (the shared copy with `group` and `study` keys added): groups of
+# their own (moe_*), by source.
+MOE_FILES = ("moe_cases.yaml",)
 
 
 def default_files() -> list[Path]:
     return [
-        *(bundled_path(name) for name in PUBLISHED_FILES),
+        *(bundled_path(name) for name in (*PUBLISHED_FILES, *MOE_FILES)),
         bundled_path("vtrain/ground_truth_multi.csv"),
         bundled_path("vtrain/ground_truth_single.csv"),
         bundled_path("llmfoundry/mpt_benchmarks.csv"),

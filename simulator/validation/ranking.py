@@ -2,7 +2,9 @@
 
 A study is a set of cases that differ only in the parallel plan: the same model, cluster (GPU
 type and count, network), sequence length and global batch (e.g. Megatron-LM Table 2's PTD-P and ZeRO-3 rows at 384
-GPUs, or vTrain's 3.6B model on 64 GPUs). The question a user asks of a simulator is "which plan is
+GPUs, or vTrain's 3.6B model on 64 GPUs). A validation file may also declare its studies: cases with
+the same `study` key (MoE Parallel Folding's "folding" and "mcore" plans of one model at one GPU count,
+whose sources name each plan apart). The question a user asks of a simulator is "which plan is
 faster", so for every pair of cases in a study we count whether the predicted step times order them
 as the published ones do (ties in either are left out), and whether the study's fastest case is
 predicted fastest."""
@@ -20,9 +22,12 @@ METRIC = "iteration_time_s"
 
 
 def study_of(case: Case) -> str:
-    """What the cases of one study share: the publication (one software stack, measured together),
-    model, cluster (GPU type and count, network), global batch, precision. The vocabulary is left
-    out: Megatron pads it to a multiple of 128*tp, so it follows the plan."""
+    """The study a case was declared in (its file's `study` key, checked on loading to share all but
+    the plan), else what the cases of one study share: the publication (one software stack, measured
+    together), model, cluster (GPU type and count, network), global batch, precision. The vocabulary
+    is left out: Megatron pads it to a multiple of 128*tp, so it follows the plan."""
+    if case.study:
+        return json.dumps({"study": case.study})
     sc = case.scenario
     model = {k: v for k, v in (sc.get("model") or {}).items() if k != "vocab"}
     shared = {
