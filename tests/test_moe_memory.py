@@ -163,7 +163,7 @@ def test_mtp_on_the_last_stage() -> None:
     assert stage_activation_bytes(with_mtp, 3) - stage_activation_bytes(without, 3) == pytest.approx(extra)
 
 
-def test_fits_report() -> None:
+def test_deepseek_v3_does_not_fit_an_h100() -> None:
     """Not fitting an 80 GB H100 is a result: the report ran on GB200/GB300-class memory."""
     r = memory_budget(deepseek())
     assert not r.fits and r.peak_bytes > 190 * units.GIGA

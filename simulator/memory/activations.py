@@ -52,9 +52,9 @@ class LayerTerms:
     flash_stats: float  # FlashAttention's softmax statistics 4*b*a*s (replace `scores`); split by TP
     layer_input: float  # 2sbh: what full recomputation keeps; split by t with sequence parallelism
     expert: float = 0.0  # the routed experts' tensors on one rank, already per rank (EP, ETP, SP applied)
-    # bytes selective recompute drops besides the scores (Megatron-Core `moe_act` and `layernorm`), by split
+    # bytes selective recompute drops besides the scores: Megatron-Core `layernorm` (norm outputs, split
+    # like `replicated`) and `moe_act` (the routed experts' activation output, per rank like `expert`)
     selective_replicated: float = 0.0
-    selective_sharded: float = 0.0
     selective_expert: float = 0.0
 
 
@@ -229,12 +229,12 @@ def stored_layer_bytes(terms: LayerTerms, t: int, sp: bool, recompute: Recompute
     stats = terms.flash_stats / t if flash else 0.0
     stored = terms.replicated / sp_split + terms.sharded / t + scores + stats + terms.expert
     if recompute is Recompute.SELECTIVE:
-        stored -= _selective_drops(terms, t, sp_split)
+        stored -= _selective_drops(terms, sp_split)
     return stored
 
 
-def _selective_drops(terms: LayerTerms, t: int, sp_split: int) -> float:
-    return terms.selective_replicated / sp_split + terms.selective_sharded / t + terms.selective_expert
+def _selective_drops(terms: LayerTerms, sp_split: int) -> float:
+    return terms.selective_replicated / sp_split + terms.selective_expert
 
 
 def recompute_working_bytes(terms: LayerTerms, t: int, sp: bool, recompute: Recompute, flash: bool) -> float:
@@ -246,7 +246,7 @@ def recompute_working_bytes(terms: LayerTerms, t: int, sp: bool, recompute: Reco
         return stored_layer_bytes(terms, t, sp, Recompute.NONE, flash)
     if recompute is Recompute.SELECTIVE:
         scores = 0.0 if flash else terms.scores / t
-        return scores + _selective_drops(terms, t, t if sp else 1)
+        return scores + _selective_drops(terms, t if sp else 1)
     return 0.0
 
 
