@@ -5,6 +5,8 @@ from simulator.memory.activations import (
     in_flight_micro_batches,
     layer_terms,
     peak_activation_stage,
+    routed_rows,
+    setup_layer_terms,
     stage_activation_bytes,
     stored_layer_bytes,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "memory_budget",
     "model_state_bytes",
     "peak_activation_stage",
+    "routed_rows",
+    "setup_layer_terms",
     "stage_activation_bytes",
     "stage_model_state",
     "stored_layer_bytes",

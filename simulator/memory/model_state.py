@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from simulator import dtypes
 from simulator.enums import Precision
 from simulator.scenario.setup import Setup
-from simulator.workload.params import layer_params
+from simulator.workload.params import layer_kind_counts
 from simulator.workload.partition import layers_per_chunk
-from simulator.workload.placement import stage_params_on_rank
+from simulator.workload.placement import layer_rank_params, stage_rank_params
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,13 @@ class ModelState:
     @property
     def total_bytes(self) -> float:
         return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes
+
+    def __add__(self, other: "ModelState") -> "ModelState":
+        return ModelState(
+            self.weights_bytes + other.weights_bytes,
+            self.gradients_bytes + other.gradients_bytes,
+            self.optimizer_bytes + other.optimizer_bytes,
+        )
 
 
 def model_state_bytes(params: float, precision: Precision, zero: int, shards: int) -> ModelState:
@@ -45,20 +52,32 @@ def model_state_bytes(params: float, precision: Precision, zero: int, shards: in
 
 def stage_model_state(setup: Setup, stage: int) -> ModelState:
     """Model state of one GPU of pipeline `stage` (0-based): its parameters Psi from
-    `stage_params_on_rank`, sharded per the plan's ZeRO stage. Units: bytes."""
+    `stage_rank_params`, each part sharded per the plan's ZeRO stage over the group that reduces its
+    gradients: the dense parameters over DP x CP (plan.dp_group), the routed experts over expert-DP
+    (plan.expert_dp; Megatron-Core's distributed optimizer does the same). Units: bytes."""
     counts = layers_per_chunk(setup.model.layers, setup.plan.chunks)
-    params = stage_params_on_rank(setup, stage, counts)
-    return model_state_bytes(params, setup.training.precision, setup.plan.zero, setup.plan.dp_group)
+    params = stage_rank_params(setup, stage, counts)
+    p, prec = setup.plan, setup.training.precision
+    return model_state_bytes(params.dense, prec, p.zero, p.dp_group) + model_state_bytes(
+        params.expert, prec, p.zero, p.expert_dp
+    )
 
 
 def zero3_gather_buffer_bytes(setup: Setup) -> float:
     """Transient unsharded weights under ZeRO-3 / FSDP: the gathered layer being computed plus one
     prefetched layer (Rajbhandari et al. 2020 sec. 5.3: each partition's weights are gathered
     before its forward and backward and discarded after; PyTorch FSDP's forward/backward prefetch
-    keeps one more layer's all-gather in flight, Zhao et al. 2023 "PyTorch FSDP", sec. 3.4).
-    Units: bytes; 0 without ZeRO-3 or when there is nothing to gather (N_d = 1).
+    keeps one more layer's all-gather in flight, Zhao et al. 2023 "PyTorch FSDP", sec. 3.4). A layer's
+    part is gathered only where its group has more than one rank (dense: DP x CP, experts: expert-DP);
+    with layers of several kinds, the largest. Units: bytes; 0 without ZeRO-3 or when there is nothing
+    to gather.
     """
-    if setup.plan.zero < 3 or setup.plan.dp_group == 1:
+    p = setup.plan
+    if p.zero < 3:
         return 0.0
-    per_layer = layer_params(setup.model).per_rank(setup.plan.tp)
+    per_layer = 0.0
+    for kind in layer_kind_counts(setup.model):
+        params = layer_rank_params(setup, kind)
+        gathered = (params.dense if p.dp_group > 1 else 0.0) + (params.expert if p.expert_dp > 1 else 0.0)
+        per_layer = max(per_layer, gathered)
     return 2 * per_layer * dtypes.weight_bytes(setup.training.precision)

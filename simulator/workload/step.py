@@ -19,9 +19,9 @@ from simulator.workload.layer import LayerWork, layer_work
 from simulator.workload.moe import MoeShapes, moe_layer_backward, moe_layer_forward, moe_layer_recompute, moe_shapes
 from simulator.workload.mtp import mtp_work
 from simulator.workload.ops import CommOp, Item, Op
-from simulator.workload.optimizer import optimizer_op
+from simulator.workload.optimizer import optimizer_op, optimizer_shard_params
 from simulator.workload.partition import layers_per_chunk, stage_of_chunk
-from simulator.workload.placement import stage_params_on_rank
+from simulator.workload.placement import stage_rank_params
 from simulator.workload.shapes import RankShapes, rank_shapes
 
 
@@ -169,9 +169,9 @@ def moe_layer_work(model: ModelSpec, r: RankShapes, ms: MoeShapes, flash: bool, 
 
 def _stage_work(setup: Setup, stage: int, counts: list[int]) -> StageWork:
     prec = setup.training.precision
-    params = stage_params_on_rank(setup, stage, counts)
-    shard = params / setup.plan.dp_group if setup.plan.zero >= 1 else params
+    params = stage_rank_params(setup, stage, counts)
+    shard = optimizer_shard_params(setup, params)
     optimizer = optimizer_op(
         shard, dtypes.weight_bytes(prec), dtypes.gradient_bytes(prec), dtypes.optimizer_bytes_per_param(prec)
     )
-    return StageWork(stage=stage, params_on_rank=params, optimizer=optimizer)
+    return StageWork(stage=stage, params_on_rank=params.total, optimizer=optimizer)
