@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from simulator.collectives.pricing import CommPricer
 from simulator.costs.compute import op_time_s
 from simulator.enums import Collective
-from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, has_exchanges
+from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram
 from simulator.program.dp_flows import dp_flows, flows, reduce_flows
 from simulator.program.exchanges import compile_exchange_program
 from simulator.program.segments import Segment, SegmentBuilder, concat
@@ -15,7 +15,7 @@ from simulator.scenario.setup import Setup
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
 from simulator.workload.params import layer_params
-from simulator.workload.placement import chunk_params_on_rank
+from simulator.workload.placement import RankParams, chunk_params_on_rank
 from simulator.workload.step import ChunkWork, StepWork
 
 
@@ -34,7 +34,7 @@ def item_timer(setup: Setup, pricer: CommPricer) -> Callable[[Item], float]:
 def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
     builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count)
-    if has_exchanges(work):
+    if work.moe_layer is not None:
         return compile_exchange_program(work, pricer, builder)
     layer_f = builder.build("layer_forward", work.layer.forward)
     layer_b = LayerBackward(
@@ -94,9 +94,9 @@ def _bucketed_backward(
     ends = chunk_params_on_rank(setup, c.index, c.layers) - c.layers * layer
     head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
     return (
-        Block(epi_b, bucket=reduce_flows(work, c, pricer, head)),
-        *(Block(seg, bucket=reduce_flows(work, c, pricer, layer)) for seg in layer_b),
-        Block(pro_b, bucket=reduce_flows(work, c, pricer, ends - head)),
+        Block(epi_b, bucket=reduce_flows(work, c, pricer, RankParams(head))),
+        *(Block(seg, bucket=reduce_flows(work, c, pricer, RankParams(layer))) for seg in layer_b),
+        Block(pro_b, bucket=reduce_flows(work, c, pricer, RankParams(ends - head))),
     )
 
 

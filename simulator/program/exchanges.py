@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.enums import Collective, LayerKind
-from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, is_exchange
+from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, has_exchanges, is_exchange
 from simulator.program.dp_flows import dp_flows, flows, reduce_flows
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.workload.ops import CommOp, Item
-from simulator.workload.params import layer_params
-from simulator.workload.placement import chunk_params_on_rank
+from simulator.workload.placement import RankParams, chunk_rank_params, layer_rank_params
 from simulator.workload.step import ChunkWork, StepWork
 
 Piece = tuple[CommOp | None, Segment]  # a segment and the exchange it waits for first (None: none)
@@ -72,18 +71,21 @@ def compile_exchange_program(work: StepWork, pricer: CommPricer, builder: Segmen
         stages.append(
             StageProgram(stage=s, chunks=chunks, optimizer=builder.build("optimizer", [stage_work.optimizer]))
         )
-    return Program(stages=tuple(stages), pp_message_bytes=work.pp_message_bytes, exchanges=True)
+    return Program(stages=tuple(stages), pp_message_bytes=work.pp_message_bytes, exchanges=has_exchanges(work))
 
 
 def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> ChunkProgram:
     layers = work.layers
-    gather_f = _zero3(c.zero3_forward, Collective.ALL_GATHER, pricer, c.stage)
-    gather_b = _zero3(c.zero3_backward, Collective.ALL_GATHER, pricer, c.stage)
-    reduce_b = _zero3(c.zero3_backward, Collective.REDUCE_SCATTER, pricer, c.stage)
+    gather_f, gather_b, reduce_b = {}, {}, {}
+    for kind in layers:
+        fwd_ops, bwd_ops = c.zero3_of(kind)
+        gather_f[kind] = _zero3(fwd_ops, Collective.ALL_GATHER, pricer, c.stage)
+        gather_b[kind] = _zero3(bwd_ops, Collective.ALL_GATHER, pricer, c.stage)
+        reduce_b[kind] = _zero3(bwd_ops, Collective.REDUCE_SCATTER, pricer, c.stage)
     forward = [Unit(pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward))]
     for i in range(c.layers):
         kind = c.kind(i)
-        forward.append(Unit(pieces.of(f"{kind}_layer_forward", layers[kind].forward), gather=gather_f))
+        forward.append(Unit(pieces.of(f"{kind}_layer_forward", layers[kind].forward), gather=gather_f[kind]))
     forward.append(Unit(pieces.of(f"c{c.index}_epilogue_forward", c.epilogue_forward)))
 
     grad, params = dp_flows(work, c, pricer)
@@ -100,8 +102,9 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
             layer = pieces.of(f"{kind}_layer_backward", lw.recompute + lw.backward)
         else:
             layer = pieces.of(f"{kind}_layer_backward_stored", lw.backward)
-        backward.append(Unit(layer, gather=gather_b, reduce=reduce_b))
-        backward_last.append(Unit(layer, gather=gather_b, reduce=reduce_b, bucket=layer_bucket.get(kind, ())))
+        zero3 = {"gather": gather_b[kind], "reduce": reduce_b[kind]}
+        backward.append(Unit(layer, **zero3))
+        backward_last.append(Unit(layer, **zero3, bucket=layer_bucket.get(kind, ())))
     pro = pieces.of(f"c{c.index}_prologue_backward", c.prologue_backward)
     backward.append(Unit(pro))
     backward_last.append(Unit(pro, bucket=rest_bucket))
@@ -124,14 +127,17 @@ def _zero3(ops: tuple[CommOp, ...], kind: Collective, pricer: CommPricer, stage:
 def _buckets(
     work: StepWork, c: ChunkWork, pricer: CommPricer
 ) -> tuple[tuple[FlowSpec, ...], dict[LayerKind, tuple[FlowSpec, ...]], tuple[FlowSpec, ...]]:
-    """Overlapped gradient reduction's buckets: the head's, each layer kind's, and the rest (compile.py's
-    `_bucketed_backward`)."""
+    """Overlapped gradient reduction's buckets (compile.py's `_bucketed_backward`): the head's (with the
+    MTP modules), one per layer of each kind (dense over DP, experts over expert-DP), and the rest."""
     setup = work.setup
-    layer = layer_params(setup.model).per_rank(setup.plan.tp)
-    ends = chunk_params_on_rank(setup, c.index, c.layers) - c.layers * layer
-    head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
-    per_kind = {kind: reduce_flows(work, c, pricer, layer) for kind in work.layers}
-    return reduce_flows(work, c, pricer, head), per_kind, reduce_flows(work, c, pricer, ends - head)
+    per_layer = {kind: layer_rank_params(setup, kind) for kind in work.layers}
+    layers = RankParams()
+    for i in range(c.layers):
+        layers = layers + per_layer[c.kind(i)]
+    ends = chunk_rank_params(setup, c.index) + layers * -1.0
+    head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else RankParams()
+    per_kind = {kind: reduce_flows(work, c, pricer, p) for kind, p in per_layer.items()}
+    return reduce_flows(work, c, pricer, head), per_kind, reduce_flows(work, c, pricer, ends + head * -1.0)
 
 
 def _blocks(name: str, units: list[Unit], pricer: CommPricer, stage: int) -> tuple[Block, ...]:

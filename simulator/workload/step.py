@@ -12,7 +12,7 @@ from simulator import dtypes
 from simulator.catalog.models import ModelSpec
 from simulator.enums import LayerKind, Phase, Recompute
 from simulator.scenario.setup import Setup
-from simulator.workload.dp_comm import zero3_layer_comm
+from simulator.workload.dp_comm import zero3_layer_comm, zero3_layer_comms
 from simulator.workload.embedding import embedding_backward, embedding_forward
 from simulator.workload.head import head_backward, head_forward
 from simulator.workload.layer import LayerWork, layer_work
@@ -40,6 +40,11 @@ class ChunkWork:
     zero3_forward: tuple[CommOp, ...] = ()  # per-layer parameter gathers (ZeRO-3 / FSDP)
     zero3_backward: tuple[CommOp, ...] = ()
     kinds: tuple[LayerKind, ...] = ()  # each layer's kind, in order; () = every layer dense
+    zero3_moe: tuple[tuple[CommOp, ...], tuple[CommOp, ...]] = ((), ())  # an MoE layer's (forward, backward)
+
+    def zero3_of(self, kind: LayerKind) -> tuple[tuple[CommOp, ...], tuple[CommOp, ...]]:
+        """The ZeRO-3 collectives of one layer of `kind`: (forward, backward)."""
+        return self.zero3_moe if kind is LayerKind.MOE else (self.zero3_forward, self.zero3_backward)
 
     def kind(self, i: int) -> LayerKind:
         """The kind of the chunk's `i`-th layer (0-based, forward order)."""
@@ -48,8 +53,9 @@ class ChunkWork:
     def forward(self, layers: Mapping[LayerKind, LayerWork]) -> Iterator[Item]:
         yield from self.prologue_forward
         for i in range(self.layers):
-            yield from self.zero3_forward
-            yield from layers[self.kind(i)].forward
+            kind = self.kind(i)
+            yield from self.zero3_of(kind)[0]
+            yield from layers[kind].forward
         yield from self.epilogue_forward
 
     def recomputes(self, backward_index: int) -> bool:
@@ -62,8 +68,9 @@ class ChunkWork:
         before its backward."""
         yield from self.epilogue_backward
         for i in range(self.layers):
-            yield from self.zero3_backward
-            layer = layers[self.kind(self.layers - 1 - i)]
+            kind = self.kind(self.layers - 1 - i)
+            yield from self.zero3_of(kind)[1]
+            layer = layers[kind]
             if self.recomputes(i):
                 yield from layer.recompute
             yield from layer.backward
@@ -122,7 +129,8 @@ def build_step(setup: Setup) -> StepWork:
     layers = {LayerKind.DENSE: layer} | ({LayerKind.MOE: moe_layer} if moe_layer is not None else {})
     counts = layers_per_chunk(model.layers, plan.chunks)
     kinds = model.layer_kinds if model.moe is not None else ()
-    zero3_f, zero3_b = zero3_layer_comm(setup) if plan.zero == 3 else ((), ())
+    zero3_f, zero3_b = _zero3(setup, LayerKind.DENSE)
+    zero3_moe = _zero3(setup, LayerKind.MOE) if model.moe is not None else ((), ())
     mtp_f, mtp_b = mtp_work(model, r, layers[model.mtp_kind]) if model.mtp_layers else ((), ())
     chunks = []
     starts = [sum(counts[:c]) for c in range(len(counts))]
@@ -141,6 +149,7 @@ def build_step(setup: Setup) -> StepWork:
                 zero3_forward=zero3_f,
                 zero3_backward=zero3_b,
                 kinds=tuple(kinds[starts[c] : starts[c] + n]),
+                zero3_moe=zero3_moe,
             )
         )
     stages = tuple(_stage_work(setup, s, counts) for s in range(plan.pp))
@@ -157,6 +166,13 @@ def build_step(setup: Setup) -> StepWork:
         pp_message_bytes=pp_bytes,
         moe_layer=moe_layer,
     )
+
+
+def _zero3(setup: Setup, kind: LayerKind) -> tuple[tuple[CommOp, ...], tuple[CommOp, ...]]:
+    """ZeRO-3's per-layer collectives of a layer of `kind` (none below ZeRO-3)."""
+    if setup.plan.zero != 3:
+        return (), ()
+    return zero3_layer_comms(setup, kind) if setup.model.moe is not None else zero3_layer_comm(setup)
 
 
 def moe_layer_work(model: ModelSpec, r: RankShapes, ms: MoeShapes, flash: bool, policy: Recompute) -> LayerWork:
