@@ -61,29 +61,28 @@ ACTIVATIONS = {
     "relu": "relu",
 }
 LLAMA4_TYPES = ("llama4", "llama4_text")  # every Llama 4 MoE layer has one shared expert (no config field)
-# Model key -> the config field it came from, for messages about values out of range.
-SOURCE = {
-    "layers": "num_hidden_layers",
-    "hidden": "hidden_size",
-    "heads": "num_attention_heads",
-    "kv_heads": "num_key_value_heads",
-    "vocab": "vocab_size",
-    "seq_len": "max_position_embeddings",
-    "head_dim": "head_dim",
-    "mtp_layers": "num_nextn_predict_layers",
-    "ffn_hidden": "intermediate_size",
-    "moe.experts": "num_experts",
-    "moe.dense_layers": "first_k_dense_replace",
-    "moe.layer_freq": "moe_layer_freq",
-    "moe.top_k": "num_experts_per_tok",
-    "moe.expert_ffn_hidden": "moe_intermediate_size",
-    "moe.shared_experts": "n_shared_experts",
-    "moe.shared_ffn_hidden": "shared_expert_intermediate_size",
-    "mla.q_lora_rank": "q_lora_rank",
-    "mla.kv_lora_rank": "kv_lora_rank",
-    "mla.qk_head_dim": "qk_nope_head_dim",
-    "mla.qk_rope_head_dim": "qk_rope_head_dim",
-    "mla.v_head_dim": "v_head_dim",
+# Model key -> the config fields it may come from (the first present is named in a message about
+# its value); keys derived from several fields are named by what they stand for.
+SOURCE: dict[str, tuple[str, ...]] = {
+    "layers": ("num_hidden_layers",),
+    "hidden": ("hidden_size",),
+    "heads": ("num_attention_heads",),
+    "kv_heads": ("num_key_value_heads",),
+    "vocab": ("vocab_size",),
+    "seq_len": ("max_position_embeddings",),
+    "head_dim": ("head_dim",),
+    "mtp_layers": ("num_nextn_predict_layers",),
+    "ffn_hidden": ("intermediate_size_mlp", "intermediate_size"),
+    "moe.experts": EXPERT_COUNT_FIELDS,
+    "moe.top_k": TOP_K_FIELDS,
+    "moe.expert_ffn_hidden": ("moe_intermediate_size", "intermediate_size"),
+    "moe.shared_experts": SHARED_COUNT_FIELDS,
+    "moe.shared_ffn_hidden": ("shared_expert_intermediate_size",),
+    "mla.q_lora_rank": ("q_lora_rank",),
+    "mla.kv_lora_rank": ("kv_lora_rank",),
+    "mla.qk_head_dim": ("qk_nope_head_dim",),
+    "mla.qk_rope_head_dim": ("qk_rope_head_dim",),
+    "mla.v_head_dim": ("v_head_dim",),
 }
 
 
@@ -189,7 +188,7 @@ def model_keys(cfg: Mapping[str, Any], explicit: Mapping[str, Any], label: str) 
     _put(out, "ffn_hidden", dense_width)
     if r.problems:
         raise ConfigError(list(dict.fromkeys(r.problems)))  # a field read twice is reported once
-    _check_ranges(out, label)
+    _check_ranges(out, cfg, label)
     return out
 
 
@@ -259,6 +258,9 @@ def _read_moe(r: _Reader, out: dict[str, Any], explicit: Mapping[str, Any], cfg:
     if moe_layers is None:
         out["moe"] = moe
         return True
+    if not moe_layers:
+        r.problems.append(f"{KEY}: {r.label}: has {experts} experts but places them in none of its {layers} layers")
+        return True
     pattern = _fit_pattern(moe_layers, layers)
     if pattern is None:
         shown = ", ".join(str(i) for i in sorted(moe_layers)[:8]) + (", ..." if len(moe_layers) > 8 else "")
@@ -314,7 +316,7 @@ def _fit_pattern(moe_layers: set[int], layers: int) -> tuple[int, int] | None:
     return (first, freq) if set(range(first, layers, freq)) == moe_layers else None
 
 
-def _check_ranges(out: dict[str, Any], label: str) -> None:
+def _check_ranges(out: dict[str, Any], cfg: Mapping[str, Any], label: str) -> None:
     """The mapped keys within the model keys' ranges, each problem naming the config field."""
     try:
         ModelEntry.model_validate(out)
@@ -322,9 +324,10 @@ def _check_ranges(out: dict[str, Any], label: str) -> None:
         lines = []
         for err in exc.errors():
             path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-            field = SOURCE.get(path, path)
+            fields = SOURCE.get(path, ())
+            field = next((f for f in fields if _has(cfg, f)), f"its MoE layer pattern (model.{path})")
             msg = err["msg"]
-            lines.append(f"{KEY}: {label}: {field} {msg[:1].lower()}{msg[1:]} (got {_shown(err.get('input'))})")
+            lines.append(f"{KEY}: {label}: {field}: {msg[:1].lower()}{msg[1:]} (got {_shown(err.get('input'))})")
         raise ConfigError(lines) from None
 
 
