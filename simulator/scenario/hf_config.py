@@ -11,7 +11,8 @@ DeepSeek-V2/V3, Kimi K2, Llama 4 and Grok-1 ports name their fields this way):
     num_hidden_layers -> layers            hidden_size -> hidden          num_attention_heads -> heads
     num_key_value_heads -> kv_heads        vocab_size -> vocab            head_dim -> head_dim
     intermediate_size -> ffn_hidden        (Llama 4: intermediate_size_mlp)
-    hidden_act: silu/swish -> swiglu, gelu* -> gelu, relu -> relu
+    hidden_act: silu/swish -> swiglu, gelu* -> gelu, relu -> relu (absent, as in Grok-1's port:
+      model.activation is the scenario's, default gelu; give `activation: swiglu` for a gated MLP)
     tie_word_embeddings -> tied_embeddings num_nextn_predict_layers -> mtp_layers
     seq_len: the scenario's model.seq_len when given (a training choice), else max_position_embeddings
     MoE, when num_experts / n_routed_experts / num_local_experts is above 0:
