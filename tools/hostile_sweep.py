@@ -104,6 +104,30 @@ def file_cases(tmp: Path) -> list[Case]:
             "flash_attention_efficiency: 0.6, kernel_launch_us: 4}}}\n",
         ),
     }
+    hf = {
+        "missing": "nope.json",
+        "dev zero": "/dev/zero",
+        "fifo": str(fifo),
+        "directory": str(tmp),
+        "broken json": write(tmp, "broken.json", '{"num_hidden_layers": 4'),
+        "json list": write(tmp, "list.json", "[1, 2]"),
+        "json NaN": write(tmp, "nan.json", '{"num_hidden_layers": NaN}'),
+        "deep json": write(tmp, "deep.json", "[" * 100_000 + "]" * 100_000),
+        "huge json integer": write(tmp, "bigint.json", '{"num_hidden_layers": ' + "9" * 100_000 + "}"),
+        "oversized json": write(tmp, "big.json", '{"pad": "' + "x" * (2 * 2**20) + '"}'),
+        "lacking fields": write(tmp, "lacks.json", '{"hidden_size": 4096}'),
+        "absurd experts": write(
+            tmp,
+            "absurd.json",
+            '{"num_hidden_layers": 4096, "hidden_size": 64, "num_attention_heads": 1, "vocab_size": 10, '
+            '"max_position_embeddings": 8, "num_experts": 1000000000000, "num_experts_per_tok": 2, '
+            '"moe_intermediate_size": 8, "moe_layers": [' + ", ".join(str(i) for i in range(0, 100_000, 3)) + "]}",
+        ),
+    }
+    for k, v in hf.items():
+        files[f"hf_config {k}"] = write(
+            tmp, f"hf-{k.replace(' ', '-')}.yaml", scenario_text().replace("{preset: gpt3-125m}", f"{{hf_config: {v}}}")
+        )
     cases = [Case(f"file: {k}", ["run", v, "--json"]) for k, v in files.items()]
     cases += [Case(f"file (compare): {k}", ["compare", SMALL, v]) for k, v in list(files.items())[:8]]
     return cases
@@ -132,6 +156,15 @@ NUMERIC_KEYS = [
     "model.heads",
     "model.vocab",
     "model.seq_len",
+    "model.head_dim",
+    "model.mtp_layers",
+    "model.moe.experts",
+    "model.moe.top_k",
+    "model.moe.capacity_factor",
+    "model.mla.kv_lora_rank",
+    "cluster.scale_up_domain",
+    "parallelism.ep",
+    "parallelism.etp",
     "energy.pue",
     "energy.grid_kg_co2_per_kWh",
     "cost.usd_per_gpu_hour",
@@ -167,6 +200,14 @@ INTEGER_KEYS = {
         "vocab",
         "seq_len",
         "seed",
+        "head_dim",
+        "mtp_layers",
+        "experts",
+        "top_k",
+        "kv_lora_rank",
+        "scale_up_domain",
+        "ep",
+        "etp",
     }
 }
 
@@ -228,6 +269,19 @@ def set_cases() -> list[Case]:
         "model.hidden=[1, 2]",
         "a" * 10_000 + "=1",
         "model.preset=[" + "[" * 5000,
+        "model.moe.experts=many",
+        "model.moe.bogus=1",
+        "model.mla.bogus=1",
+        "model.moe=3",
+        "model.moe.top_k=4",
+        "model.hf_config=/dev/zero",
+        "model.hf_config=3",
+        "model.hf_config=",
+        "parallelism.ep=3",
+        "parallelism.moe_dispatcher=nccl",
+        "parallelism.moe_overlap=maybe",
+        "cluster.scale_up_domain=12",
+        "cluster.gpu=gb200",
     ]
     return [Case(f"--set {s[:40]}", ["run", SMALL, "--json", "--set", s]) for s in sets]
 

@@ -28,11 +28,13 @@ class _Entry(BaseModel):
 
 
 class MoeEntry(_Entry):
-    """`model.moe`: the MLP of (some) layers is a mixture of experts (docs/contract.md section 1b)."""
+    """`model.moe`: the MLP of (some) layers is a mixture of experts (docs/contract.md section 1b).
+    Written partially it overlays a preset's (`--set model.moe.top_k=4`); `experts`, `top_k` and
+    `expert_ffn_hidden` must be there once the overlays are done (resolve.py reports those missing)."""
 
-    experts: Annotated[WholeNumber, within(1, MAX_EXPERTS)]
-    top_k: Annotated[WholeNumber, within(1, MAX_EXPERTS)]  # at most `experts` (resolve.py)
-    expert_ffn_hidden: Annotated[WholeNumber, within(1, MAX_FFN_HIDDEN)]
+    experts: Annotated[WholeNumber, within(1, MAX_EXPERTS)] | None = None
+    top_k: Annotated[WholeNumber, within(1, MAX_EXPERTS)] | None = None  # at most `experts` (rules.py)
+    expert_ffn_hidden: Annotated[WholeNumber, within(1, MAX_FFN_HIDDEN)] | None = None
     shared_experts: Annotated[WholeNumber, within(0, MAX_EXPERTS)] = 0
     shared_ffn_hidden: Annotated[WholeNumber, within(1, MAX_FFN_HIDDEN)] | None = None  # default expert_ffn_hidden
     dense_layers: Annotated[WholeNumber, within(0, MAX_LAYERS)] = 0  # the first N layers keep a dense MLP
@@ -46,13 +48,23 @@ class MoeEntry(_Entry):
 
 
 class MlaEntry(_Entry):
-    """`model.mla`: multi-head latent attention (DeepSeek-V2 sec. 2.1; DeepSeek-V3)."""
+    """`model.mla`: multi-head latent attention (DeepSeek-V2 sec. 2.1; DeepSeek-V3). Partial entries
+    overlay a preset's, as for `moe`; every key must be there once the overlays are done."""
 
-    q_lora_rank: Annotated[WholeNumber, within(0, MAX_HIDDEN)]  # 0: queries not compressed
-    kv_lora_rank: Annotated[WholeNumber, within(1, MAX_HIDDEN)]
-    qk_head_dim: Annotated[WholeNumber, within(1, MAX_HIDDEN)]  # per head, without the rotary part
-    qk_rope_head_dim: Annotated[WholeNumber, within(0, MAX_HIDDEN)]
-    v_head_dim: Annotated[WholeNumber, within(1, MAX_HIDDEN)]
+    q_lora_rank: Annotated[WholeNumber, within(0, MAX_HIDDEN)] | None = None  # 0: queries not compressed
+    kv_lora_rank: Annotated[WholeNumber, within(1, MAX_HIDDEN)] | None = None
+    qk_head_dim: Annotated[WholeNumber, within(1, MAX_HIDDEN)] | None = None  # per head, without the rotary part
+    qk_rope_head_dim: Annotated[WholeNumber, within(0, MAX_HIDDEN)] | None = None
+    v_head_dim: Annotated[WholeNumber, within(1, MAX_HIDDEN)] | None = None
+
+
+MOE_REQUIRED = ("experts", "top_k", "expert_ffn_hidden")
+MLA_REQUIRED = tuple(MlaEntry.model_fields)
+
+
+def missing_fields(entry: BaseModel, required: tuple[str, ...]) -> list[str]:
+    """The required fields an (overlaid) entry still leaves unset."""
+    return [f for f in required if getattr(entry, f) is None]
 
 
 class ModelEntry(_Entry):
@@ -79,8 +91,10 @@ class ModelEntry(_Entry):
 
     def overlay(self, other: "ModelEntry") -> "ModelEntry":
         """`other`'s explicit fields on top of this entry's; `moe` and `mla` merge key by key (a variant
-        of a preset may change only `moe.top_k`)."""
-        mine, theirs = self.model_dump(exclude_none=True), other.model_dump(exclude_none=True)
+        of a preset may change only `moe.top_k`). Only the fields each entry was given count: a
+        partial `moe` does not bring its defaults (dense_layers 0, ...) over the preset's values."""
+        mine = self.model_dump(exclude_unset=True, exclude_none=True)
+        theirs = other.model_dump(exclude_unset=True, exclude_none=True)
         for nested in ("moe", "mla"):
             if nested in mine and nested in theirs:
                 theirs[nested] = {**mine[nested], **theirs[nested]}
@@ -106,12 +120,15 @@ class MoeSpec:
 
     @classmethod
     def from_entry(cls, e: MoeEntry) -> "MoeSpec":
+        experts, top_k, expert_ffn_hidden = e.experts, e.top_k, e.expert_ffn_hidden
+        if experts is None or top_k is None or expert_ffn_hidden is None:
+            raise ValueError(f"moe: missing {', '.join(missing_fields(e, MOE_REQUIRED))}")
         return cls(
-            experts=e.experts,
-            top_k=e.top_k,
-            expert_ffn_hidden=e.expert_ffn_hidden,
+            experts=experts,
+            top_k=top_k,
+            expert_ffn_hidden=expert_ffn_hidden,
             shared_experts=e.shared_experts,
-            shared_ffn_hidden=e.shared_ffn_hidden or e.expert_ffn_hidden,
+            shared_ffn_hidden=e.shared_ffn_hidden or expert_ffn_hidden,
             dense_layers=e.dense_layers,
             layer_freq=e.layer_freq,
             capacity_factor=e.capacity_factor,
@@ -128,6 +145,12 @@ class MlaSpec:
     qk_head_dim: int
     qk_rope_head_dim: int
     v_head_dim: int
+
+    @classmethod
+    def from_entry(cls, e: MlaEntry) -> "MlaSpec":
+        if missing := missing_fields(e, MLA_REQUIRED):
+            raise ValueError(f"mla: missing {', '.join(missing)}")
+        return cls(**e.model_dump())
 
     @property
     def qk_dim(self) -> int:
@@ -219,7 +242,7 @@ class ModelSpec:
             dropout=(not llama_style) if e.dropout is None else e.dropout,
             head_dim=e.head_dim or hidden // heads,
             moe=MoeSpec.from_entry(e.moe) if e.moe is not None else None,
-            mla=MlaSpec(**e.mla.model_dump()) if e.mla is not None else None,
+            mla=MlaSpec.from_entry(e.mla) if e.mla is not None else None,
             mtp_layers=e.mtp_layers or 0,
         )
 

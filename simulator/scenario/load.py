@@ -7,6 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from simulator.scenario.errors import ConfigError, printable
+from simulator.scenario.hf_config import fold_hf_config
 from simulator.scenario.resolve import resolve
 from simulator.scenario.schema import Scenario
 from simulator.scenario.setup import Setup
@@ -159,10 +160,12 @@ def merge_catalogue_files(raw: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def load_raw(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The scenario file as a mapping: `--set` overrides applied, `catalogue.files` folded in (so the
-    mapping stands alone, e.g. on a Dask worker that has not got the files)."""
+    """The scenario file as a mapping: `--set` overrides applied, `catalogue.files` and
+    `model.hf_config` folded in (so the mapping stands alone, e.g. on a Dask worker that has not got
+    the files)."""
     raw = apply_overrides(read_scenario_file(path), overrides or [])
-    return merge_catalogue_files(raw, Path(path).resolve().parent)
+    base = Path(path).resolve().parent
+    return fold_hf_config(merge_catalogue_files(raw, base), base)
 
 
 def load_setup(path: str | Path, overrides: list[str] | None = None) -> Setup:
@@ -170,6 +173,7 @@ def load_setup(path: str | Path, overrides: list[str] | None = None) -> Setup:
     return resolve(validate(load_raw(path, overrides)))
 
 
-def setup_from_mapping(raw: dict[str, Any], overrides: list[str] | None = None) -> Setup:
-    """Same as load_setup for an in-memory scenario (tests, search, validation files)."""
-    return resolve(validate(apply_overrides(raw, overrides or [])))
+def setup_from_mapping(raw: dict[str, Any], overrides: list[str] | None = None, base: Path | None = None) -> Setup:
+    """Same as load_setup for an in-memory scenario (tests, search, validation files); a
+    `model.hf_config` path is relative to `base` (default: the working directory)."""
+    return resolve(validate(fold_hf_config(apply_overrides(raw, overrides or []), base or Path.cwd())))

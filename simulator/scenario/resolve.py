@@ -12,7 +12,15 @@ from pydantic import BaseModel
 from simulator import units
 from simulator.catalog.hardware import GpuSpec, NicSpec, default_node_for, gpu_entries, nic_line_rate_Gbps
 from simulator.catalog.loader import bundled
-from simulator.catalog.models import REQUIRED_FIELDS, ModelEntry, ModelSpec, model_catalogue
+from simulator.catalog.models import (
+    MLA_REQUIRED,
+    MOE_REQUIRED,
+    REQUIRED_FIELDS,
+    ModelEntry,
+    ModelSpec,
+    missing_fields,
+    model_catalogue,
+)
 from simulator.enums import Dispatcher, Fidelity, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.rules import (
@@ -27,13 +35,14 @@ from simulator.scenario.rules import (
     simulated_passes_problem,
     tp_problems,
 )
-from simulator.scenario.schema import Scenario
+from simulator.scenario.schema import ClusterSection, Scenario
 from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, ReliabilitySpec, Setup, TrainingSpec
 
 T = TypeVar("T")
 
 
 def resolve(sc: Scenario) -> Setup:
+    sc = with_node_size(sc)
     model, gpu = resolve_model_and_gpu(sc)
     problems: list[str] = []
     plan = _resolve_plan(sc, model, gpu, problems)
@@ -78,8 +87,18 @@ def resolve_model_and_gpu(sc: Scenario) -> tuple[ModelSpec, GpuSpec]:
 
 
 def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
+    if sc.model.hf_config is not None:
+        # load.py folds the file into the model keys as it reads a scenario file (or mapping); a
+        # Scenario validated from a mapping that skipped that step still names it.
+        problems.append(
+            "model.hf_config: not read here (a config.json is folded in when the scenario is loaded, "
+            "relative to its file); give the model keys instead"
+        )
+        return None
     presets = model_catalogue(sc.catalogue.models)
-    explicit = ModelEntry.model_validate(sc.model.model_dump(exclude={"preset"}, exclude_none=True))
+    # Only the keys the scenario gives: a partial `moe:` overlays the preset's key by key.
+    given = sc.model.model_dump(exclude={"preset", "hf_config"}, exclude_unset=True, exclude_none=True)
+    explicit = ModelEntry.model_validate(given)
     base = ModelEntry()
     name = sc.model.preset or sc.name
     if sc.model.preset is not None:
@@ -88,13 +107,21 @@ def _resolve_model(sc: Scenario, problems: list[str]) -> ModelSpec | None:
             return None
         base = presets[sc.model.preset]
     entry = base.overlay(explicit)
-    if missing := [f for f in REQUIRED_FIELDS if getattr(entry, f) is None]:
-        hint = (
-            f"neither model.preset {sc.model.preset!r} nor model: gives them"
-            if sc.model.preset
-            else "give them in model:, or name a model.preset"
-        )
+    hint = (
+        f"neither model.preset {sc.model.preset!r} nor model: gives them"
+        if sc.model.preset
+        else "give them in model:, or name a model.preset"
+    )
+    if missing := missing_fields(entry, REQUIRED_FIELDS):
         problems.append(f"model: missing {', '.join(missing)} ({hint})")
+        return None
+    nested = [
+        f"model.{key}: missing {', '.join(missing)} ({hint})"
+        for key, sub, required in (("moe", entry.moe, MOE_REQUIRED), ("mla", entry.mla, MLA_REQUIRED))
+        if sub is not None and (missing := missing_fields(sub, required))
+    ]
+    if nested:
+        problems += nested
         return None
     model = ModelSpec.from_entry(name, entry)
     before = len(problems)
@@ -136,9 +163,10 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         problems.append("parallelism.virtual_stages: more than 1 needs schedule: interleaved")
     if cp := cp_problem(model, p.cp):
         problems.append(cp)
-    if nodes := node_problem(c.num_gpus, c.gpus_per_node):
+    gpus_per_node = node_size(c)
+    if nodes := node_problem(c.num_gpus, gpus_per_node):
         problems.append(nodes)
-    if c.scale_up_domain is not None and (domain := scale_up_problem(c.scale_up_domain, c.gpus_per_node)):
+    if c.scale_up_domain is not None and (domain := scale_up_problem(c.scale_up_domain, gpus_per_node)):
         problems.append(domain)
     if p.recompute_layers is not None and p.recompute is not Recompute.FULL:
         problems.append(
@@ -206,6 +234,21 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
         problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")
 
 
+def node_size(cluster: ClusterSection) -> int:
+    """GPUs per node: `cluster.gpus_per_node`, else those of the GPU's default node in the node
+    catalogue (8 for DGX/HGX servers; 4 for a GB200/GB300 NVL72 compute tray)."""
+    if cluster.gpus_per_node is not None:
+        return cluster.gpus_per_node
+    return default_node_for(cluster.gpu).gpus
+
+
+def with_node_size(sc: Scenario) -> Scenario:
+    """`sc` with `cluster.gpus_per_node` written in (node_size): the plan rules count nodes."""
+    if sc.cluster.gpus_per_node is not None:
+        return sc
+    return sc.model_copy(update={"cluster": _filled(sc.cluster, {"gpus_per_node": node_size(sc.cluster)})})
+
+
 def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
     """`sc` with every default the catalogues supply written in, in the scenario's own keys and units:
     network rates (node and GPU catalogues), energy and prices (economics.yaml), failure, storage and
@@ -213,12 +256,14 @@ def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
     scenario gives stay; `reliability.checkpoint_interval_s` stays unset (None: the Young/Daly optimum)."""
     node = default_node_for(sc.cluster.gpu)
     economics, reliability = bundled("economics"), bundled("reliability")
+    gpus_per_node = node_size(sc.cluster)
     network = {
+        "gpus_per_node": gpus_per_node,
         "intra_node_GBps": gpu_entries(sc.catalogue.gpus)[sc.cluster.gpu].scale_up_GBps,
         "inter_node_Gbps": nic_line_rate_Gbps(node.nic.name),
         "nics_per_node": node.nics,
         "node_overhead_W": node.node_overhead_W,
-        "scale_up_domain": gpu.scale_up_domain or sc.cluster.gpus_per_node,
+        "scale_up_domain": gpu.scale_up_domain or gpus_per_node,
     }
     price = economics["usd_per_gpu_hour"].get(gpu.name, economics["usd_per_gpu_hour_unknown"])
     failures_and_storage = (
@@ -254,10 +299,11 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
     """From a scenario with its defaults written in (with_defaults)."""
     c = sc.cluster
     nic = default_node_for(c.gpu).nic
+    gpus_per_node = _filled_in(c.gpus_per_node)
     return ClusterSpec(
         gpu=gpu,
         num_gpus=c.num_gpus,
-        gpus_per_node=c.gpus_per_node,
+        gpus_per_node=gpus_per_node,
         intra_node_bytes_per_s=units.gbps_bytes_to_bytes_per_s(_filled_in(c.intra_node_GBps)),
         nic=NicSpec(nic.name, units.gbit_to_bytes_per_s(_filled_in(c.inter_node_Gbps)), nic.latency_s),
         nics_per_node=_filled_in(c.nics_per_node),
@@ -265,9 +311,7 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
         oversubscription=c.oversubscription,
         node_overhead_W=_filled_in(c.node_overhead_W),
         collective_algorithm=c.collective_algorithm,
-        scale_up_domain=min(_filled_in(c.scale_up_domain), c.num_gpus)
-        if c.num_gpus > c.gpus_per_node
-        else c.gpus_per_node,
+        scale_up_domain=min(_filled_in(c.scale_up_domain), c.num_gpus) if c.num_gpus > gpus_per_node else gpus_per_node,
     )
 
 

@@ -36,7 +36,9 @@ class ModelSection(ModelEntry):
 class ClusterSection(_Section):
     gpu: Text
     num_gpus: Annotated[WholeNumber, within(1, b.MAX_GPUS)]
-    gpus_per_node: Annotated[WholeNumber, within(1, b.MAX_GPUS_PER_NODE)] = 8
+    # Default: the GPUs of the GPU's node in the node catalogue (network.yaml `default_node_for_gpu`):
+    # 8 for DGX/HGX servers and unknown GPUs, 4 for a GB200/GB300 NVL72 compute tray.
+    gpus_per_node: Annotated[WholeNumber, within(1, b.MAX_GPUS_PER_NODE)] | None = None
     intra_node_GBps: Annotated[RealNumber, within(b.MIN_GBPS, b.MAX_GBPS)] | None = (
         None  # default: the GPU's scale-up bandwidth
     )

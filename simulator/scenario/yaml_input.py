@@ -96,10 +96,13 @@ def describe_yaml_error(exc: yaml.YAMLError) -> str:
     return f"not valid YAML{line}: {problem}"
 
 
-def read_text_bounded(path: Path, label: str) -> str:
-    """The text of a regular file of at most MAX_FILE_BYTES; ConfigError (naming `label`) otherwise.
+def read_text_bounded(
+    path: Path, label: str, max_bytes: int = MAX_FILE_BYTES, kind: str = "a scenario or catalogue file"
+) -> str:
+    """The text of a regular file of at most `max_bytes`; ConfigError (naming `label`) otherwise.
     Devices and FIFOs are refused before they are opened (reading /dev/zero never ends; opening a
-    FIFO blocks until someone writes to it); at most MAX_FILE_BYTES + 1 bytes are ever read."""
+    FIFO blocks until someone writes to it); at most `max_bytes` + 1 bytes are ever read. `kind`
+    names what the file should have been, for the messages."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -109,14 +112,14 @@ def read_text_bounded(path: Path, label: str) -> str:
     if stat.S_ISDIR(info.st_mode):
         raise ConfigError([f"{label}: is a directory, not a file"])
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigError([f"{label}: not a regular file (a device, FIFO or socket); give a YAML file"])
+        raise ConfigError([f"{label}: not a regular file (a device, FIFO or socket); give {kind}"])
     try:
         with open(path, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+            data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError([f"{label}: cannot read ({exc.strerror or exc})"]) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError([f"{label}: larger than {MAX_FILE_BYTES // 2**20} MiB; not a scenario or catalogue file"])
+    if len(data) > max_bytes:
+        raise ConfigError([f"{label}: larger than {max_bytes // 2**20} MiB; not {kind}"])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -15,7 +15,7 @@ from simulator.memory.budget import memory_budget
 from simulator.scenario.canonical import scenario_key
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.load import load_raw, validate
-from simulator.scenario.resolve import resolve, resolve_model_and_gpu
+from simulator.scenario.resolve import node_size, resolve, resolve_model_and_gpu
 from simulator.scenario.setup import Setup
 from simulator.search.space import Frame, PlanKnobs
 
@@ -29,7 +29,7 @@ def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], F
     frame = Frame(
         model=model,
         num_gpus=sc.cluster.num_gpus,
-        gpus_per_node=min(sc.cluster.gpus_per_node, sc.cluster.num_gpus),
+        gpus_per_node=min(node_size(sc.cluster), sc.cluster.num_gpus),
         global_batch=sc.training.global_batch,
         sequence_parallel=sc.parallelism.sequence_parallel,
         dp_overlap=sc.parallelism.dp_overlap,
