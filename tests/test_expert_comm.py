@@ -3,9 +3,13 @@
 
 from typing import Any
 
+import pytest
+
 from simulator.catalog.loader import bundled
+from simulator.collectives.groups import Layout
+from simulator.enums import CommGroup, Recompute, Schedule
 from simulator.scenario import setup_from_mapping
-from simulator.scenario.setup import ClusterSpec
+from simulator.scenario.setup import ClusterSpec, ParallelPlan
 from simulator.topology import LinkKind, NodeKind, Topology, build_topology
 
 NVLINK_EFF = bundled("kernels")["comm"]["nvlink_efficiency"]
@@ -87,3 +91,59 @@ def test_nvl72_routes_are_shortest_paths_of_the_graph() -> None:
         assert hops[0][0] == f"gpu{src}" and hops[-1][1] == f"gpu{dst}"
         assert all(a[1] == b[0] for a, b in zip(hops, hops[1:], strict=False))
         assert len(hops) == nx.shortest_path_length(topo.graph, f"gpu{src}", f"gpu{dst}")
+
+
+# --- expert groups (Megatron-Core parallel folding) ----------------------------------------------
+
+
+def test_expert_groups_of_tp2_dp8_ep4() -> None:
+    """tp 2, cp 1, dp 8 on 16 GPUs per stage, ep 4, etp 1: the expert grid is etp fastest, then ep,
+    then expert-dp (4 = 16 / 4), whatever the dense grid's tp and dp."""
+    layout = Layout(tp=2, cp=1, dp=8, pp=2, ep=4, etp=1)
+    assert layout.edp == 4 and layout.stage_size == 16
+    assert layout.concurrent_groups(CommGroup.EP, 0) == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11), (12, 13, 14, 15)]
+    assert layout.concurrent_groups(CommGroup.EDP, 0) == [(0, 4, 8, 12), (1, 5, 9, 13), (2, 6, 10, 14), (3, 7, 11, 15)]
+    assert layout.concurrent_groups(CommGroup.ETP, 0) == [(r,) for r in range(16)]
+    assert layout.concurrent_groups(CommGroup.EP, 1)[0] == (16, 17, 18, 19)  # the stage's offset
+    # the group of the GPU at dense coordinates (t 1, d 2) of stage 1: GPU 16 + 1 + 2 * 2 = 21
+    assert layout.group(CommGroup.EP, 1, t=1, d=2) == (20, 21, 22, 23)
+    assert layout.group(CommGroup.EDP, 1, t=1, d=2) == (17, 21, 25, 29)
+
+
+def test_expert_groups_with_expert_tensor_parallelism() -> None:
+    layout = Layout(tp=2, cp=1, dp=8, pp=1, ep=4, etp=2)
+    assert layout.edp == 2
+    assert layout.group(CommGroup.EP, 0) == (0, 2, 4, 6) and layout.group(CommGroup.ETP, 0) == (0, 1)
+    assert layout.group(CommGroup.EDP, 0) == (0, 8)
+    assert layout.concurrent_groups(CommGroup.EP, 0) == [(0, 2, 4, 6), (1, 3, 5, 7), (8, 10, 12, 14), (9, 11, 13, 15)]
+    assert len(layout.concurrent_groups(CommGroup.ETP, 0)) == 8 and len(layout.concurrent_groups(CommGroup.EDP, 0)) == 8
+    # etp defaults to tp, and a dense plan's layout has ep 1: every GPU its own EP group
+    assert Layout(tp=4, cp=1, dp=2, pp=1).etp == 4 and Layout(tp=4, cp=1, dp=2, pp=1).group(CommGroup.EP, 0) == (0,)
+    with pytest.raises(ValueError, match="must divide"):
+        Layout(tp=1, cp=1, dp=6, pp=1, ep=4, etp=1).group(CommGroup.EP, 0)
+
+
+def test_expert_groups_fold_over_context_parallel_ranks() -> None:
+    """cp ranks are part of the stage's GPUs the expert grid covers (Megatron-Core: cp = 1 in the
+    expert grid, its ranks folded into ep / expert-dp)."""
+    layout = Layout(tp=1, cp=2, dp=4, pp=1, ep=8, etp=1)
+    assert layout.edp == 1 and layout.group(CommGroup.EP, 0) == tuple(range(8))
+    assert layout.group(CommGroup.EDP, 0, c=1, d=3) == (7,)
+
+
+def test_layout_of_a_plan_carries_ep_and_etp() -> None:
+    plan = ParallelPlan(
+        tp=2,
+        pp=1,
+        dp=8,
+        cp=1,
+        schedule=Schedule.ONE_F_ONE_B,
+        virtual_stages=1,
+        sequence_parallel=True,
+        zero=1,
+        recompute=Recompute.NONE,
+        dp_overlap=True,
+        ep=4,
+        etp=1,
+    )
+    assert Layout.of(plan) == Layout(tp=2, cp=1, dp=8, pp=1, ep=4, etp=1)
