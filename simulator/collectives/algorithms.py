@@ -10,6 +10,11 @@ carrying `bytes_per_flow`, plus the number of sequential steps whose latency it 
 - hierarchical (2-level): reduce-scatter inside each node, all-reduce of 1/k of the buffer among
   the GPUs with the same local index across nodes, all-gather inside each node.
 - direct: all-to-all (every rank sends S/n to every other) and point-to-point send/recv.
+
+A "node" here is an NVLink domain (`domain_size` GPUs, cluster.scale_up_domain): a server, or the
+compute trays of a rack-scale NVLink fabric (GB200 NVL72), which NCCL's multi-node NVLink support
+(MNNVL, NCCL 2.20+) treats as one node when it builds rings and trees; with one server per domain
+the two are the same.
 """
 
 import math
@@ -35,13 +40,19 @@ def ring_pairs(ranks: Sequence[int]) -> tuple[tuple[int, int], ...]:
     return tuple((ranks[i], ranks[(i + 1) % n]) for i in range(n))
 
 
-def channel_orders(ranks: Sequence[int], gpus_per_node: int) -> list[list[int]]:
+def by_domain(ranks: Sequence[int], domain_size: int) -> dict[int, list[int]]:
+    """The ranks of each NVLink domain (rank // domain_size), domains and ranks in order of appearance."""
+    domains: dict[int, list[int]] = {}
+    for r in ranks:
+        domains.setdefault(r // domain_size, []).append(r)
+    return domains
+
+
+def channel_orders(ranks: Sequence[int], domain_size: int) -> list[list[int]]:
     """NCCL's rings: one per GPU of a node (its channels), each visiting the nodes in the same order
     but entering and leaving every node through a different local GPU, so the rings together use
     every NIC of the node (a single flat ring would leave through one NIC only)."""
-    nodes: dict[int, list[int]] = {}
-    for r in ranks:
-        nodes.setdefault(r // gpus_per_node, []).append(r)
+    nodes = by_domain(ranks, domain_size)
     k = min(len(v) for v in nodes.values())
     if len(nodes) == 1 or k == 1 or any(len(v) != k for v in nodes.values()):
         return [list(ranks)]
@@ -49,11 +60,9 @@ def channel_orders(ranks: Sequence[int], gpus_per_node: int) -> list[list[int]]:
     return [[m[(i + c) % k] for m in members for i in range(k)] for c in range(k)]
 
 
-def ring(
-    kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int = 1 << 30
-) -> list[TransferRound]:
+def ring(kind: Collective, ranks: Sequence[int], size_bytes: float, domain_size: int = 1 << 30) -> list[TransferRound]:
     n = len(ranks)
-    orders = channel_orders(ranks, gpus_per_node)
+    orders = channel_orders(ranks, domain_size)
     pairs = tuple(p for order in orders for p in ring_pairs(order))
     share = size_bytes / len(orders)
     if kind is Collective.ALL_REDUCE:
@@ -75,14 +84,12 @@ def double_binary_tree(ranks: Sequence[int], size_bytes: float) -> list[Transfer
     return [TransferRound(up_and_down, size_bytes / 2, 2 * math.ceil(math.log2(n)), tree=True)]
 
 
-def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, gpus_per_node: int) -> list[TransferRound]:
+def hierarchical(kind: Collective, ranks: Sequence[int], size_bytes: float, domain_size: int) -> list[TransferRound]:
     """Two-level all-reduce (and RS/AG): intra-node first, inter-node on 1/k of the data."""
-    nodes: dict[int, list[int]] = {}
-    for r in ranks:
-        nodes.setdefault(r // gpus_per_node, []).append(r)
+    nodes = by_domain(ranks, domain_size)
     k = min(len(v) for v in nodes.values())
     if k == 1 or len(nodes) == 1 or any(len(v) != k for v in nodes.values()):
-        return ring(kind, ranks, size_bytes, gpus_per_node)
+        return ring(kind, ranks, size_bytes, domain_size)
     intra = [tuple(v) for v in nodes.values()]
     inter = [tuple(v[i] for v in nodes.values()) for i in range(k)]
     n_nodes = len(nodes)
@@ -130,8 +137,9 @@ def applicable(kind: Collective, algorithm: Algorithm) -> bool:
 
 
 def decompose(
-    kind: Collective, algorithm: Algorithm, ranks: Sequence[int], size_bytes: float, gpus_per_node: int
+    kind: Collective, algorithm: Algorithm, ranks: Sequence[int], size_bytes: float, domain_size: int
 ) -> list[TransferRound]:
+    """The rounds of one collective of `size_bytes` on `ranks`; `domain_size` GPUs per NVLink domain."""
     if len(ranks) <= 1:
         return []
     if algorithm is Algorithm.DIRECT or kind in (Collective.ALL_TO_ALL, Collective.SEND_RECV):
@@ -139,5 +147,5 @@ def decompose(
     if algorithm is Algorithm.TREE and kind is Collective.ALL_REDUCE:
         return double_binary_tree(ranks, size_bytes)
     if algorithm is Algorithm.HIERARCHICAL:
-        return hierarchical(kind, ranks, size_bytes, gpus_per_node)
-    return ring(kind, ranks, size_bytes, gpus_per_node)
+        return hierarchical(kind, ranks, size_bytes, domain_size)
+    return ring(kind, ranks, size_bytes, domain_size)

@@ -44,7 +44,7 @@ class Pattern:
     bytes_per_unit: float
     steps: int
     tree: bool
-    inter_node_share: float  # share of the transfers that leave their node (NCCL's inter-node steps)
+    inter_node_share: float  # share of the transfers that leave their NVLink domain (NCCL's inter-node steps)
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ def protocols() -> tuple[Protocol, ...]:
 def aggregate(topo: Topology, round_per_group: Sequence[TransferRound]) -> Pattern:
     """Merge the same round of every concurrent group into one aggregated pattern."""
     links = topo.link_counts([pair for rnd in round_per_group for pair in rnd.pairs])
-    gpn = topo.gpus_per_node
+    domain = topo.scale_up_domain  # NCCL's "node" for its latencies: the NVLink domain (MNNVL)
     first = round_per_group[0]
-    inter = sum(src // gpn != dst // gpn for src, dst in first.pairs) / len(first.pairs)
+    inter = sum(src // domain != dst // domain for src, dst in first.pairs) / len(first.pairs)
     if first.tree and inter > 0:
         inter = 1.0  # trees span nodes: every tree step waits on a network hop
     return Pattern(links, first.bytes_per_flow, first.steps, first.tree, inter)
@@ -96,7 +96,7 @@ def patterns_for(
     topo: Topology, kind: Collective, algorithm: Algorithm, groups: Sequence[Sequence[int]]
 ) -> list[Pattern]:
     """Patterns of one collective of 1 byte run by all `groups` at once (bytes scale linearly)."""
-    per_group = [decompose(kind, algorithm, g, 1.0, topo.gpus_per_node) for g in groups]
+    per_group = [decompose(kind, algorithm, g, 1.0, topo.scale_up_domain) for g in groups]
     return [aggregate(topo, [rounds[i] for rounds in per_group]) for i in range(len(per_group[0]))]
 
 
@@ -153,7 +153,8 @@ class CommPricer:
         return found
 
     def _spans_nodes(self, group: Sequence[int]) -> bool:
-        return len({r // self.topo.gpus_per_node for r in group}) > 1
+        """Whether the group leaves its NVLink domain (NCCL's nNodes > 1: trees become candidates)."""
+        return len({self.topo.domain_of(r) for r in group}) > 1
 
     def _options(self, kind: Collective, group: Sequence[int]) -> list[Algorithm]:
         if self.forced is not Algorithm.AUTO and applicable(kind, self.forced):

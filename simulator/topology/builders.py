@@ -86,7 +86,13 @@ class ClosBuilder(ABC):
             if multi_node:
                 leaf_of = self.leaf_of_nics(cluster.num_nodes, cluster.nics_per_node, p.leaf_down_ports)
                 _add_fabric(cluster.nics_per_node, leaf_of, p, nodes, links)
-            return Topology.from_links(nodes, links, gpus_per_node=cluster.gpus_per_node, num_gpus=cluster.num_gpus)
+            return Topology.from_links(
+                nodes,
+                links,
+                gpus_per_node=cluster.gpus_per_node,
+                num_gpus=cluster.num_gpus,
+                scale_up_domain=cluster.scale_up_domain,
+            )
 
 
 class FatTreeBuilder(ClosBuilder):
@@ -135,11 +141,22 @@ def build_topology(cluster: ClusterSpec) -> Topology:
 def _add_servers(
     cluster: ClusterSpec, p: LinkParams, with_nics: bool, nodes: list[tuple[str, dict[str, Any]]], links: list[Link]
 ) -> None:
-    """GPUs and NVSwitch per server; with NICs, each GPU's PCIe link to NIC l * nics // gpus_per_node."""
+    """GPUs and one NVSwitch fabric per scale-up domain; with NICs, each GPU's PCIe link to NIC
+    l * nics // gpus_per_node of its own node (a compute tray of a rack-scale domain has its own NICs).
+
+    The NVSwitch node `nvs{d}` stands for the whole NVLink fabric of domain d (the scale_up_domain /
+    gpus_per_node nodes from node d * nodes_per_domain on): one server's NVSwitches, or the switch trays
+    of a GB200 NVL72 rack, which join its 18 compute trays non-blocking (NVIDIA GB200 NVL72 datasheet:
+    every GPU at its full NVLink rate to any other of the 72). A domain of one node is the same node
+    numbering as a server: nvs{node}.
+    """
     gpn, nics = cluster.gpus_per_node, cluster.nics_per_node
+    nodes_per_domain = max(1, cluster.scale_up_domain // gpn)
     for node in range(cluster.num_nodes):
-        nvs = f"nvs{node}"
-        nodes.append((nvs, {"kind": NodeKind.NVSWITCH, "index": node}))
+        domain, first = divmod(node, nodes_per_domain)
+        nvs = f"nvs{domain}"
+        if first == 0:
+            nodes.append((nvs, {"kind": NodeKind.NVSWITCH, "index": domain}))
         if with_nics:
             nodes.extend((f"nic{node}.{j}", {"kind": NodeKind.NIC, "index": node * nics + j}) for j in range(nics))
         for gpu in range(node * gpn, min((node + 1) * gpn, cluster.num_gpus)):

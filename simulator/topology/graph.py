@@ -23,17 +23,26 @@ class Topology:
     Physical link i is ids 2i (u->v) and 2i+1 (v->u), so `id ^ 1` is the reverse direction.
     `graph` holds every directed link as an edge with attributes `capacity_Bps` (usable bytes/s in
     that direction), `latency_s`, `kind` (LinkKind) and `link_id`; node attributes: `kind` (NodeKind)
-    and `index` (GPU rank, server, leaf or spine number; for NIC j of server n the global NIC index
-    n * nics_per_node + j). The simulator itself routes on the link tables and never builds the graph:
+    and `index` (GPU rank, NVLink domain of an NVSwitch, leaf or spine number; for NIC j of server n the
+    global NIC index n * nics_per_node + j). The simulator itself routes on the link tables and never builds the graph:
     importing networkx and filling it took longer than simulating a small scenario.
     """
 
     def __init__(
-        self, nodes: Sequence[tuple[str, dict[str, Any]]], links: Sequence[Link], *, gpus_per_node: int, num_gpus: int
+        self,
+        nodes: Sequence[tuple[str, dict[str, Any]]],
+        links: Sequence[Link],
+        *,
+        gpus_per_node: int,
+        num_gpus: int,
+        scale_up_domain: int | None = None,
     ):
         """Use `from_links`."""
         self.gpus_per_node = gpus_per_node
         self.num_gpus = num_gpus
+        # GPUs that reach each other over one NVLink fabric (a whole number of nodes): NCCL (MNNVL)
+        # treats such a domain as one node for its algorithms, and so do the collectives here.
+        self.scale_up_domain = scale_up_domain or gpus_per_node
         self._nodes = nodes
         self._links = links
         self.capacities = np.repeat(np.fromiter((link[2] for link in links), float, len(links)), 2)
@@ -42,11 +51,24 @@ class Topology:
 
     @classmethod
     def from_links(
-        cls, nodes: Iterable[tuple[str, dict[str, Any]]], links: Sequence[Link], *, gpus_per_node: int, num_gpus: int
+        cls,
+        nodes: Iterable[tuple[str, dict[str, Any]]],
+        links: Sequence[Link],
+        *,
+        gpus_per_node: int,
+        num_gpus: int,
+        scale_up_domain: int | None = None,
     ) -> "Topology":
-        """From nodes (name, attributes) and distinct full-duplex links (no two between the same nodes)."""
+        """From nodes (name, attributes) and distinct full-duplex links (no two between the same nodes);
+        `scale_up_domain` GPUs per NVLink fabric (default gpus_per_node)."""
         with paused_gc():
-            return cls(list(nodes), links, gpus_per_node=gpus_per_node, num_gpus=num_gpus)
+            return cls(
+                list(nodes), links, gpus_per_node=gpus_per_node, num_gpus=num_gpus, scale_up_domain=scale_up_domain
+            )
+
+    def domain_of(self, gpu: int) -> int:
+        """The NVLink domain (scale-up fabric) GPU `gpu` belongs to."""
+        return gpu // self.scale_up_domain
 
     @cached_property
     def graph(self) -> "nx.DiGraph":

@@ -1,6 +1,7 @@
 """Deterministic GPU-to-GPU routing on a topology's plain link tables, for many pairs at once.
 
-Routes follow the servers-plus-Clos shape of the builders: GPU -> NVSwitch -> GPU inside a server,
+Routes follow the servers-plus-Clos shape of the builders: GPU -> NVSwitch -> GPU inside an NVLink
+domain (one server, or the compute trays of a rack-scale NVLink domain sharing one NVSwitch node),
 else GPU -> NIC -> leaf [-> spine -> leaf] -> NIC -> GPU, the spine chosen by D-mod-K (Zahavi;
 OpenSM ftree): the destination NIC's global index mod the spines that connect the two leaves, in
 spine index order. Every neighbour is read from the links as the graph would give it (a node's
