@@ -88,10 +88,20 @@ def idle_gaps(
         if b0 > t:
             gaps.append((t, b0))
         t = max(t, b1)
+    waits = sorted(shared.waits, key=lambda w: w[0])
     out: list[tuple[float, float, WaitReason, MessageKey | str | None]] = []
+    first = 0  # waits ending before the current gap never cover a later one
     for g0, g1 in gaps:
-        best = max(shared.waits, key=lambda w: min(w[1], g1) - max(w[0], g0), default=None)
-        if best is None or min(best[1], g1) <= max(best[0], g0):
+        while first < len(waits) and waits[first][1] <= g0:
+            first += 1
+        best, covered = None, 0.0
+        for w in waits[first:]:
+            if w[0] >= g1:
+                break
+            overlap = min(w[1], g1) - max(w[0], g0)
+            if overlap > covered:
+                best, covered = w, overlap
+        if best is None:
             out.append((g0, g1, WaitReason.STEP_END, None))
         else:
             out.append((g0, g1, best[2], best[3]))
@@ -286,8 +296,7 @@ class StepSimulation:
         gathers = self._prefetch(lane, blocks, 0)
         for i, block in enumerate(blocks):
             if block.exchange:
-                done = self.collective(lane, self.ep_stream[s], block.exchange, block.exchange_name, exchange=True)
-                yield from self.wait(lane, done, WaitReason.EP_COMM, block.exchange_name)
+                yield from self.exchange(lane, block)
             if block.gather:
                 nxt = self._prefetch(lane, blocks, i + 1)
                 assert gathers is not None, "a gathering block was prefetched"
@@ -302,6 +311,32 @@ class StepSimulation:
                 self.pending_dp[lane.rank].append(
                     self.collective(lane, self.dp_stream[s], block.bucket, "dp_grad_bucket")
                 )
+
+    def exchange(self, lane: Lane, block: Block) -> Generator:
+        """An expert-parallel exchange the block waits for. In full fidelity every replica's ranks take
+        part (a barrier, as a data-parallel collective); otherwise the flows run right here, each exchange
+        on its own stream (two micro-batches' exchanges may share the links at once under moe_overlap)."""
+        if self.full:
+            done = self.collective(lane, self.ep_stream[lane.stage], block.exchange, block.exchange_name, exchange=True)
+            yield from self.wait(lane, done, WaitReason.EP_COMM, block.exchange_name)
+            return
+        start = self.env.now
+        self._activity(lane.stage, +1, True)
+        for f in block.exchange:
+            self.flow_count += 1
+            yield self.net.transfer(f.linkset, f.bytes_per_flow, f.latency_s, tag=block.exchange_name)
+        self._activity(lane.stage, -1, True)
+        end = self.env.now
+        size = sum(f.bytes_per_flow for f in block.exchange)
+        self.spans.append(Span(lane.rank, Stream.EP, block.exchange_name, start, end, bytes=size))
+        shared = self.sharing.get(lane.rank)
+        if shared is not None:
+            shared.waits.append((start, end, WaitReason.EP_COMM, block.exchange_name))
+        elif end > start:
+            name = f"wait {WaitReason.EP_COMM}"
+            self.spans.append(
+                Span(lane.rank, Stream.COMPUTE, name, start, end, wait=WaitReason.EP_COMM, awaited=block.exchange_name)
+            )
 
     def _prefetch(self, lane: Lane, blocks: Sequence[Block], i: int) -> simpy.Event | None:
         """ZeRO-3 prefetch depth 1: the gather for block i is issued when block i-1 starts."""
