@@ -3,26 +3,38 @@
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from simulator.catalog.loader import bundled
+from simulator.collectives.experts import (
+    Exchange,
+    ExpertRouting,
+    dedup_factor,
+    deepep_transfers,
+    dispatcher_sms,
+    hit_probability,
+    token_exchange,
+)
 from simulator.collectives.groups import Layout
-from simulator.enums import CommGroup, Recompute, Schedule
+from simulator.collectives.pricing import CommPricer, FlowSpec, all_to_all_pattern, patterns_for, protocols
+from simulator.enums import Algorithm, Collective, CommGroup, Dispatcher, Recompute, Schedule
 from simulator.scenario import setup_from_mapping
-from simulator.scenario.setup import ClusterSpec, ParallelPlan
+from simulator.scenario.setup import ClusterSpec, ParallelPlan, Setup
 from simulator.topology import LinkKind, NodeKind, Topology, build_topology
 
 NVLINK_EFF = bundled("kernels")["comm"]["nvlink_efficiency"]
 
 
 def cluster(num_gpus: int, gpu: str = "h100-sxm-80gb", **extra: Any) -> ClusterSpec:
+    """A cluster as a scenario resolves it (the smallest model: only the cluster is used)."""
     return setup_from_mapping(
         {
             "name": "t",
             "model": {"preset": "gpt3-125m"},
             "cluster": {"gpu": gpu, "num_gpus": num_gpus, **extra},
             "parallelism": {"tp": 1, "pp": 1},
-            "training": {"global_batch": num_gpus, "precision": "bf16"},
+            "training": {"global_batch": num_gpus, "precision": "fp16"},  # fp16: V100 has no bf16
         }
     ).cluster
 
@@ -147,3 +159,269 @@ def test_layout_of_a_plan_carries_ep_and_etp() -> None:
         etp=1,
     )
     assert Layout.of(plan) == Layout(tp=2, cp=1, dp=8, pp=1, ep=4, etp=1)
+
+
+# --- all-to-all ----------------------------------------------------------------------------------
+
+SIZE = float(2**30)  # large enough that NCCL's Simple protocol (no wire overhead) is the fastest
+NIC_EFF = bundled("kernels")["comm"]["nic_efficiency"]
+DEEPEP = bundled("kernels")["moe"]["deepep"]
+
+
+def pricer_for(num_gpus: int, layout: Layout, routing: ExpertRouting | None = None, **extra: Any) -> CommPricer:
+    return CommPricer(build_topology(cluster(num_gpus, **extra)), layout, routing=routing)
+
+
+def link_bytes(pricer: CommPricer, flow: FlowSpec) -> dict[str, float]:
+    return {pricer.topo.link_name(link): mult * flow.bytes_per_flow for link, mult in flow.links.items()}
+
+
+def test_all_to_all_over_two_nodes_loads_each_link_with_its_peers_shares() -> None:
+    """EP 16 over two DGX H100: every GPU sends SIZE / 16 to each of the 15 others, 7 over NVLink and 8
+    through its NIC (one leaf: GPU -> NIC -> leaf -> NIC -> GPU)."""
+    pricer = pricer_for(16, Layout(tp=1, cp=1, dp=16, pp=1, ep=16, etp=1))
+    (flow,) = pricer.unit_flows(Collective.ALL_TO_ALL, CommGroup.EP, 0, SIZE)
+    assert pricer.algorithm(Collective.ALL_TO_ALL, CommGroup.EP, 0, SIZE) is Algorithm.DIRECT
+    loads = link_bytes(pricer, flow)
+    share = SIZE / 16
+    assert flow.bytes_per_flow == share
+    for g in range(16):
+        node, nic = divmod(g, 8)
+        assert loads[f"gpu{g}->nvs{node}"] == loads[f"nvs{node}->gpu{g}"] == 7 * share
+        assert loads[f"gpu{g}->nic{node}.{nic}"] == loads[f"nic{node}.{nic}->gpu{g}"] == 8 * share
+        assert loads[f"nic{node}.{nic}->leaf0"] == loads[f"leaf0->nic{node}.{nic}"] == 8 * share
+    assert len(loads) == 16 * 6  # nothing else is used
+    # half the transfers leave the node: NCCL's step latency is the mean of NVLink's and the network's
+    simple = next(p for p in protocols() if p.name == "Simple")
+    step = (7 * simple.ring_step_s["nvlink"] + 8 * simple.ring_step_s["net"]) / 15
+    assert flow.latency_s == pytest.approx(simple.base_s + step)
+
+
+def test_all_to_all_inside_one_node_takes_its_bytes_over_nvlink() -> None:
+    """Static time of an all-to-all of S bytes per rank among the n = 8 GPUs of one DGX H100:
+        t = S (n - 1) / n / (NVLink rate x comm.nvlink_efficiency) + base + one NVLink step
+    (NCCL's Simple protocol at this size: each GPU's NVLink port carries its n - 1 shares of S / n)."""
+    pricer = pricer_for(8, Layout(tp=1, cp=1, dp=8, pp=1, ep=8, etp=1))
+    simple = next(p for p in protocols() if p.name == "Simple")
+    expected = SIZE * 7 / 8 / (450e9 * NVLINK_EFF) + simple.base_s + simple.ring_step_s["nvlink"]
+    assert pricer.time_s(Collective.ALL_TO_ALL, CommGroup.EP, 0, SIZE) == pytest.approx(expected, rel=1e-12)
+
+
+def test_concurrent_ep_groups_share_the_stage() -> None:
+    """tp 2 x dp 8 with ep 4 on 16 GPUs: four EP groups of consecutive GPUs, two per node, all at once."""
+    pricer = pricer_for(16, Layout(tp=2, cp=1, dp=8, pp=1, ep=4, etp=1))
+    (flow,) = pricer.unit_flows(Collective.ALL_TO_ALL, CommGroup.EP, 0, SIZE)
+    loads = link_bytes(pricer, flow)
+    assert set(loads) == {f"gpu{g}->nvs{g // 8}" for g in range(16)} | {f"nvs{g // 8}->gpu{g}" for g in range(16)}
+    assert all(v == 3 * SIZE / 4 for v in loads.values())
+
+
+@pytest.mark.parametrize("kind", [Collective.ALL_GATHER, Collective.REDUCE_SCATTER])
+@pytest.mark.parametrize("group", [CommGroup.EP, CommGroup.ETP, CommGroup.EDP])
+def test_gathers_and_reductions_run_on_the_expert_groups(kind: Collective, group: CommGroup) -> None:
+    """tp 2, dp 8, ep 4, etp 2 on two nodes: EP (0, 2, 4, 6) and ETP (0, 1) stay in a node, EDP (0, 8)
+    crosses to the other one; each is a ring of its own ranks."""
+    layout = Layout(tp=2, cp=1, dp=8, pp=1, ep=4, etp=2)
+    pricer = pricer_for(16, layout)
+    flows = pricer.unit_flows(kind, group, 0, SIZE)
+    n = len(layout.group(group, 0))
+    assert pricer.algorithm(kind, group, 0, SIZE) is Algorithm.RING
+    kinds_used = {pricer.topo.link_kind(link) for f in flows for link in f.links}
+    assert kinds_used == ({LinkKind.PCIE, LinkKind.NIC} if group is CommGroup.EDP else {LinkKind.NVLINK})
+    assert sum(f.bytes_per_flow for f in flows) == pytest.approx(SIZE * (n - 1) / n)
+
+
+# --- DeepEP --------------------------------------------------------------------------------------
+
+
+def monte_carlo_dedup(experts: int, top_k: int, ep: int, ranks_per_domain: int, tokens: int = 200_000) -> float:
+    """Tokens of a rank in domain 0 routed to top_k distinct random experts: distinct other domains
+    reached over copies that leave domain 0."""
+    rng = np.random.default_rng(7)
+    picks = np.argsort(rng.random((tokens, experts)), axis=1)[:, :top_k]
+    domain = picks // (experts // ep) // ranks_per_domain
+    leaving = (domain != 0).sum()
+    reached = sum(((domain == d).any(axis=1)).sum() for d in range(1, ep // ranks_per_domain))
+    return float(reached / leaving)
+
+
+@pytest.mark.parametrize(
+    ("experts", "top_k", "ep", "per_domain"),
+    [(64, 6, 16, 4), (256, 8, 64, 8), (16, 2, 16, 8), (128, 8, 32, 4), (8, 2, 8, 1)],
+)
+def test_deepep_dedup_closed_form_matches_monte_carlo(experts: int, top_k: int, ep: int, per_domain: int) -> None:
+    exact = dedup_factor(experts, top_k, ep, per_domain)
+    assert exact == pytest.approx(monte_carlo_dedup(experts, top_k, ep, per_domain), rel=0.01)
+    assert 0 < exact <= 1
+
+
+def test_deepep_dedup_closed_form_by_hand() -> None:
+    # 16 experts, top-2, two domains of 8: P(reach the other domain) = 1 - C(8, 2) / C(16, 2) = 92/120;
+    # copies leaving = 2 x 1/2 = 1 -> factor 92/120
+    assert dedup_factor(16, 2, 16, 8) == pytest.approx(92 / 120)
+    assert hit_probability(16, 2, 8) == pytest.approx(92 / 120)
+    assert dedup_factor(256, 8, 64, 64) == 1.0  # one domain: nothing to deduplicate
+    assert hit_probability(10, 3, 8) == 1.0  # fewer experts outside than picks
+
+
+def test_deepep_over_two_nodes_sends_each_token_once_per_node_and_forwards_it_over_nvlink() -> None:
+    """EP 16 over two DGX H100, 16 experts, top-2. GPU g sends to its own node's 7 GPUs their plain
+    shares (S / 16 each), to GPU g + 8 (same local index, other node) one copy of each token that
+    reaches that node (S / 2 x 92/120 = S / 16 x 16 x (92/120) / 2), which forwards the 7 shares of
+    its node's other GPUs over NVLink. Link bytes carry DeepEP's wire factors."""
+    layout = Layout(tp=1, cp=1, dp=16, pp=1, ep=16, etp=1)
+    pricer = pricer_for(16, layout, ExpertRouting(16, 2, Dispatcher.DEEPEP))
+    (flow,) = pricer.unit_flows(Collective.ALL_TO_ALL, CommGroup.EP, 0, SIZE)
+    loads = link_bytes(pricer, flow)
+    share, nvlink, rdma = SIZE / 16, 1 / DEEPEP["nvlink_fraction"], NIC_EFF / DEEPEP["rdma_fraction"]
+    scale_out = 16 * (92 / 120) / 2
+    for g in range(16):
+        node, nic = divmod(g, 8)
+        assert loads[f"gpu{g}->nvs{node}"] == pytest.approx((7 + 7) * share * nvlink)  # own + forwarded
+        assert loads[f"nvs{node}->gpu{g}"] == pytest.approx((7 + 7) * share * nvlink)
+        assert loads[f"gpu{g}->nic{node}.{nic}"] == pytest.approx(scale_out * share)  # PCIe: factor 1
+        assert loads[f"nic{node}.{nic}->leaf0"] == pytest.approx(scale_out * share * rdma)
+    # against NCCL's all-to-all: 8 shares through each NIC become 7.67 (the token reaches the other
+    # node 92/120 of the time, once instead of its 1 expected copy there)
+    nccl = pricer_for(16, layout)
+    plain = link_bytes(nccl, nccl.unit_flows(Collective.ALL_TO_ALL, CommGroup.EP, 0, SIZE)[0])
+    assert loads["gpu0->nic0.0"] / plain["gpu0->nic0.0"] == pytest.approx(dedup_factor(16, 2, 16, 8))
+
+
+def test_deepep_inside_one_nvlink_domain_is_the_all_to_all_at_its_nvlink_fraction() -> None:
+    layout = Layout(tp=1, cp=1, dp=8, pp=1, ep=8, etp=1)
+    deepep = pricer_for(8, layout, ExpertRouting(64, 8, Dispatcher.DEEPEP))
+    nccl = pricer_for(8, layout, ExpertRouting(64, 8, Dispatcher.ALLTOALL))
+    (d,), (a,) = (p.unit_flows(Collective.ALL_TO_ALL, CommGroup.EP, 0, SIZE) for p in (deepep, nccl))
+    assert link_bytes(deepep, d) == pytest.approx(
+        {k: v / DEEPEP["nvlink_fraction"] for k, v in link_bytes(nccl, a).items()}
+    )
+    # routing only changes the EP all-to-all: other collectives price as without it
+    assert deepep.unit_flows(Collective.ALL_GATHER, CommGroup.EP, 0, SIZE) == nccl.unit_flows(
+        Collective.ALL_GATHER, CommGroup.EP, 0, SIZE
+    )
+
+
+def test_dispatcher_sms() -> None:
+    assert dispatcher_sms(Dispatcher.DEEPEP) == DEEPEP["sms"] == 20
+    assert (
+        dispatcher_sms(Dispatcher.ALLTOALL)
+        == dispatcher_sms(Dispatcher.ALLGATHER)
+        == bundled("kernels")["comm"]["overlap_sms"]
+    )
+
+
+def moe_setup(**parallelism: Any) -> Setup:
+    return setup_from_mapping(
+        {
+            "name": "t",
+            "model": {"preset": "gpt3-125m", "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 768}},
+            "cluster": {"gpu": "h100-sxm-80gb", "num_gpus": 8},
+            "parallelism": {"tp": 1, "pp": 1, **parallelism},
+            "training": {"global_batch": 8, "precision": "bf16"},
+        }
+    )
+
+
+def test_expert_routing_of_a_model() -> None:
+    setup = moe_setup(ep=8, moe_dispatcher="deepep")
+    assert ExpertRouting.of(setup.model, setup.plan) == ExpertRouting(8, 2, Dispatcher.DEEPEP)
+    assert ExpertRouting.of(moe_setup().model, moe_setup().plan) == ExpertRouting(8, 2, Dispatcher.ALLTOALL)
+    dense = setup_from_mapping(
+        {
+            "name": "t",
+            "model": {"preset": "gpt3-125m"},
+            "cluster": {"gpu": "h100-sxm-80gb", "num_gpus": 8},
+            "parallelism": {"tp": 1, "pp": 1},
+            "training": {"global_batch": 8, "precision": "bf16"},
+        }
+    )
+    assert ExpertRouting.of(dense.model, dense.plan) is None
+
+
+# --- the fast paths against the plain ones -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"num_gpus": 320},
+        {"num_gpus": 320, "topology": "rail-optimized"},
+        {"num_gpus": 64, "gpu": "v100-sxm-32gb"},  # DGX-1: two GPUs per NIC
+        {"num_gpus": 144, "gpu": "b200", "gpus_per_node": 4, "nics_per_node": 4, "scale_up_domain": 72},
+    ],
+)
+def test_weighted_link_loads_equal_the_routes_summed_pair_by_pair(spec: dict[str, Any]) -> None:
+    topo = build_topology(cluster(**spec))
+    rng = np.random.default_rng(3)
+    n = spec["num_gpus"]
+    src, dst = rng.integers(0, n, 3000), rng.integers(0, n, 3000)
+    weights = rng.random(3000)
+    expected: dict[int, float] = {}
+    for s, d, w in zip(src.tolist(), dst.tolist(), weights.tolist(), strict=True):
+        for link in topo.route(s, d):
+            expected[link] = expected.get(link, 0.0) + w
+    assert topo.link_loads(src, dst, weights) == pytest.approx(expected)
+    counts = topo.link_counts(list(zip(src.tolist(), dst.tolist(), strict=True)))
+    assert topo.link_loads(src, dst) == pytest.approx({k: float(v) for k, v in counts.items()})
+
+
+def test_all_to_all_pattern_equals_the_direct_decomposition() -> None:
+    """The vectorised all-to-all is algorithms.direct aggregated as the other collectives are."""
+    topo = build_topology(cluster(320, topology="rail-optimized"))
+    layout = Layout(tp=2, cp=1, dp=80, pp=2, ep=16, etp=2)
+    groups = layout.concurrent_groups(CommGroup.EP, 1)
+    fast = all_to_all_pattern(topo, groups, None)
+    plain = patterns_for(topo, Collective.ALL_TO_ALL, Algorithm.DIRECT, groups)[0]
+    assert fast.links == pytest.approx({k: float(v) for k, v in plain.links.items()})
+    assert (fast.bytes_per_unit, fast.steps, fast.tree) == (plain.bytes_per_unit, plain.steps, plain.tree)
+    assert fast.inter_node_share == pytest.approx(plain.inter_node_share)
+
+
+def reference_deepep(group: list[int], domain: int, experts: int, top_k: int) -> list[tuple[int, int, float]]:
+    """deepep_transfers' docstring, literally, one transfer at a time."""
+    n = len(group)
+    domains: dict[int, list[int]] = {}
+    for r in group:
+        domains.setdefault(r // domain, []).append(r)
+    out = []
+    for own, members in domains.items():
+        for j, src in enumerate(members):
+            out += [(src, dst, 1.0) for dst in members if dst != src]
+            for other, remote in domains.items():
+                if other != own:
+                    peer = remote[j % len(remote)]
+                    out.append((src, peer, n * hit_probability(experts, top_k, len(remote) * experts // n) / top_k))
+                    out += [(peer, dst, 1.0) for dst in remote if dst != peer]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("group", "domain"),
+    [
+        (list(range(64, 128)), 72),  # 8 GPUs in rack 0, 56 in rack 1: unequal domains
+        (list(range(0, 32, 2)), 8),  # every other GPU (etp 2) of four servers
+        (list(range(16)), 8),
+        (list(range(8)), 8),  # one domain: NVLink only
+    ],
+)
+def test_deepep_transfers_follow_their_description(group: list[int], domain: int) -> None:
+    experts = 4 * len(group)
+    src, dst, weight = deepep_transfers(group, domain, experts, 6)
+    got: dict[tuple[int, int], float] = {}
+    for s, d, w in zip(src.tolist(), dst.tolist(), weight.tolist(), strict=True):
+        got[(s, d)] = got.get((s, d), 0.0) + w
+    want: dict[tuple[int, int], float] = {}
+    for s, d, w in reference_deepep(group, domain, experts, 6):
+        want[(s, d)] = want.get((s, d), 0.0) + w
+    assert got == pytest.approx(want)
+
+
+def test_token_exchange_sizes() -> None:
+    dispatch, combine = token_exchange(
+        Dispatcher.ALLTOALL, tokens=4096, top_k=8, hidden=7168, ep=64, bytes_per_element=2
+    )
+    assert dispatch == combine == Exchange(Collective.ALL_TO_ALL, 4096 * 8 * 7168 * 2)
+    gather, scatter = token_exchange(Dispatcher.ALLGATHER, tokens=4096, top_k=8, hidden=7168, ep=8, bytes_per_element=2)
+    assert gather == Exchange(Collective.ALL_GATHER, 8 * 4096 * 7168 * 2)
+    assert scatter == Exchange(Collective.REDUCE_SCATTER, 8 * 4096 * 7168 * 2)

@@ -14,8 +14,14 @@ import numpy as np
 from simulator import units
 from simulator.catalog.loader import bundled
 from simulator.collectives.algorithms import TransferRound, applicable, candidates, decompose
+from simulator.collectives.experts import (
+    ExpertRouting,
+    all_to_all_transfers,
+    deepep_link_factor,
+    deepep_transfers,
+)
 from simulator.collectives.groups import Layout
-from simulator.enums import Algorithm, Collective, CommGroup
+from simulator.enums import Algorithm, Collective, CommGroup, Dispatcher
 from simulator.network import LinkSet
 from simulator.topology import Topology
 
@@ -100,6 +106,36 @@ def patterns_for(
     return [aggregate(topo, [rounds[i] for rounds in per_group]) for i in range(len(per_group[0]))]
 
 
+def all_to_all_pattern(topo: Topology, groups: Sequence[Sequence[int]], routing: ExpertRouting | None) -> Pattern:
+    """An all-to-all on all `groups` at once, per byte of one rank's buffer: each rank sends 1/n of it
+    to each of the n - 1 others in one step (NCCL's grouped send/recv), or DeepEP's deduplicated,
+    forwarded exchange when `routing` says so (experts.deepep_transfers; each link's load times
+    DeepEP's wire factor for its kind, experts.deepep_link_factor). DeepEP's combine is the dispatch
+    the other way round, which loads the same links equally by the groups' symmetry."""
+    n = len(groups[0])
+    domain = topo.scale_up_domain
+    if routing is not None and routing.dispatcher is Dispatcher.DEEPEP:
+        parts = [deepep_transfers(g, domain, routing.experts, routing.top_k) for g in groups]
+        src, dst, weight = (np.concatenate(p) for p in zip(*parts, strict=True))
+        loads = topo.link_loads(src, dst, weight)
+        links = {link: load * deepep_link_factor(topo.link_kind(link)) for link, load in loads.items()}
+    else:
+        src, dst = all_to_all_transfers(groups)
+        links = topo.link_loads(src, dst)
+    first = np.asarray(groups[0]) // domain
+    inter = float((first[:, None] != first[None, :]).sum()) / (n * (n - 1))
+    return Pattern(links, 1.0 / n, 1, False, inter)
+
+
+@cache
+def deepep_protocol() -> Protocol:
+    """DeepEP's kernels priced with NCCL's Simple-protocol latencies (the same hops: a base, then
+    NVLink or network steps) and no wire overhead of their own: their achieved bandwidth is in the
+    links' factors (kernels.yaml moe.deepep)."""
+    simple = next(p for p in protocols() if p.name == "Simple")
+    return Protocol("DeepEP", simple.base_s, 1.0, simple.ring_step_s, simple.tree_step_s)
+
+
 def bottleneck_Bps(topo: Topology, links: Mapping[int, float]) -> float:
     """Rate each constituent gets on its most loaded link when nothing else competes."""
     if not links:
@@ -109,14 +145,17 @@ def bottleneck_Bps(topo: Topology, links: Mapping[int, float]) -> float:
     return float(np.min(topo.capacities[ids] / mults))
 
 
-def realise(topo: Topology, patterns: Sequence[Pattern], size_bytes: float) -> list[FlowSpec]:
+def realise(
+    topo: Topology, patterns: Sequence[Pattern], size_bytes: float, choices: Sequence[Protocol] | None = None
+) -> list[FlowSpec]:
     """Flows for a collective of `size_bytes`: each round with its fastest NCCL protocol (wire bytes
-    inflated by the protocol's overhead; latency = steps x per-step latency, plus the base once)."""
+    inflated by the protocol's overhead; latency = steps x per-step latency, plus the base once);
+    `choices` instead of NCCL's protocols for other transports (DeepEP)."""
     flows = []
     for i, pat in enumerate(patterns):
         rate = bottleneck_Bps(topo, pat.links)
         best = None
-        for proto in protocols():
+        for proto in protocols() if choices is None else choices:
             wire = pat.bytes_per_unit * size_bytes / proto.bandwidth_fraction
             latency = pat.steps * proto.step_s(pat) + (proto.base_s if i == 0 else 0.0)
             t = wire / rate + latency
@@ -133,12 +172,22 @@ def static_time_s(topo: Topology, flows: Sequence[FlowSpec]) -> float:
 
 
 class CommPricer:
-    """Per-scenario cache of aggregated flows for every (collective, group kind, stage, size)."""
+    """Per-scenario cache of aggregated flows for every (collective, group kind, stage, size).
 
-    def __init__(self, topo: Topology, layout: Layout, forced: Algorithm = Algorithm.AUTO):
+    `routing` (an MoE model's experts, top_k and dispatcher; None for a dense model) decides how the
+    all-to-all of an EP group travels: NCCL's all-to-all, or DeepEP's deduplicated forwarding."""
+
+    def __init__(
+        self,
+        topo: Topology,
+        layout: Layout,
+        forced: Algorithm = Algorithm.AUTO,
+        routing: ExpertRouting | None = None,
+    ):
         self.topo = topo
         self.layout = layout
         self.forced = forced
+        self.routing = routing
         self._cache: dict[tuple, tuple[Algorithm, list[FlowSpec]]] = {}
         self._patterns: dict[tuple, list[Pattern]] = {}
         self._groups: dict[tuple[CommGroup, int], list[tuple[int, ...]]] = {}
@@ -161,20 +210,40 @@ class CommPricer:
             return [self.forced]
         return candidates(kind, self._spans_nodes(group))
 
+    def _deepep(self, kind: Collective, group: CommGroup) -> bool:
+        """Whether this collective is DeepEP's token exchange rather than an NCCL collective."""
+        r = self.routing
+        return (
+            r is not None
+            and r.dispatcher is Dispatcher.DEEPEP
+            and kind is Collective.ALL_TO_ALL
+            and group is CommGroup.EP
+        )
+
     def patterns(self, kind: Collective, algo: Algorithm, group: CommGroup, stage: int) -> list[Pattern]:
         key = (kind, algo, group, stage)
         if key not in self._patterns:
-            self._patterns[key] = patterns_for(self.topo, kind, algo, self.groups(group, stage))
+            groups = self.groups(group, stage)
+            if kind is Collective.ALL_TO_ALL and len(groups[0]) > 1:
+                routing = self.routing if self._deepep(kind, group) else None
+                self._patterns[key] = [all_to_all_pattern(self.topo, groups, routing)]
+            else:
+                self._patterns[key] = patterns_for(self.topo, kind, algo, groups)
         return self._patterns[key]
 
     def unit_flows(self, kind: Collective, group: CommGroup, stage: int, size_bytes: float) -> list[FlowSpec]:
-        """Flows for one collective of `size_bytes` on `group` at `stage` (all copies included)."""
+        """Flows for one collective of `size_bytes` on `group` at `stage`, every concurrent group of the
+        stage included. `size_bytes` is the buffer of one rank as the collective defines it: the whole
+        buffer for all-reduce, the gathered (full) buffer for all-gather and reduce-scatter, and for
+        all-to-all what one rank holds before the exchange (a dispatch: its tokens x top_k x hidden x
+        bytes per element, the permuted tokens), of which it sends size / n to each other rank."""
         key = (kind, group, stage, size_bytes)
         if key not in self._cache:
             members = self.groups(group, stage)[0]
+            choices = (deepep_protocol(),) if self._deepep(kind, group) else None
             best: tuple[float, Algorithm, list[FlowSpec]] | None = None
             for algo in self._options(kind, members):
-                flows = realise(self.topo, self.patterns(kind, algo, group, stage), size_bytes)
+                flows = realise(self.topo, self.patterns(kind, algo, group, stage), size_bytes, choices)
                 t = static_time_s(self.topo, flows)
                 if best is None or t < best[0]:
                     best = (t, algo, flows)

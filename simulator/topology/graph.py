@@ -140,6 +140,16 @@ class Topology:
         order = np.argsort(first)
         return dict(zip(ids[order].tolist(), counts[order].tolist(), strict=True))
 
+    def link_loads(self, src: np.ndarray, dst: np.ndarray, weights: np.ndarray | float = 1.0) -> dict[int, float]:
+        """Sum of the weights of the routes (src[i] -> dst[i]) that cross each link, links in id order:
+        link_counts with a weight per pair, for millions of pairs (an all-to-all of a large EP group)."""
+        src = np.asarray(src, dtype=np.intp)
+        dst = np.asarray(dst, dtype=np.intp)
+        w = np.broadcast_to(np.asarray(weights, dtype=float), src.shape)
+        loads = self._router.loads(src, dst, w, self.num_links)
+        ids = np.flatnonzero(loads)
+        return dict(zip(ids.tolist(), loads[ids].tolist(), strict=True))
+
     def path_latency_s(self, src_gpu: int, dst_gpu: int) -> float:
         """Sum of the link latencies on the route (no queuing, no serialisation)."""
         return float(sum(self.latencies_s[i] for i in self.route(src_gpu, dst_gpu)))

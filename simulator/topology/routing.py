@@ -71,12 +71,15 @@ class Router:
         self._up[self._leaf_row[self._src[ids]], column[self._dst[ids]]] = ids
         self._spines = spines
 
-    def routes(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """(pairs, MAX_HOPS) directed link ids of each route, in hop order, padded with NONE."""
+    def _check_gpus(self, src: np.ndarray, dst: np.ndarray) -> None:
         for gpus in (src, dst):
             bad = gpus[(gpus < 0) | (gpus >= self.num_gpus)]
             if bad.size:
                 raise ValueError(f"GPU {bad[0]} is not in this {self.num_gpus}-GPU topology")
+
+    def routes(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """(pairs, MAX_HOPS) directed link ids of each route, in hop order, padded with NONE."""
+        self._check_gpus(src, dst)
         out = np.full((src.size, MAX_HOPS), NONE, dtype=np.intp)
         moving = src != dst
         s, d = src[moving], dst[moving]
@@ -87,6 +90,37 @@ class Router:
         out[rows[local], 1] = self.to_nvs[d[local]] ^ 1
         if not local.all():
             self._scale_out(out, rows[~local], s[~local], d[~local])
+        return out
+
+    def loads(self, src: np.ndarray, dst: np.ndarray, weights: np.ndarray, num_links: int) -> np.ndarray:
+        """Per directed link, the summed weights of the routes of the pairs (src[i], dst[i]) that cross
+        it: what `routes` gives, without a row per pair. The access links (NVLink, PCIe, NIC) are
+        counted pair by pair; the leaf -> spine -> leaf hops depend only on the source leaf and the
+        destination GPU, so each such pair is routed once (an all-to-all of 16k GPUs has 4M pairs
+        and ~100k of those)."""
+        self._check_gpus(src, dst)
+        out = np.zeros(num_links)
+        moving = src != dst
+        s, d, w = src[moving], dst[moving], weights[moving]
+        self._require(self.nvs, s, d, LinkKind.NVLINK)
+        local = self.nvs[s] == self.nvs[d]
+        for ids in (self.to_nvs[s[local]], self.to_nvs[d[local]] ^ 1):
+            out += np.bincount(ids, w[local], minlength=num_links)
+        s, d, w = s[~local], d[~local], w[~local]
+        if not s.size:
+            return out
+        self._require(self.nic, s, d, LinkKind.PCIE)
+        self._require(self.leaf, s, d, LinkKind.NIC, via=self.nic)
+        for ids in (self.to_nic[s], self.nic_up[s], self.nic_up[d] ^ 1, self.to_nic[d] ^ 1):
+            out += np.bincount(ids, w, minlength=num_links)
+        far = self.leaf[s] != self.leaf[d]
+        if far.any():
+            keys, at = np.unique(self.leaf[s[far]] * self.num_gpus + d[far], return_inverse=True)
+            leaf_s, dst_gpu = np.divmod(keys, self.num_gpus)
+            hops = self._via_spine(leaf_s, self.leaf[dst_gpu], self.nic_index[dst_gpu])
+            per_key = np.bincount(at, w[far], minlength=keys.size)
+            for column in hops.T:
+                out += np.bincount(column, per_key, minlength=num_links)
         return out
 
     def _scale_out(self, out: np.ndarray, rows: np.ndarray, s: np.ndarray, d: np.ndarray) -> None:
