@@ -7,7 +7,7 @@ from functools import cache
 
 from simulator.catalog.hardware import GpuSpec
 from simulator.catalog.loader import bundled
-from simulator.enums import Dispatcher
+from simulator.collectives.experts import dispatcher_sms
 from simulator.scenario.setup import ParallelPlan
 
 
@@ -37,15 +37,8 @@ def contention_s(comm_s: float, compute_s: float, share: float) -> float:
 
 def exchange_share(plan: ParallelPlan, gpu: GpuSpec) -> float:
     """Share of the SMs compute loses while an expert-parallel exchange of another micro-batch runs
-    beside it (`moe_overlap`): the SMs the dispatcher's kernels hold (kernels.yaml `moe`). Zero without
+    beside it (`moe_overlap`): the SMs the dispatcher's kernels hold (collectives/experts.py). Zero without
     overlap: the exchanges then block the compute stream."""
     if not plan.moe_overlap or plan.ep == 1:
         return 0.0
     return min(dispatcher_sms(plan.moe_dispatcher), gpu.sm_count - 1) / gpu.sm_count
-
-
-def dispatcher_sms(dispatcher: Dispatcher) -> int:
-    """SMs a token dispatcher's communication kernels occupy (kernels.yaml `moe.dispatcher_sms`; NCCL's
-    `comm.overlap_sms` where the catalogue names none)."""
-    table = bundled("kernels").get("moe", {}).get("dispatcher_sms", {})
-    return int(table.get(dispatcher.value, overlap_sms()))

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from simulator.collectives.experts import ExpertRouting
 from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer
 from simulator.engine.core import EngineResult, StepSimulation
@@ -23,7 +24,9 @@ class SimulatedStep:
 def simulate_step(work: StepWork) -> SimulatedStep:
     setup = work.setup
     topo = build_topology(setup.cluster)
-    pricer = CommPricer(topo, Layout.of(setup.plan), setup.cluster.collective_algorithm)
+    pricer = CommPricer(
+        topo, Layout.of(setup.plan), setup.cluster.collective_algorithm, ExpertRouting.of(setup.model, setup.plan)
+    )
     program = compile_program(work, pricer)
     result = StepSimulation(setup, program, pricer, full=setup.fidelity is Fidelity.FULL).run()
     return SimulatedStep(result, program)

@@ -13,6 +13,7 @@ W seconds of compute adds min(C s, W s / (1 - s)), s the share of SMs taken.
 
 from dataclasses import dataclass
 
+from simulator.collectives.experts import ExpertRouting
 from simulator.collectives.groups import Layout
 from simulator.collectives.pricing import CommPricer, FlowSpec, static_time_s
 from simulator.costs.contention import contention_s, contention_share
@@ -62,7 +63,12 @@ def _flows_s(pricer: CommPricer, groups: list[tuple[FlowSpec, ...]]) -> float:
 def estimate_step(work: StepWork) -> StepEstimate:
     setup = work.setup
     plan = setup.plan
-    pricer = CommPricer(build_topology(setup.cluster), Layout.of(plan), setup.cluster.collective_algorithm)
+    pricer = CommPricer(
+        build_topology(setup.cluster),
+        Layout.of(plan),
+        setup.cluster.collective_algorithm,
+        ExpertRouting.of(setup.model, setup.plan),
+    )
     program = compile_program(work, pricer)
     m = work.micro_batches
     share = contention_share(plan, setup.cluster.gpu)

@@ -28,6 +28,7 @@ from simulator.scenario.rules import (
     chunks_problem,
     cp_problem,
     interleave_problem,
+    job_scale_up_domain,
     moe_problems,
     moe_shape_problems,
     node_problem,
@@ -53,7 +54,7 @@ def resolve(sc: Scenario) -> Setup:
     return Setup(
         name=sc.name,
         model=model,
-        cluster=_resolve_cluster(sc, gpu),
+        cluster=_resolve_cluster(sc, gpu, plan),
         plan=plan,
         training=TrainingSpec(
             global_batch=sc.training.global_batch,
@@ -295,7 +296,7 @@ def _filled(section: BaseModel, defaults: dict[str, Any]) -> BaseModel:
     return section.model_copy(update={k: v for k, v in defaults.items() if getattr(section, k) is None})
 
 
-def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
+def _resolve_cluster(sc: Scenario, gpu: GpuSpec, plan: ParallelPlan) -> ClusterSpec:
     """From a scenario with its defaults written in (with_defaults)."""
     c = sc.cluster
     nic = default_node_for(c.gpu).nic
@@ -311,7 +312,9 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec) -> ClusterSpec:
         oversubscription=c.oversubscription,
         node_overhead_W=_filled_in(c.node_overhead_W),
         collective_algorithm=c.collective_algorithm,
-        scale_up_domain=min(_filled_in(c.scale_up_domain), c.num_gpus) if c.num_gpus > gpus_per_node else gpus_per_node,
+        scale_up_domain=job_scale_up_domain(
+            _filled_in(c.scale_up_domain), gpus_per_node, c.num_gpus, plan.ep * plan.etp if plan.ep > 1 else 1
+        ),
     )
 
 

@@ -4,6 +4,7 @@ Each function returns the problem as text, or None (or no lines) when the rule h
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the search's command line imports these rules without loading the catalogues
@@ -141,3 +142,17 @@ def scale_up_problem(scale_up_domain: int, gpus_per_node: int) -> str | None:
             f"(cluster.gpus_per_node), got {scale_up_domain}"
         )
     return None
+
+
+def job_scale_up_domain(domain: int, gpus_per_node: int, num_gpus: int, expert_span: int) -> int:
+    """GPUs of the job in each NVLink domain. A job smaller than a domain sits in one; an MoE job is
+    placed so that no expert-parallel group (ep x etp consecutive GPUs of a stage, collectives/groups.py)
+    straddles two domains where one can hold it: each domain runs the whole groups that fit in it, in whole
+    trays, and its other trays stay idle, as rack-scale systems are run (GB200 NVL72 racks planned as 64
+    GPUs in use plus 8 spare: SemiAnalysis, "GB200 Hardware Architecture", 2024; Slurm's topology/block
+    plugin allocates blocks of trays within a rack). Dense jobs use whole domains."""
+    domain = min(domain, num_gpus) if num_gpus > gpus_per_node else gpus_per_node
+    if expert_span <= 1 or expert_span > domain or domain % expert_span == 0:
+        return domain
+    unit = math.lcm(expert_span, gpus_per_node)
+    return domain // unit * unit or domain
