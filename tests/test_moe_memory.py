@@ -137,18 +137,19 @@ def test_rows_grow_with_etp_and_capacity() -> None:
 
 
 def test_selective_drops_moe_act_and_unfused_norms() -> None:
-    """Selective recompute of an MoE layer with MLA drops the routed experts' activation output and the
-    outputs of the input norm and pre-MLP norm (Megatron-Core `moe_act`, `layernorm`); with
-    FlashAttention there are no scores to drop."""
+    """Selective recompute of an MoE layer with MLA drops the routed experts' activation output, the
+    outputs of the input norm and pre-MLP norm (Megatron-Core `moe_act`, `layernorm`) and the up-projected
+    Q, K (128 heads x 192) and V (128 x 128) (`mla_up_proj`); with FlashAttention there are no scores to drop."""
     s = deepseek()
     t = setup_layer_terms(s, LayerKind.MOE)
     none = stored_layer_bytes(t, 1, False, Recompute.NONE, flash=True)
     selective = stored_layer_bytes(t, 1, False, Recompute.SELECTIVE, flash=True)
-    assert none - selective == ROWS * 2 * 2048 + 2 * (2 * S * H)
+    qkv = 2 * S * (2 * 128 * 192 + 128 * 128)
+    assert none - selective == ROWS * 2 * 2048 + 2 * (2 * S * H) + qkv
     assert stored_layer_bytes(t, 1, False, Recompute.FULL, flash=True) == 2 * S * H
-    dense = setup_layer_terms(s, LayerKind.DENSE)  # an MLA layer with a dense MLP: the input norm only
+    dense = setup_layer_terms(s, LayerKind.DENSE)  # an MLA layer with a dense MLP: the input norm and Q, K, V
     d_none = stored_layer_bytes(dense, 1, False, Recompute.NONE, flash=True)
-    assert d_none - stored_layer_bytes(dense, 1, False, Recompute.SELECTIVE, flash=True) == 2 * S * H
+    assert d_none - stored_layer_bytes(dense, 1, False, Recompute.SELECTIVE, flash=True) == 2 * S * H + qkv
 
 
 def test_mtp_on_the_last_stage() -> None:

@@ -22,7 +22,9 @@ functions), grouped by how the parallel dimensions split them. The layer kinds a
 `recompute: selective` is Korthikanti's core-attention recompute (nothing more under FlashAttention)
 and, in layers that have them, Megatron-Core's output-discarding recompute of `moe_act` (the routed
 experts' activation output) and `layernorm` (the outputs of the norms that are not fused into a GEMM:
-an MLA layer's input norm, an MoE layer's pre-MLP norm), as Megatron-Core's MoE recipes pair them;
+an MLA layer's input norm, an MoE layer's pre-MLP norm), and latent attention's `mla_up_proj` (Q, K
+and V rebuilt from the kept latents; DeepSeek-V3 sec. 3.2.3 recomputes "all RMSNorm operations and MLA
+up-projections"), as Megatron-Core's MoE recipes pair them;
 dense layers with standard attention keep the paper's meaning. `full` keeps only each layer's input.
 """
 
@@ -56,6 +58,7 @@ class LayerTerms:
     # like `replicated`) and `moe_act` (the routed experts' activation output, per rank like `expert`)
     selective_replicated: float = 0.0
     selective_expert: float = 0.0
+    selective_sharded: float = 0.0  # Megatron-Core `mla_up_proj`: latent attention's Q, K and V (split by TP)
 
 
 def attention_terms(model: ModelSpec, s: int, b: int) -> tuple[float, float, float]:
@@ -202,8 +205,11 @@ def layer_terms(
         sel_rep = 2 * sbh * scale  # `layernorm`: the pre-MLP norm's output (kept in bf16 for the router)
     else:
         m_rep, m_shard = mlp_terms(model, s, b)
+    sel_shard = 0.0
     if model.mla is not None:
         sel_rep += 2 * sbh * (scale - cheaper)  # `layernorm`: the input norm's output (down-projections' input)
+        mla = model.mla
+        sel_shard = (2 * 2 * sb * model.heads * mla.qk_dim + 2 * sb * model.heads * mla.v_head_dim) * scale
     return LayerTerms(
         replicated=(a_rep + m_rep + norms) * scale - g_rep * cheaper + fp32_rep,
         sharded=(a_shard + m_shard) * scale - g_shard * cheaper,
@@ -213,6 +219,7 @@ def layer_terms(
         expert=expert * scale - g_expert * cheaper + fp32_expert,
         selective_replicated=sel_rep,
         selective_expert=sel_expert,
+        selective_sharded=sel_shard,
     )
 
 
@@ -229,12 +236,12 @@ def stored_layer_bytes(terms: LayerTerms, t: int, sp: bool, recompute: Recompute
     stats = terms.flash_stats / t if flash else 0.0
     stored = terms.replicated / sp_split + terms.sharded / t + scores + stats + terms.expert
     if recompute is Recompute.SELECTIVE:
-        stored -= _selective_drops(terms, sp_split)
+        stored -= _selective_drops(terms, sp_split, t)
     return stored
 
 
-def _selective_drops(terms: LayerTerms, sp_split: int) -> float:
-    return terms.selective_replicated / sp_split + terms.selective_expert
+def _selective_drops(terms: LayerTerms, sp_split: int, t: int) -> float:
+    return terms.selective_replicated / sp_split + terms.selective_expert + terms.selective_sharded / t
 
 
 def recompute_working_bytes(terms: LayerTerms, t: int, sp: bool, recompute: Recompute, flash: bool) -> float:
@@ -246,7 +253,7 @@ def recompute_working_bytes(terms: LayerTerms, t: int, sp: bool, recompute: Reco
         return stored_layer_bytes(terms, t, sp, Recompute.NONE, flash)
     if recompute is Recompute.SELECTIVE:
         scores = 0.0 if flash else terms.scores / t
-        return scores + _selective_drops(terms, t if sp else 1)
+        return scores + _selective_drops(terms, t if sp else 1, t)
     return 0.0
 
 

@@ -346,13 +346,20 @@ def tp_backward(name: str, r: RankShapes, at_output: bool, width: int = 0) -> li
 
 def layer_recompute(model: ModelSpec, r: RankShapes, flash: bool, policy: Recompute) -> Sequence[Item]:
     """Full: the whole forward again (TP collectives included). Selective (Korthikanti et al. 2022
-    sec. 5): only the core attention (scores, softmax, context); nothing with FlashAttention,
-    which never stores the scores and recomputes them inside its own backward kernel."""
+        sec. 5): only the core attention (scores, softmax, context); nothing with FlashAttention,
+        which never stores the scores and recomputes them inside its own backward kernel. A latent-attention
+    layer also rebuilds its input norm and Q, K, V from the kept latents (workload/mla.py)."""
     if policy is Recompute.FULL:
         return layer_forward(model, r, flash, Phase.RECOMPUTE)
-    if policy is Recompute.SELECTIVE and not flash:
-        return attention_forward(model, r, flash, Phase.RECOMPUTE)
-    return []
+    if policy is not Recompute.SELECTIVE:
+        return []
+    core = [] if flash else attention_forward(model, r, flash, Phase.RECOMPUTE)
+    if model.mla is not None:
+        from simulator.workload.mla import mla_selective_recompute
+
+        act = r.norm_tokens * r.h * r.elem
+        return [elementwise("norm1", Phase.RECOMPUTE, 2 * act), *mla_selective_recompute(model, r), *core]
+    return core
 
 
 def layer_work(model: ModelSpec, r: RankShapes, flash: bool, policy: Recompute) -> LayerWork:

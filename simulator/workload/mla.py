@@ -123,3 +123,19 @@ def mla_projections_backward(model: ModelSpec, r: RankShapes) -> list[Item]:
 def _backward(name: str, shape: GemmShape, r: RankShapes, role: Role, dup: int = 1) -> list[Op]:
     ops = backward_gemms(name, shape, r.gemm_elem, role, fp8_capable=True)
     return ops if dup == 1 else [_with_duplicates(op, dup) for op in ops]
+
+
+def mla_selective_recompute(model: ModelSpec, r: RankShapes) -> list[Item]:
+    """What selective recompute runs again in a latent-attention layer before its backward: the latent
+    norms and the up-projections (Megatron-Core `--recompute-modules layernorm mla_up_proj`; DeepSeek-V3
+    sec. 3.2.3), so that Q, K and V need not be kept (memory/activations.py)."""
+    m = _mla(model)
+    g = mla_shapes(model, r)
+    rc = Phase.RECOMPUTE
+    latents = r.tokens * (m.q_lora_rank + m.kv_lora_rank) * r.elem
+    up = g["q_up"] if m.q_lora_rank else g["q_proj"]
+    return [
+        elementwise("latent_norms", rc, 2 * latents),
+        _gemm("q_up" if m.q_lora_rank else "q_proj", rc, up, r, Role.MLA_UP),
+        _gemm("kv_up", rc, g["kv_up"], r, Role.MLA_UP),
+    ]

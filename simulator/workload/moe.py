@@ -32,11 +32,11 @@ from simulator.workload.layer import (
     FP8_CAST_TRANSPOSE_BYTES_PER_ELEM,
     attention_block_backward,
     attention_block_forward,
-    attention_forward,
     backward_gemms,
     dropout_mask_bytes,
     elementwise,
     gemm_op,
+    layer_recompute,
     linear,
     linear_backward,
     tp_backward,
@@ -296,7 +296,7 @@ def moe_layer_recompute(model: ModelSpec, r: RankShapes, ms: MoeShapes, flash: b
     """Full: the whole layer forward again, its two all-to-alls included. Selective: as for a dense layer
     (the core attention, nothing under FlashAttention), plus the element-wise modules Megatron-Core's MoE
     recipes recompute (`--recompute-modules moe_act layernorm`): the norms and the expert activation
-    (memory/activations.py keeps neither)."""
+    (memory/activations.py keeps neither), and a latent-attention layer's norms and up-projections."""
     if policy is Recompute.FULL:
         return moe_layer_forward(model, r, ms, flash, Phase.RECOMPUTE)
     if policy is not Recompute.SELECTIVE:
@@ -304,10 +304,8 @@ def moe_layer_recompute(model: ModelSpec, r: RankShapes, ms: MoeShapes, flash: b
     rc = Phase.RECOMPUTE
     act = r.norm_tokens * r.h * r.elem
     expert_act = ms.rows * ms.ffn_local * r.elem * (3 if model.gated_mlp else 2)
-    core = [] if flash else attention_forward(model, r, flash, rc)
     return [
-        elementwise("norm1", rc, 2 * act),
-        *core,
+        *layer_recompute(model, r, flash, policy),
         elementwise("norm2", rc, 2 * act),
         elementwise("expert_activation", rc, expert_act),
     ]
