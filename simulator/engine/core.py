@@ -13,6 +13,7 @@ Contention: while a data-parallel or ZeRO-3 collective of a stage is in flight, 
 SMs left (a fluid model: the rate changes whenever a collective starts or ends).
 """
 
+from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
@@ -67,12 +68,37 @@ def slowdowns(setup: Setup, replicas: int) -> np.ndarray:
     return np.maximum(draws.max(axis=2), 1e-3)
 
 
+class Turn:
+    """Whose turn it is on a shared compute stream: taken at once when free (no event scheduled, unlike a
+    simpy.Resource request), else handed over in order when the holder releases it."""
+
+    def __init__(self, env: simpy.Environment):
+        self.env = env
+        self.taken = False
+        self.waiting: deque[simpy.Event] = deque()
+
+    def take(self) -> simpy.Event | None:
+        """None when taken at once; else the event that fires when the turn is handed over."""
+        if not self.taken:
+            self.taken = True
+            return None
+        event = self.env.event()
+        self.waiting.append(event)
+        return event
+
+    def release(self) -> None:
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            self.taken = False
+
+
 @dataclass
 class SharedStream:
     """A rank's compute stream while two micro-batches share it (moe_overlap): whose turn it is, when it
     computed, and what each micro-batch waited for."""
 
-    stream: simpy.Resource
+    turn: Turn
     busy: list[tuple[float, float]]
     waits: list[tuple[float, float, WaitReason, MessageKey | str | None]]
 
@@ -211,6 +237,8 @@ class StepSimulation:
             if not self.exchange_contention:
                 return
             self.ep_active[stage] += delta
+            if not self.dp_changed[stage].callbacks:  # no compute beside it to tell: no event needed
+                return
         else:
             if not self.contention:
                 return
@@ -241,11 +269,13 @@ class StepSimulation:
         if shared is None:
             yield from self._compute(lane, block, task)
             return
-        with shared.stream.request() as turn:  # the micro-batches take turns on the compute stream
-            yield turn
-            start = self.env.now
-            yield from self._compute(lane, block, task)
-            shared.busy.append((start, self.env.now))
+        handed = shared.turn.take()  # the micro-batches take turns on the compute stream
+        if handed is not None:
+            yield handed
+        start = self.env.now
+        yield from self._compute(lane, block, task)
+        shared.busy.append((start, self.env.now))
+        shared.turn.release()
 
     def _compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
         seg = block.segment
@@ -384,7 +414,7 @@ class StepSimulation:
         when the stream is free and its own data is there, so one's exchanges run while the other computes.
         The stream's idle time is settled after both: the gaps in which neither computed, each as a wait
         for what was awaited then."""
-        shared = SharedStream(simpy.Resource(self.env, 1), [], [])
+        shared = SharedStream(Turn(self.env), [], [])
         self.sharing[lane.rank] = shared
         start = self.env.now
         yield self.env.all_of(
