@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BOOKS_REL, scenario_file
+from conftest import BOOKS_REL, TINY_MOE_MODEL, scenario_file
 
 from simulator.cli import main
 from simulator.engine.spans import Span, Stream
@@ -148,16 +148,7 @@ def tiny_moe(tmp_path: Path) -> Path:
     path = tmp_path / "tiny-moe.yaml"
     sc = {
         "name": "tiny-moe",
-        "model": {
-            "layers": 4,
-            "hidden": 512,
-            "heads": 8,
-            "ffn_hidden": 2048,
-            "vocab": 32000,
-            "seq_len": 1024,
-            "activation": "swiglu",
-            "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 1024, "shared_experts": 1, "dense_layers": 1},
-        },
+        "model": TINY_MOE_MODEL,
         "cluster": {"gpu": "h100-sxm-80gb", "num_gpus": 8},
         "parallelism": {"tp": 1, "pp": 1, "ep": 8},
         "training": {"global_batch": 16, "micro_batch": 1},

@@ -5,7 +5,7 @@ import math
 from typing import Any
 
 import pytest
-from test_moe_params import DEEPSEEK_V3
+from conftest import DEEPSEEK_V3
 
 from simulator import units
 from simulator.enums import LayerKind, MemoryKind, Recompute

@@ -4,6 +4,7 @@ MTP; docs/contract.md section 1b) against published sizes."""
 from typing import Any
 
 import pytest
+from conftest import DEEPSEEK_V3
 
 from simulator.catalog.models import ModelEntry, ModelSpec
 from simulator.enums import Collective, CommGroup, LayerKind
@@ -34,20 +35,7 @@ from simulator.workload.placement import (
     stage_rank_params,
 )
 
-# Shapes from the Hugging Face config.json of each release.
-DEEPSEEK_V3: dict[str, Any] = {  # deepseek-ai/DeepSeek-V3 (DeepSeek-AI 2024, arXiv 2412.19437, sec. 4.2)
-    "layers": 61,
-    "hidden": 7168,
-    "heads": 128,
-    "kv_heads": 128,
-    "ffn_hidden": 18432,
-    "vocab": 129280,
-    "seq_len": 4096,
-    "activation": "swiglu",
-    "moe": {"experts": 256, "top_k": 8, "expert_ffn_hidden": 2048, "shared_experts": 1, "dense_layers": 3},
-    "mla": {"q_lora_rank": 1536, "kv_lora_rank": 512, "qk_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128},
-    "mtp_layers": 1,
-}
+# Shapes from the Hugging Face config.json of each release (DeepSeek-V3: conftest.py).
 QWEN3_235B: dict[str, Any] = {  # Qwen/Qwen3-235B-A22B: head_dim 128 with hidden 4096 and 64 heads
     "layers": 94,
     "hidden": 4096,

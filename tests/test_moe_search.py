@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import scenario_file
+from conftest import TINY_MOE_MODEL, scenario_file
 
 from simulator.cli import main
 from simulator.scenario.errors import ConfigError
@@ -22,16 +22,7 @@ NONE = Bounds({}, {}, {})
 # the first layer dense; 16 GPUs in two nodes.
 TINY_MOE: dict[str, Any] = {
     "name": "tiny-moe",
-    "model": {
-        "layers": 4,
-        "hidden": 512,
-        "heads": 8,
-        "ffn_hidden": 2048,
-        "vocab": 32000,
-        "seq_len": 1024,
-        "activation": "swiglu",
-        "moe": {"experts": 8, "top_k": 2, "expert_ffn_hidden": 1024, "shared_experts": 1, "dense_layers": 1},
-    },
+    "model": TINY_MOE_MODEL,
     "cluster": {"gpu": "h100-sxm-80gb", "num_gpus": 16, "gpus_per_node": 8},
     "parallelism": {"tp": 1, "pp": 1},
     "training": {"global_batch": 64, "micro_batch": 1},

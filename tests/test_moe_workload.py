@@ -2,6 +2,7 @@
 expert, the expert exchanges as engine flows, and moe_overlap's accounting."""
 
 import pytest
+from conftest import DEEPSEEK_V3 as DEEPSEEK_V3_WITH_MTP
 
 from simulator.enums import Category, CommGroup, LayerKind, Role
 from simulator.scenario.load import setup_from_mapping
@@ -12,18 +13,7 @@ from simulator.workload.flops import step_flops
 from simulator.workload.moe import moe_shapes
 from simulator.workload.ops import CommOp, Op
 
-DEEPSEEK_V3 = {
-    "layers": 61,
-    "hidden": 7168,
-    "heads": 128,
-    "kv_heads": 128,
-    "ffn_hidden": 18432,
-    "vocab": 129280,
-    "seq_len": 4096,
-    "activation": "swiglu",
-    "moe": {"experts": 256, "top_k": 8, "expert_ffn_hidden": 2048, "shared_experts": 1, "dense_layers": 3},
-    "mla": {"q_lora_rank": 1536, "kv_lora_rank": 512, "qk_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128},
-}
+DEEPSEEK_V3 = {**DEEPSEEK_V3_WITH_MTP, "mtp_layers": 0}
 QWEN3_235B = {
     "layers": 94, "hidden": 4096, "heads": 64, "kv_heads": 4, "head_dim": 128, "vocab": 151936, "seq_len": 4096,
     "activation": "swiglu", "moe": {"experts": 128, "top_k": 8, "expert_ffn_hidden": 1536},
