@@ -11,7 +11,7 @@ from functools import cache
 
 from simulator.catalog.hardware import GpuSpec
 from simulator.catalog.loader import bundled
-from simulator.enums import OpKind, Precision
+from simulator.enums import OpKind, Precision, Role
 from simulator.workload.ops import GemmShape, Op
 
 
@@ -27,6 +27,15 @@ class Tile:
 @cache
 def gemm_tiles() -> tuple[Tile, ...]:
     return tuple(Tile(**t) for t in bundled("kernels")["gemm"]["tiles"])
+
+
+@cache
+def grouped_efficiency() -> float:
+    """Share of a dense GEMM's rate a grouped expert GEMM reaches (kernels.yaml `gemm.grouped_efficiency`)."""
+    return float(bundled("kernels")["gemm"]["grouped_efficiency"])
+
+
+GROUPED_ROLES = frozenset({Role.EXPERT_UP, Role.EXPERT_DOWN, Role.EXPERT_IMBALANCE})
 
 
 def k_overhead() -> float:
@@ -85,7 +94,8 @@ def compute_rate(op: Op, gpu: GpuSpec, precision: Precision) -> float:
     if op.kind is OpKind.ATTENTION and op.gemm is None:  # fused FlashAttention kernel
         return flash_attention_rate(op, gpu, peak)
     assert op.gemm is not None, op.name
-    return peak * gpu.gemm_efficiency(prec) * gemm_efficiency(op.gemm, gpu.sm_count)
+    rate = peak * gpu.gemm_efficiency(prec) * gemm_efficiency(op.gemm, gpu.sm_count)
+    return rate * grouped_efficiency() if op.role in GROUPED_ROLES else rate
 
 
 def memory_time_s(bytes_moved: float, gpu: GpuSpec) -> float:
@@ -95,7 +105,8 @@ def memory_time_s(bytes_moved: float, gpu: GpuSpec) -> float:
 def gemm_math_s(shape: GemmShape, op: Op, gpu: GpuSpec, precision: Precision) -> float:
     """Seconds of tensor-core math for a GEMM of `shape` in the op's precision (no launch, no memory bound)."""
     prec = op_precision(op, precision)
-    return shape.flops / (gpu.peak(prec) * gpu.gemm_efficiency(prec) * gemm_efficiency(shape, gpu.sm_count))
+    rate = gpu.peak(prec) * gpu.gemm_efficiency(prec) * gemm_efficiency(shape, gpu.sm_count)
+    return shape.flops / (rate * grouped_efficiency() if op.role in GROUPED_ROLES else rate)
 
 
 def op_time_s(op: Op, gpu: GpuSpec, precision: Precision) -> float:
