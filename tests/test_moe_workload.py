@@ -133,3 +133,29 @@ def test_uneven_load_shows_as_moe_imbalance() -> None:
     assert uneven.breakdown_s[Category.EXPERT_IMBALANCE] > 0
     assert uneven.time_s > balanced.time_s
     assert uneven.model_flops == balanced.model_flops
+
+
+def test_trace_shows_the_exchanges_on_their_own_thread(tmp_path) -> None:
+    """The Perfetto trace of an MoE run: the expert-parallel exchanges on an `ep` thread of each rank."""
+    import gzip
+    import json
+
+    from simulator.cli import main
+
+    scenario = tmp_path / "moe.yaml"
+    scenario.write_text(
+        json.dumps(
+            {
+                "name": "moe",
+                "model": QWEN3_30B,
+                "cluster": {"gpu": "h100-sxm-80gb", "num_gpus": 8},
+                "parallelism": {"ep": 8, "moe_overlap": True},
+                "training": {"global_batch": 16, "flash_attention": True},
+            }
+        )
+    )
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--json"]) == 0
+    events = json.loads(gzip.open(tmp_path / "out" / "trace.json.gz", "rt").read())["traceEvents"]
+    threads = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert "ep" in threads
+    assert any(e.get("name") == "ep_dispatch" and e["dur"] > 0 for e in events)

@@ -110,7 +110,7 @@ def idle_gaps(
     covers most of it (the reason the stream sat idle)."""
     gaps: list[tuple[float, float]] = []
     t = start
-    for b0, b1 in sorted(shared.busy) + [(end, end)]:
+    for b0, b1 in shared.busy + [(end, end)]:  # one stream computes one block at a time: in order
         if b0 > t:
             gaps.append((t, b0))
         t = max(t, b1)
@@ -282,7 +282,10 @@ class StepSimulation:
         env = self.env
         start = env.now
         work = seg.duration_s * lane.slowdown
-        contended = bool((self.contention or self.exchange_contention) and work > 0)
+        # another micro-batch's exchanges run beside this compute only while two share the stream (in full
+        # fidelity other replicas' exchanges of the stage count too)
+        beside = self.exchange_contention and (self.full or lane.rank in self.sharing)
+        contended = bool((self.contention or beside) and work > 0)
         if contended:
             yield from self._contended(lane.stage, work)
         else:
@@ -353,12 +356,11 @@ class StepSimulation:
         start = self.env.now
         self._activity(lane.stage, +1, True)
         for f in block.exchange:
-            self.flow_count += 1
             yield self.net.transfer(f.linkset, f.bytes_per_flow, f.latency_s, tag=block.exchange_name)
+        self.flow_count += len(block.exchange)
         self._activity(lane.stage, -1, True)
         end = self.env.now
-        size = sum(f.bytes_per_flow for f in block.exchange)
-        self.spans.append(Span(lane.rank, Stream.EP, block.exchange_name, start, end, bytes=size))
+        self.spans.append(Span(lane.rank, Stream.EP, block.exchange_name, start, end, bytes=block.exchange_bytes))
         shared = self.sharing.get(lane.rank)
         if shared is not None:
             shared.waits.append((start, end, WaitReason.EP_COMM, block.exchange_name))

@@ -2,6 +2,7 @@
 stage and step (compiled by compile.py, or exchanges.py for MoE layers that exchange tokens)."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from simulator.collectives.pricing import FlowSpec
 from simulator.enums import CommGroup
@@ -23,6 +24,11 @@ class Block:
     # issued when the block is reached and sharing links with everything else in flight
     exchange: tuple[FlowSpec, ...] = ()
     exchange_name: str = ""
+
+    @cached_property
+    def exchange_bytes(self) -> float:
+        """Bytes per constituent flow of the exchange, all its rounds."""
+        return sum(f.bytes_per_flow for f in self.exchange)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from simulator.program.segments import Composite, Segment
 from simulator.units import s_to_us, us_to_s
 from simulator.workload.ops import Op
 
-THREADS = {Stream.COMPUTE: 0, Stream.PP_SEND: 1, Stream.DP: 2}
+THREADS = {Stream.COMPUTE: 0, Stream.PP_SEND: 1, Stream.DP: 2, Stream.EP: 3}
 
 
 def _event(name: str, cat: str, pid: int, tid: int, start_s: float, dur_s: float, **args: Any) -> dict[str, Any]:
