@@ -16,6 +16,7 @@ SMs left (a fluid model: the rate changes whenever a collective starts or ends).
 from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 import simpy
@@ -110,21 +111,27 @@ def idle_gaps(
     covers most of it (the reason the stream sat idle)."""
     gaps: list[tuple[float, float]] = []
     t = start
-    for b0, b1 in shared.busy + [(end, end)]:  # one stream computes one block at a time: in order
+    for b0, b1 in shared.busy:  # one stream computes one block at a time: in order
         if b0 > t:
             gaps.append((t, b0))
-        t = max(t, b1)
-    waits = sorted(shared.waits, key=lambda w: w[0])
+        if b1 > t:
+            t = b1
+    if end > t:
+        gaps.append((t, end))
+    if not gaps:
+        return []
+    waits = sorted(shared.waits, key=itemgetter(0))
     out: list[tuple[float, float, WaitReason, MessageKey | str | None]] = []
-    first = 0  # waits ending before the current gap never cover a later one
+    first, n = 0, len(waits)  # waits ending before the current gap never cover a later one
     for g0, g1 in gaps:
-        while first < len(waits) and waits[first][1] <= g0:
+        while first < n and waits[first][1] <= g0:
             first += 1
         best, covered = None, 0.0
-        for w in waits[first:]:
+        for i in range(first, n):
+            w = waits[i]
             if w[0] >= g1:
                 break
-            overlap = min(w[1], g1) - max(w[0], g0)
+            overlap = (w[1] if w[1] < g1 else g1) - (w[0] if w[0] > g0 else g0)
             if overlap > covered:
                 best, covered = w, overlap
         if best is None:
@@ -265,26 +272,19 @@ class StepSimulation:
             self.spans.append(Span(lane.rank, Stream.COMPUTE, name, start, end, wait=reason, awaited=awaited))
 
     def compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
-        shared = self.sharing.get(lane.rank)
-        if shared is None:
-            yield from self._compute(lane, block, task)
-            return
-        handed = shared.turn.take()  # the micro-batches take turns on the compute stream
-        if handed is not None:
-            yield handed
-        start = self.env.now
-        yield from self._compute(lane, block, task)
-        shared.busy.append((start, self.env.now))
-        shared.turn.release()
-
-    def _compute(self, lane: Lane, block: Block, task: Task | None) -> Generator:
-        seg = block.segment
         env = self.env
+        shared = self.sharing.get(lane.rank)
+        if shared is not None:
+            handed = shared.turn.take()  # the micro-batches take turns on the compute stream
+            if handed is not None:
+                yield handed
+        seg = block.segment
         start = env.now
         work = seg.duration_s * lane.slowdown
-        # another micro-batch's exchanges run beside this compute only while two share the stream (in full
-        # fidelity other replicas' exchanges of the stage count too)
-        beside = self.exchange_contention and (self.full or lane.rank in self.sharing)
+        # Another micro-batch's exchange runs beside this compute only while two share the stream, and only
+        # one already in flight: the other micro-batch starts its next exchange after computing, which
+        # needs the stream this compute holds (in full fidelity other replicas' exchanges count too).
+        beside = self.exchange_contention and (self.full or (shared is not None and self.ep_active[lane.stage] > 0))
         contended = bool((self.contention or beside) and work > 0)
         if contended:
             yield from self._contended(lane.stage, work)
@@ -308,6 +308,9 @@ class StepSimulation:
                 contention_s=max(0.0, end - start - work) if contended else 0.0,
             )
         )
+        if shared is not None:
+            shared.busy.append((start, end))
+            shared.turn.release()
 
     def _contended(self, stage: int, work: float) -> Generator:
         """Run `work` seconds of compute, at the reduced rate while the stage's collectives run."""
