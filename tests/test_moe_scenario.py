@@ -106,21 +106,28 @@ def test_new_gpus(name: str) -> None:
 
 
 def test_rack_scale_gpus_default_to_their_tray_and_rack() -> None:
-    """A GB200/GB300 node is a 4-GPU compute tray; the NVLink domain is the 72-GPU rack. An explicit
-    gpus_per_node still wins; the H800's node is an 8-GPU HGX server with its NVLink at 200 GB/s."""
+    """The contract's default node is 8 GPUs: for a GB200/GB300 NVL72 rack two 4-GPU compute trays, with
+    both trays' NICs and overhead; the NVLink domain is the 72-GPU rack. An explicit gpus_per_node of 4
+    is one tray; the H800's node is an 8-GPU HGX server with its NVLink at 200 GB/s."""
     for gpu, nic_gbit in (("gb200", 400), ("gb300", 800)):
         setup = setup_from_mapping(
             {**BASE, "model": {"preset": "llama3-8b"}, "parallelism": {}}, [f"cluster.gpu={gpu}"]
         )
         c = setup.cluster
-        assert (c.gpus_per_node, c.nics_per_node, c.scale_up_domain) == (4, 4, 16)  # min(72, num_gpus)
+        assert (c.gpus_per_node, c.nics_per_node, c.scale_up_domain) == (8, 8, 16)  # min(72, num_gpus)
+        assert c.node_overhead_W == 2 * default_node_for(gpu).node_overhead_W
         assert c.nic.line_rate_bytes_per_s == nic_gbit * 1e9 / 8
-        assert resolved_scenario(setup)["cluster"]["gpus_per_node"] == 4
+        assert resolved_scenario(setup)["cluster"]["gpus_per_node"] == 8
+        tray = setup_from_mapping(
+            {**BASE, "model": {"preset": "llama3-8b"}, "parallelism": {}},
+            [f"cluster.gpu={gpu}", "cluster.gpus_per_node=4"],
+        ).cluster
+        assert (tray.gpus_per_node, tray.nics_per_node) == (4, 4)
         big = setup_from_mapping(
             {**BASE, "model": {"preset": "llama3-8b"}, "parallelism": {}},
             [f"cluster.gpu={gpu}", "cluster.num_gpus=144", "training.global_batch=144"],
         )
-        assert big.cluster.scale_up_domain == 72 and big.cluster.num_nodes == 36
+        assert big.cluster.scale_up_domain == 72 and big.cluster.num_nodes == 18
     explicit = setup_from_mapping(BASE, ["cluster.gpu=gb200", "cluster.gpus_per_node=8"])
     assert explicit.cluster.gpus_per_node == 8
     h800 = setup_from_mapping(BASE, ["cluster.gpu=h800-sxm-80gb"])

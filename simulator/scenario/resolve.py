@@ -235,12 +235,15 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
         problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")
 
 
+DEFAULT_GPUS_PER_NODE = 8  # docs/contract.md section 1: `gpus_per_node` optional, default 8
+
+
 def node_size(cluster: ClusterSection) -> int:
-    """GPUs per node: `cluster.gpus_per_node`, else those of the GPU's default node in the node
-    catalogue (8 for DGX/HGX servers; 4 for a GB200/GB300 NVL72 compute tray)."""
+    """GPUs per node: `cluster.gpus_per_node`, else the contract's default of 8 (for a GB200/GB300
+    NVL72 rack: two compute trays, their NICs and power together; see `with_defaults`)."""
     if cluster.gpus_per_node is not None:
         return cluster.gpus_per_node
-    return default_node_for(cluster.gpu).gpus
+    return DEFAULT_GPUS_PER_NODE
 
 
 def with_node_size(sc: Scenario) -> Scenario:
@@ -258,12 +261,15 @@ def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
     node = default_node_for(sc.cluster.gpu)
     economics, reliability = bundled("economics"), bundled("reliability")
     gpus_per_node = node_size(sc.cluster)
+    # A node of several catalogue nodes (8 GPUs of 4-GPU NVL72 compute trays) has all their NICs and draws
+    # all their overhead; otherwise the catalogue node's own.
+    units_per_node = gpus_per_node // node.gpus if gpus_per_node % node.gpus == 0 else 1
     network = {
         "gpus_per_node": gpus_per_node,
         "intra_node_GBps": gpu_entries(sc.catalogue.gpus)[sc.cluster.gpu].scale_up_GBps,
         "inter_node_Gbps": nic_line_rate_Gbps(node.nic.name),
-        "nics_per_node": node.nics,
-        "node_overhead_W": node.node_overhead_W,
+        "nics_per_node": node.nics * units_per_node,
+        "node_overhead_W": node.node_overhead_W * units_per_node,
         "scale_up_domain": gpu.scale_up_domain or gpus_per_node,
     }
     price = economics["usd_per_gpu_hour"].get(gpu.name, economics["usd_per_gpu_hour_unknown"])
