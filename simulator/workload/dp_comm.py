@@ -14,24 +14,21 @@ from simulator.workload.placement import layer_rank_params
 def gradient_reduction(setup: Setup, params: float) -> CommOp | None:
     """The once-per-step reduction of `params` dense parameters' gradients over DP x CP (CP ranks hold
     the same weights): all-reduce with ZeRO-0, reduce-scatter with ZeRO-1/2; ZeRO-3 reduces per layer."""
-    group = setup.plan.dp_group
-    if group == 1 or setup.plan.zero == 3 or params <= 0:
-        return None
-    grads = params * dtypes.gradient_bytes(setup.training.precision)
-    if setup.plan.zero == 0:
-        return CommOp("dp_grad_allreduce", CommGroup.DP, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group)
-    return CommOp("dp_grad_reduce_scatter", CommGroup.DP, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
+    return _reduction(setup, params, CommGroup.DP, setup.plan.dp_group, "dp")
 
 
 def expert_gradient_reduction(setup: Setup, params: float) -> CommOp | None:
     """The same for `params` routed-expert parameters, over the expert-data-parallel group."""
-    group = setup.plan.expert_dp
+    return _reduction(setup, params, CommGroup.EDP, setup.plan.expert_dp, "edp")
+
+
+def _reduction(setup: Setup, params: float, kind: CommGroup, group: int, prefix: str) -> CommOp | None:
     if group == 1 or setup.plan.zero == 3 or params <= 0:
         return None
     grads = params * dtypes.gradient_bytes(setup.training.precision)
     if setup.plan.zero == 0:
-        return CommOp("edp_grad_allreduce", CommGroup.EDP, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group)
-    return CommOp("edp_grad_reduce_scatter", CommGroup.EDP, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
+        return CommOp(f"{prefix}_grad_allreduce", kind, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group)
+    return CommOp(f"{prefix}_grad_reduce_scatter", kind, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
 
 
 def gradient_reductions(setup: Setup, dense_params: float, expert_params: float = 0.0) -> list[CommOp]:
@@ -45,20 +42,19 @@ def gradient_reductions(setup: Setup, dense_params: float, expert_params: float 
 def weight_gather(setup: Setup, params: float) -> CommOp | None:
     """ZeRO-1/2: all-gather of the updated working weights of `params` dense parameters after the
     sharded optimizer step."""
-    group = setup.plan.dp_group
-    if group == 1 or setup.plan.zero not in (1, 2) or params <= 0:
-        return None
-    weights = params * dtypes.weight_bytes(setup.training.precision)
-    return CommOp("dp_param_allgather", CommGroup.DP, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
+    return _gather(setup, params, CommGroup.DP, setup.plan.dp_group, "dp")
 
 
 def expert_weight_gather(setup: Setup, params: float) -> CommOp | None:
     """The same for `params` routed-expert parameters, over the expert-data-parallel group."""
-    group = setup.plan.expert_dp
+    return _gather(setup, params, CommGroup.EDP, setup.plan.expert_dp, "edp")
+
+
+def _gather(setup: Setup, params: float, kind: CommGroup, group: int, prefix: str) -> CommOp | None:
     if group == 1 or setup.plan.zero not in (1, 2) or params <= 0:
         return None
     weights = params * dtypes.weight_bytes(setup.training.precision)
-    return CommOp("edp_param_allgather", CommGroup.EDP, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
+    return CommOp(f"{prefix}_param_allgather", kind, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
 
 
 def weight_gathers(setup: Setup, dense_params: float, expert_params: float = 0.0) -> list[CommOp]:
