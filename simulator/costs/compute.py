@@ -94,7 +94,14 @@ def compute_rate(op: Op, gpu: GpuSpec, precision: Precision) -> float:
     if op.kind is OpKind.ATTENTION and op.gemm is None:  # fused FlashAttention kernel
         return flash_attention_rate(op, gpu, peak)
     assert op.gemm is not None, op.name
-    rate = peak * gpu.gemm_efficiency(prec) * gemm_efficiency(op.gemm, gpu.sm_count)
+    return gemm_rate(op.gemm, op, gpu, precision)
+
+
+def gemm_rate(shape: GemmShape, op: Op, gpu: GpuSpec, precision: Precision) -> float:
+    """Achieved FLOP/s of a GEMM of `shape` in the op's precision: the GPU's sustained fraction of peak x
+    the shape's tile, wave and short-K efficiency (x the grouped-GEMM factor for expert GEMMs)."""
+    prec = op_precision(op, precision)
+    rate = gpu.peak(prec) * gpu.gemm_efficiency(prec) * gemm_efficiency(shape, gpu.sm_count)
     return rate * grouped_efficiency() if op.role in GROUPED_ROLES else rate
 
 
@@ -104,9 +111,7 @@ def memory_time_s(bytes_moved: float, gpu: GpuSpec) -> float:
 
 def gemm_math_s(shape: GemmShape, op: Op, gpu: GpuSpec, precision: Precision) -> float:
     """Seconds of tensor-core math for a GEMM of `shape` in the op's precision (no launch, no memory bound)."""
-    prec = op_precision(op, precision)
-    rate = gpu.peak(prec) * gpu.gemm_efficiency(prec) * gemm_efficiency(shape, gpu.sm_count)
-    return shape.flops / (rate * grouped_efficiency() if op.role in GROUPED_ROLES else rate)
+    return shape.flops / gemm_rate(shape, op, gpu, precision)
 
 
 def op_time_s(op: Op, gpu: GpuSpec, precision: Precision) -> float:

@@ -262,12 +262,17 @@ class StepSimulation:
             return
         start = self.env.now
         yield event
-        end = self.env.now
+        self._waited(lane, start, self.env.now, reason, awaited)
+
+    def _waited(
+        self, lane: Lane, start: float, end: float, reason: WaitReason, awaited: MessageKey | str | None
+    ) -> None:
+        """Book [start, end] as the compute stream's wait for `awaited`: a wait span, or, while two micro-batches
+        share the stream (one may be computing meanwhile), a candidate settled after the pair (idle_gaps)."""
         shared = self.sharing.get(lane.rank)
-        if shared is not None:  # another micro-batch may be computing meanwhile: settled after the pair
+        if shared is not None:
             shared.waits.append((start, end, reason, awaited))
-            return
-        if end > start:
+        elif end > start:
             name = f"wait {reason}"
             self.spans.append(Span(lane.rank, Stream.COMPUTE, name, start, end, wait=reason, awaited=awaited))
 
@@ -364,14 +369,7 @@ class StepSimulation:
         self._activity(lane.stage, -1, True)
         end = self.env.now
         self.spans.append(Span(lane.rank, Stream.EP, block.exchange_name, start, end, bytes=block.exchange_bytes))
-        shared = self.sharing.get(lane.rank)
-        if shared is not None:
-            shared.waits.append((start, end, WaitReason.EP_COMM, block.exchange_name))
-        elif end > start:
-            name = f"wait {WaitReason.EP_COMM}"
-            self.spans.append(
-                Span(lane.rank, Stream.COMPUTE, name, start, end, wait=WaitReason.EP_COMM, awaited=block.exchange_name)
-            )
+        self._waited(lane, start, end, WaitReason.EP_COMM, block.exchange_name)
 
     def _prefetch(self, lane: Lane, blocks: Sequence[Block], i: int) -> simpy.Event | None:
         """ZeRO-3 prefetch depth 1: the gather for block i is issued when block i-1 starts."""

@@ -6,16 +6,14 @@ from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer
 from simulator.costs.compute import op_time_s
-from simulator.enums import Collective
+from simulator.enums import Collective, LayerKind
 from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram
-from simulator.program.dp_flows import dp_flows, flows, reduce_flows
+from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, reduce_flows
 from simulator.program.exchanges import compile_exchange_program
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.scenario.setup import Setup
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
-from simulator.workload.params import layer_params
-from simulator.workload.placement import RankParams, chunk_params_on_rank
 from simulator.workload.step import ChunkWork, StepWork
 
 
@@ -86,17 +84,15 @@ def _chunk_program(
 def _bucketed_backward(
     work: StepWork, c: ChunkWork, pricer: CommPricer, epi_b: Segment, layer_b: list[Segment], pro_b: Segment
 ) -> tuple[Block, ...]:
-    """Overlapped gradient reduction (PyTorch DDP buckets, Megatron --overlap-grad-reduce): in the last
-    micro-batch each layer's gradients are reduced as soon as its backward is done, hidden behind the
-    backward of the layers before it; the embedding/head rest goes with the chunk's ends."""
-    setup = work.setup
-    layer = layer_params(setup.model).per_rank(setup.plan.tp)
-    ends = chunk_params_on_rank(setup, c.index, c.layers) - c.layers * layer
-    head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else 0.0
+    """Overlapped gradient reduction: in the last micro-batch each layer's gradients are reduced as soon
+    as its backward is done, hidden behind the backward of the layers before it; the embedding/head rest
+    goes with the chunk's ends (dp_flows.bucket_params)."""
+    head, per_layer, rest = bucket_params(work, c)
+    layer = reduce_flows(work, c, pricer, per_layer[LayerKind.DENSE])
     return (
-        Block(epi_b, bucket=reduce_flows(work, c, pricer, RankParams(head))),
-        *(Block(seg, bucket=reduce_flows(work, c, pricer, RankParams(layer))) for seg in layer_b),
-        Block(pro_b, bucket=reduce_flows(work, c, pricer, RankParams(ends - head))),
+        Block(epi_b, bucket=reduce_flows(work, c, pricer, head)),
+        *(Block(seg, bucket=layer) for seg in layer_b),
+        Block(pro_b, bucket=reduce_flows(work, c, pricer, rest)),
     )
 
 
@@ -106,12 +102,8 @@ def _zero3_blocks(c: ChunkWork, pricer: CommPricer, fwd: tuple, bwd: tuple) -> t
     pro_f, layer_f, epi_f = fwd
     epi_b, layer_bs, pro_b = bwd
     gather_f = tuple(f for op in c.zero3_forward for f in flows(pricer, op, c.stage))
-    gather_b = tuple(
-        f for op in c.zero3_backward if op.collective is Collective.ALL_GATHER for f in flows(pricer, op, c.stage)
-    )
-    reduce_b = tuple(
-        f for op in c.zero3_backward if op.collective is Collective.REDUCE_SCATTER for f in flows(pricer, op, c.stage)
-    )
+    gather_b = collective_flows(c.zero3_backward, Collective.ALL_GATHER, pricer, c.stage)
+    reduce_b = collective_flows(c.zero3_backward, Collective.REDUCE_SCATTER, pricer, c.stage)
     forward = (Block(pro_f), *(Block(layer_f, gather=gather_f) for _ in range(c.layers)), Block(epi_f))
     backward = (
         Block(epi_b),

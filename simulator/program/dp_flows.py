@@ -1,10 +1,13 @@
 """The data-parallel traffic of a chunk as flows: the gradient reduction (whole, or in buckets) and the
 ZeRO-1/2 weight all-gather (workload/dp_comm.py priced on the topology)."""
 
+from collections.abc import Iterable
+
 from simulator.collectives.pricing import CommPricer, FlowSpec
+from simulator.enums import Collective, LayerKind
 from simulator.workload.dp_comm import gradient_reductions, weight_gathers
 from simulator.workload.ops import CommOp
-from simulator.workload.placement import RankParams, chunk_rank_params
+from simulator.workload.placement import RankParams, chunk_rank_params, layer_rank_params
 from simulator.workload.step import ChunkWork, StepWork
 
 
@@ -23,3 +26,23 @@ def dp_flows(work: StepWork, c: ChunkWork, pricer: CommPricer) -> tuple[tuple[Fl
     params = chunk_rank_params(work.setup, c.index)
     gathers = weight_gathers(work.setup, params.dense, params.expert)
     return reduce_flows(work, c, pricer, params), tuple(f for op in gathers for f in flows(pricer, op, c.stage))
+
+
+def collective_flows(ops: Iterable[CommOp], kind: Collective, pricer: CommPricer, stage: int) -> tuple[FlowSpec, ...]:
+    """The flows of those `ops` that are `kind` collectives (a ZeRO-3 layer's gathers or reduce-scatters)."""
+    return tuple(f for op in ops if op.collective is kind for f in flows(pricer, op, stage))
+
+
+def bucket_params(work: StepWork, c: ChunkWork) -> tuple[RankParams, dict[LayerKind, RankParams], RankParams]:
+    """What overlapped gradient reduction (PyTorch DDP buckets, Megatron --overlap-grad-reduce) reduces
+    in the chunk's last backward: the head's bucket (with the MTP modules) when the chunk is the last
+    and not the first, one bucket per layer of each kind, and the rest with the embedding."""
+    setup = work.setup
+    per_layer = {kind: layer_rank_params(setup, kind) for kind in work.layers}
+    kinds = [c.kind(i) for i in range(c.layers)]
+    layers = RankParams()
+    for kind in dict.fromkeys(kinds):
+        layers = layers + kinds.count(kind) * per_layer[kind]
+    ends = chunk_rank_params(setup, c.index) + layers * -1.0
+    head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else RankParams()
+    return head, per_layer, ends + head * -1.0

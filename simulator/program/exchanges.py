@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.enums import Collective, LayerKind
 from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, has_exchanges, is_exchange
-from simulator.program.dp_flows import dp_flows, flows, reduce_flows
+from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, reduce_flows
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.workload.ops import CommOp, Item
-from simulator.workload.placement import RankParams, chunk_rank_params, layer_rank_params
 from simulator.workload.step import ChunkWork, StepWork
 
 Piece = tuple[CommOp | None, Segment]  # a segment and the exchange it waits for first (None: none)
@@ -79,9 +78,9 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
     gather_f, gather_b, reduce_b = {}, {}, {}
     for kind in layers:
         fwd_ops, bwd_ops = c.zero3_of(kind)
-        gather_f[kind] = _zero3(fwd_ops, Collective.ALL_GATHER, pricer, c.stage)
-        gather_b[kind] = _zero3(bwd_ops, Collective.ALL_GATHER, pricer, c.stage)
-        reduce_b[kind] = _zero3(bwd_ops, Collective.REDUCE_SCATTER, pricer, c.stage)
+        gather_f[kind] = collective_flows(fwd_ops, Collective.ALL_GATHER, pricer, c.stage)
+        gather_b[kind] = collective_flows(bwd_ops, Collective.ALL_GATHER, pricer, c.stage)
+        reduce_b[kind] = collective_flows(bwd_ops, Collective.REDUCE_SCATTER, pricer, c.stage)
     forward = [Unit(pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward))]
     for i in range(c.layers):
         kind = c.kind(i)
@@ -91,7 +90,13 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
     grad, params = dp_flows(work, c, pricer)
     bucketed = work.setup.plan.dp_overlap and bool(grad)
     backward, backward_last = [], []
-    head_bucket, layer_bucket, rest_bucket = _buckets(work, c, pricer) if bucketed else ((), {}, ())
+    head_bucket: tuple[FlowSpec, ...] = ()
+    layer_bucket: dict[LayerKind, tuple[FlowSpec, ...]] = {}
+    rest_bucket: tuple[FlowSpec, ...] = ()
+    if bucketed:
+        head, per_layer, rest = bucket_params(work, c)
+        head_bucket, rest_bucket = reduce_flows(work, c, pricer, head), reduce_flows(work, c, pricer, rest)
+        layer_bucket = {kind: reduce_flows(work, c, pricer, p) for kind, p in per_layer.items()}
     epi = pieces.of(f"c{c.index}_epilogue_backward", c.epilogue_backward)
     backward.append(Unit(epi))
     backward_last.append(Unit(epi, bucket=head_bucket))
@@ -118,26 +123,6 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
         params,
         _blocks(f"{name}_backward", backward_last, pricer, c.stage) if bucketed else (),
     )
-
-
-def _zero3(ops: tuple[CommOp, ...], kind: Collective, pricer: CommPricer, stage: int) -> tuple[FlowSpec, ...]:
-    return tuple(f for op in ops if op.collective is kind for f in flows(pricer, op, stage))
-
-
-def _buckets(
-    work: StepWork, c: ChunkWork, pricer: CommPricer
-) -> tuple[tuple[FlowSpec, ...], dict[LayerKind, tuple[FlowSpec, ...]], tuple[FlowSpec, ...]]:
-    """Overlapped gradient reduction's buckets (compile.py's `_bucketed_backward`): the head's (with the
-    MTP modules), one per layer of each kind (dense over DP, experts over expert-DP), and the rest."""
-    setup = work.setup
-    per_layer = {kind: layer_rank_params(setup, kind) for kind in work.layers}
-    layers = RankParams()
-    for i in range(c.layers):
-        layers = layers + per_layer[c.kind(i)]
-    ends = chunk_rank_params(setup, c.index) + layers * -1.0
-    head = ends if c.index == setup.plan.chunks - 1 and c.index != 0 else RankParams()
-    per_kind = {kind: reduce_flows(work, c, pricer, p) for kind, p in per_layer.items()}
-    return reduce_flows(work, c, pricer, head), per_kind, reduce_flows(work, c, pricer, ends + head * -1.0)
 
 
 def _blocks(name: str, units: list[Unit], pricer: CommPricer, stage: int) -> tuple[Block, ...]:

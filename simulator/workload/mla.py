@@ -8,6 +8,8 @@ Tensor parallelism as Megatron-Core's MLASelfAttention: the up-projections split
 its own sequence shard and the latents (not the hidden states) are all-gathered; without it every
 rank projects every token (duplicated work, counted once in model FLOPs)."""
 
+import dataclasses
+
 from simulator.catalog.models import MlaSpec, ModelSpec
 from simulator.enums import Collective, CommGroup, Phase, Role
 from simulator.workload.layer import backward_gemms, elementwise, gemm_op, tp_comm
@@ -55,17 +57,7 @@ def _gemm(name: str, phase: Phase, shape: GemmShape, r: RankShapes, role: Role, 
 
 
 def _with_duplicates(op: Op, dup: int) -> Op:
-    return Op(
-        op.name,
-        op.kind,
-        op.phase,
-        flops=op.flops,
-        bytes=op.bytes,
-        gemm=op.gemm,
-        fp8_capable=op.fp8_capable,
-        role=op.role,
-        duplicates=dup,
-    )
+    return dataclasses.replace(op, duplicates=dup)
 
 
 def mla_projections_forward(model: ModelSpec, r: RankShapes, phase: Phase) -> list[Item]:

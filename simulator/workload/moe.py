@@ -22,7 +22,7 @@ scale per 128 values, DeepEP's FP8 dispatch) where the precision is FP8 and the 
 combine and all backward traffic in the activation precision (BF16)."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simulator.catalog.models import ModelSpec, MoeSpec
 from simulator.enums import Collective, CommGroup, Dispatcher, OpKind, Phase, Precision, Recompute, Role
@@ -173,11 +173,19 @@ def _backward_shapes(fwd: GemmShape) -> tuple[GemmShape, GemmShape]:
     )
 
 
+def _router_gate(model: ModelSpec, ms: MoeShapes) -> GemmShape:
+    """The gating GEMM: the rank's routed tokens against one logit per expert."""
+    return GemmShape(m=ms.routed_tokens, n=ms.spec.experts, k=model.hidden)
+
+
+def _permute_bytes(ms: MoeShapes, r: RankShapes) -> float:
+    """HBM bytes of a token (un-)permutation: the routed tokens on one side, top_k copies on the other."""
+    return (ms.assignments + ms.routed_tokens) * r.h * r.elem
+
+
 def _router_ops(model: ModelSpec, ms: MoeShapes, r: RankShapes, phase: Phase) -> list[Op]:
     """Gating GEMM (not model FLOPs, as Megatron-LM counts) and the fp32 softmax / top-k over its logits."""
-    gate = GemmShape(m=ms.routed_tokens, n=ms.spec.experts, k=model.hidden)
-    op = gemm_op("router", phase, gate, r.elem, Role.ROUTER)
-    router = Op(op.name, op.kind, phase, flops=op.flops, bytes=op.bytes, gemm=gate, role=Role.ROUTER, counted=False)
+    router = replace(gemm_op("router", phase, _router_gate(model, ms), r.elem, Role.ROUTER), counted=False)
     logits = ms.routed_tokens * ms.spec.experts * ROUTER_LOGIT_BYTES
     return [router, elementwise("router_topk", phase, 3 * logits, Role.ROUTER)]
 
@@ -207,12 +215,11 @@ def moe_block_forward(model: ModelSpec, r: RankShapes, ms: MoeShapes, phase: Pha
     act = r.norm_tokens * r.h * r.elem
     mask = dropout_mask_bytes(model, act, r)
     bal, busy = _expert_shapes(model, ms, ms.rows_per_expert), _expert_shapes(model, ms, ms.busiest_rows_per_expert)
-    permuted = ms.assignments * r.h * r.elem
     act_bytes = ms.rows * ms.ffn_local * r.elem * (3 if model.gated_mlp else 2)
     return [
         elementwise("norm2", phase, 2 * act),
         *_router_ops(model, ms, r, phase),
-        elementwise("token_permute", phase, ms.routed_tokens * r.h * r.elem + permuted, Role.TOKEN_PERMUTE),
+        elementwise("token_permute", phase, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),
         *_dispatch("ep_dispatch", phase, ms, r, forward_dispatch=True),
         *_etp("etp_gather", phase, ms, r, gather=True),
         *_grouped("expert_up", phase, Role.EXPERT_UP, bal["up"], busy["up"], r),
@@ -220,7 +227,7 @@ def moe_block_forward(model: ModelSpec, r: RankShapes, ms: MoeShapes, phase: Pha
         *_grouped("expert_down", phase, Role.EXPERT_DOWN, bal["down"], busy["down"], r),
         *_etp("etp_reduce_scatter", phase, ms, r, gather=False),
         *_dispatch("ep_combine", phase, ms, r, forward_dispatch=False),
-        elementwise("token_unpermute", phase, permuted + ms.routed_tokens * r.h * r.elem, Role.TOKEN_PERMUTE),
+        elementwise("token_unpermute", phase, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),
         *_shared_forward(model, ms, r, phase),
         elementwise("dropout_residual2", phase, 3 * act + mask),
     ]
@@ -259,17 +266,12 @@ def moe_block_backward(model: ModelSpec, r: RankShapes, ms: MoeShapes) -> list[I
     act = r.norm_tokens * r.h * r.elem
     mask = dropout_mask_bytes(model, act, r)
     bal, busy = _expert_shapes(model, ms, ms.rows_per_expert), _expert_shapes(model, ms, ms.busiest_rows_per_expert)
-    permuted = ms.assignments * r.h * r.elem
     act_bytes = ms.rows * ms.ffn_local * r.elem * (5 if model.gated_mlp else 3)
-    gate = GemmShape(m=ms.routed_tokens, n=ms.spec.experts, k=model.hidden)
-    router = [
-        Op(o.name, o.kind, bwd, flops=o.flops, bytes=o.bytes, gemm=o.gemm, role=Role.ROUTER, counted=False)
-        for o in backward_gemms("router", gate, r.elem, Role.ROUTER)
-    ]
+    router = [replace(o, counted=False) for o in backward_gemms("router", _router_gate(model, ms), r.elem, Role.ROUTER)]
     return [
         elementwise("dropout_residual2_bwd", bwd, 2 * act + mask),
         *_shared_backward(model, ms, r),
-        elementwise("token_unpermute_bwd", bwd, permuted + ms.routed_tokens * r.h * r.elem, Role.TOKEN_PERMUTE),
+        elementwise("token_unpermute_bwd", bwd, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),
         *_dispatch("ep_combine_bwd", bwd, ms, r, forward_dispatch=True),
         *_etp("etp_reduce_scatter_bwd", bwd, ms, r, gather=True),
         *_grouped_backward("expert_down", Role.EXPERT_DOWN, bal["down"], busy["down"], r),
@@ -277,7 +279,7 @@ def moe_block_backward(model: ModelSpec, r: RankShapes, ms: MoeShapes) -> list[I
         *_grouped_backward("expert_up", Role.EXPERT_UP, bal["up"], busy["up"], r),
         *_etp("etp_gather_bwd", bwd, ms, r, gather=False),
         *_dispatch("ep_dispatch_bwd", bwd, ms, r, forward_dispatch=False),
-        elementwise("token_permute_bwd", bwd, permuted + ms.routed_tokens * r.h * r.elem, Role.TOKEN_PERMUTE),
+        elementwise("token_permute_bwd", bwd, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),
         elementwise("router_topk_bwd", bwd, 2 * ms.routed_tokens * ms.spec.experts * ROUTER_LOGIT_BYTES, Role.ROUTER),
         *router,
         elementwise("norm2_bwd", bwd, 3 * act),
