@@ -21,6 +21,14 @@ def weight_bytes(p: Precision) -> int:
     return activation_bytes(p)
 
 
+def gathered_weight_bytes(p: Precision, fp8_gather: bool) -> int:
+    """Bytes per parameter of a data-parallel weight all-gather: the working copy, or under FP8 with
+    FP8 parameter gathers the FP8 copy (Megatron-Core --fp8-param-gather / NeMo fp8_params: "conducts
+    the parameter all-gather in fp8, reducing the all-gather overhead by half", NeMo docs,
+    "Communication Overlap")."""
+    return 1 if fp8_gather and p is Precision.FP8 else weight_bytes(p)
+
+
 def gradient_bytes(p: Precision) -> int:
     """Gradients as stored and reduced: same size as the working weights (ZeRO paper, 2 bytes)."""
     return weight_bytes(p)

@@ -95,6 +95,18 @@ class Turn:
 
 
 @dataclass
+class ParamChain:
+    """A rank's overlapped weight gathers of the step (overlap_param_gather), in the order its chunks'
+    first forwards await them: the first is issued as the step starts (right after the previous step's
+    optimizer), each next one as the block awaiting the one before is reached (Megatron-Core dispatches
+    the next bucket's all-gather before waiting on the current one: one bucket ahead)."""
+
+    flows: list[tuple[FlowSpec, ...]]
+    issued: list[simpy.Event]
+    next: int = 0
+
+
+@dataclass
 class SharedStream:
     """A rank's compute stream while two micro-batches share it (moe_overlap): whose turn it is, when it
     computed, and what each micro-batch waited for."""
@@ -172,6 +184,7 @@ class StepSimulation:
         self.ep_stream = [simpy.Resource(self.env, 1) for _ in range(pp)]
         # ranks whose compute stream two micro-batches share right now (moe_overlap)
         self.sharing: dict[int, SharedStream] = {}
+        self.param_chains: dict[int, ParamChain] = {}
 
     # -- messages ---------------------------------------------------------------------------
     def key(self, lane: Lane, pass_: Pass, mb: int, chunk: int) -> MessageKey:
@@ -336,6 +349,8 @@ class StepSimulation:
         s = lane.stage
         gathers = self._prefetch(lane, blocks, 0)
         for i, block in enumerate(blocks):
+            if block.param_sync:
+                yield from self._param_sync(lane)
             if block.exchange:
                 yield from self.exchange(lane, block)
             if block.gather:
@@ -371,6 +386,31 @@ class StepSimulation:
         self.spans.append(Span(lane.rank, Stream.EP, block.exchange_name, start, end, bytes=block.exchange_bytes))
         self._waited(lane, start, end, WaitReason.EP_COMM, block.exchange_name)
 
+    def _start_param_chain(self, lane: Lane, sp: StageProgram, order: list[Task]) -> None:
+        """Issue the step's first overlapped weight gather (ParamChain) and keep the rest in order."""
+        first_forward: dict[int, int] = {}
+        for i, t in enumerate(order):
+            if t.pass_ is Pass.FORWARD:
+                first_forward.setdefault(t.chunk, i)
+        by_chunk = {c.chunk: c for c in sp.chunks}
+        chunks = sorted(first_forward, key=first_forward.__getitem__)
+        flows = [b.param_sync for c in chunks for b in by_chunk[c].forward_first if b.param_sync]
+        if flows:
+            chain = self.param_chains[lane.rank] = ParamChain(flows, [])
+            chain.issued.append(self._gather_bucket(lane, chain.flows[0]))
+
+    def _gather_bucket(self, lane: Lane, flows: tuple[FlowSpec, ...]) -> simpy.Event:
+        return self.collective(lane, self.dp_stream[lane.stage], flows, "dp_param_allgather")
+
+    def _param_sync(self, lane: Lane) -> Generator:
+        """Before a block of a chunk's first forward: issue the next bucket's gather, wait for this one's."""
+        chain = self.param_chains[lane.rank]
+        k = chain.next
+        chain.next += 1
+        if k + 1 < len(chain.flows):
+            chain.issued.append(self._gather_bucket(lane, chain.flows[k + 1]))
+        yield from self.wait(lane, chain.issued[k], WaitReason.DP_COMM, "dp_param_allgather")
+
     def _prefetch(self, lane: Lane, blocks: Sequence[Block], i: int) -> simpy.Event | None:
         """ZeRO-3 prefetch depth 1: the gather for block i is issued when block i-1 starts."""
         while i < len(blocks) and not blocks[i].gather:
@@ -384,6 +424,8 @@ class StepSimulation:
         by_chunk = {c.chunk: c for c in sp.chunks}
         order = stage_order(plan.schedule, sp.stage, plan.pp, self.setup.micro_batches, plan.virtual_stages)
         last_backward = {t.chunk: i for i, t in enumerate(order) if t.pass_ is Pass.BACKWARD}
+        first_forward = {t.chunk: i for i, t in reversed(list(enumerate(order))) if t.pass_ is Pass.FORWARD}
+        self._start_param_chain(lane, sp, order)
         i = 0
         while i < len(order):
             task = order[i]
@@ -391,11 +433,12 @@ class StepSimulation:
             if self.pairs(order, i):
                 nxt = order[i + 1]
                 last = last_backward[nxt.chunk] == i + 1
-                yield from self.overlapped(lane, chunk, task, by_chunk[nxt.chunk], nxt, last)
+                first = first_forward[task.chunk] == i
+                yield from self.overlapped(lane, chunk, task, by_chunk[nxt.chunk], nxt, last, first)
                 i += 2
                 continue
             if task.pass_ is Pass.FORWARD:
-                yield from self.forward(lane, chunk, task)
+                yield from self.forward(lane, chunk, task, first=first_forward[task.chunk] == i)
             else:
                 yield from self.backward(lane, chunk, task, last=last_backward[task.chunk] == i)
             i += 1
@@ -412,7 +455,9 @@ class StepSimulation:
             and order[i + 1].pass_ is Pass.BACKWARD
         )
 
-    def overlapped(self, lane: Lane, fwd: ChunkProgram, ft: Task, bwd: ChunkProgram, bt: Task, last: bool) -> Generator:
+    def overlapped(
+        self, lane: Lane, fwd: ChunkProgram, ft: Task, bwd: ChunkProgram, bt: Task, last: bool, first: bool
+    ) -> Generator:
         """A forward and a backward of different micro-batches sharing the compute stream: each computes
         when the stream is free and its own data is there, so one's exchanges run while the other computes.
         The stream's idle time is settled after both: the gaps in which neither computed, each as a wait
@@ -421,17 +466,18 @@ class StepSimulation:
         self.sharing[lane.rank] = shared
         start = self.env.now
         yield self.env.all_of(
-            [self.env.process(self.forward(lane, fwd, ft)), self.env.process(self.backward(lane, bwd, bt, last))]
+            [self.env.process(self.forward(lane, fwd, ft, first)), self.env.process(self.backward(lane, bwd, bt, last))]
         )
         del self.sharing[lane.rank]
         for g0, g1, reason, awaited in idle_gaps(start, self.env.now, shared):
             self.spans.append(Span(lane.rank, Stream.COMPUTE, f"wait {reason}", g0, g1, wait=reason, awaited=awaited))
 
-    def forward(self, lane: Lane, chunk: ChunkProgram, task: Task) -> Generator:
+    def forward(self, lane: Lane, chunk: ChunkProgram, task: Task, first: bool = False) -> Generator:
+        """`first`: the chunk's first forward of the step, where overlapped weight gathers are awaited."""
         if task.chunk > 0:
             key = self.key(lane, Pass.FORWARD, task.micro_batch, task.chunk)
             yield from self.wait(lane, self.arrival(key), WaitReason.PP_RECV, key)
-        yield from self.run_blocks(lane, chunk.forward, task)
+        yield from self.run_blocks(lane, chunk.forward_blocks(first), task)
         if task.chunk < self.last_chunk:
             nxt = task.chunk + 1
             self.send(lane, self.key(lane, Pass.FORWARD, task.micro_batch, nxt), nxt % self.setup.plan.pp)

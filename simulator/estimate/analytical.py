@@ -6,7 +6,8 @@ pricing) combined with the pipeline-bubble formula instead of an event simulatio
 (sec. 2.2.2): the bubble shrinks to (p - 1) / v of a stage's micro-batch time. Pipeline messages
 are on the critical path once per chunk boundary; ZeRO-3 gathers count where they exceed the
 layer they prefetch behind; DP reduction is exposed after the pipeline drains (overlapped
-buckets hide behind the last micro-batch's backward). Compute beside an overlapped collective
+buckets hide behind the last micro-batch's backward, overlapped weight gathers behind the first
+forward but their first bucket). Compute beside an overlapped collective
 loses the SMs NCCL holds (the engine's contention model): a collective active for C seconds beside
 W seconds of compute adds min(C s, W s / (1 - s)), s the share of SMs taken.
 """
@@ -86,8 +87,17 @@ def estimate_step(work: StepWork) -> StepEstimate:
         buckets = _flows_s(pricer, [b.bucket for c in sp.chunks for b in c.backward_last])
         last_backward = sum(b.segment.duration_s for c in sp.chunks for b in c.backward)
         dp += max(0.0, buckets - last_backward) + _flows_s(pricer, [c.param_gather for c in sp.chunks])
+        synced = [b.param_sync for c in sp.chunks for b in c.forward_first if b.param_sync]
+        # one bucket ahead, the gathers hide behind the forwards between the chunks' first forwards: the
+        # warm-up's min(m, pp) forwards of each chunk when interleaved, the first forward otherwise
+        ahead = min(m, plan.pp) if plan.schedule is Schedule.INTERLEAVED else 1
+        first_forward = ahead * sum(b.segment.duration_s for c in sp.chunks for b in c.forward_first)
+        gathers = _flows_s(pricer, synced)
+        if synced:  # the first bucket waits at the start of the step
+            first = static_time_s(pricer.topo, synced[0])
+            dp += first + max(0.0, gathers - first - first_forward)
         acc[Category.COMM_DP] += dp
-        slowed = contention_s(buckets, last_backward, share)
+        slowed = contention_s(buckets, last_backward, share) + contention_s(gathers, first_forward, share)
         acc[Category.COMM_CONTENTION] += slowed
         dp += slowed
         acc[Category.OPTIMIZER] += sp.optimizer.duration_s

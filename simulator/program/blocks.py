@@ -20,6 +20,9 @@ class Block:
     gather: tuple[FlowSpec, ...] = ()
     reduce: tuple[FlowSpec, ...] = ()
     bucket: tuple[FlowSpec, ...] = ()  # DP gradient bucket issued after it in the chunk's last backward
+    # ZeRO-1/2 weight all-gather it waits for in the chunk's first forward of the step when the gathers
+    # overlap the forward (overlap_param_gather): the stage issues them in order, one bucket ahead
+    param_sync: tuple[FlowSpec, ...] = ()
     # an expert-parallel exchange (dispatch or combine) the segment waits for: flows on the topology,
     # issued when the block is reached and sharing links with everything else in flight
     exchange: tuple[FlowSpec, ...] = ()
@@ -42,9 +45,13 @@ class ChunkProgram:
     grad_reduce: tuple[FlowSpec, ...]  # DP gradient all-reduce (ZeRO-0) or reduce-scatter (1/2), after backward
     param_gather: tuple[FlowSpec, ...]  # ZeRO-1/2 all-gather of updated weights after the optimizer
     backward_last: tuple[Block, ...] = ()  # the chunk's last backward when it reduces gradients per bucket
+    forward_first: tuple[Block, ...] = ()  # the chunk's first forward when it waits for gathers per bucket
 
     def backward_blocks(self, last: bool) -> tuple[Block, ...]:
         return self.backward_last if last and self.backward_last else self.backward
+
+    def forward_blocks(self, first: bool) -> tuple[Block, ...]:
+        return self.forward_first if first and self.forward_first else self.forward
 
 
 @dataclass(frozen=True)

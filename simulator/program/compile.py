@@ -8,7 +8,7 @@ from simulator.collectives.pricing import CommPricer
 from simulator.costs.compute import op_time_s
 from simulator.enums import Collective, LayerKind
 from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram
-from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, reduce_flows
+from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, gather_flows, reduce_flows
 from simulator.program.exchanges import compile_exchange_program
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.scenario.setup import Setup
@@ -78,7 +78,25 @@ def _chunk_program(
     if work.setup.plan.dp_overlap and grad:
         backward_last = _bucketed_backward(work, c, pricer, epi_b, layer_b.of(c), pro_b)
         grad = ()
-    return ChunkProgram(c.index, c.stage, forward, backward, grad, params, backward_last)
+    forward_first: tuple[Block, ...] = ()
+    if work.setup.plan.param_gather_overlap and params:
+        forward_first = _bucketed_forward(work, c, pricer, pro_f, layer_f, epi_f)
+        params = ()
+    return ChunkProgram(c.index, c.stage, forward, backward, grad, params, backward_last, forward_first)
+
+
+def _bucketed_forward(
+    work: StepWork, c: ChunkWork, pricer: CommPricer, pro_f: Segment, layer_f: Segment, epi_f: Segment
+) -> tuple[Block, ...]:
+    """Overlapped weight gathers: in the step's first forward of the chunk each layer waits for its
+    gathered weights, the embedding's first and the head's last (dp_flows.bucket_params)."""
+    head, per_layer, rest = bucket_params(work, c)
+    layer = gather_flows(work, c, pricer, per_layer[LayerKind.DENSE])
+    return (
+        Block(pro_f, param_sync=gather_flows(work, c, pricer, rest)),
+        *(Block(layer_f, param_sync=layer) for _ in range(c.layers)),
+        Block(epi_f, param_sync=gather_flows(work, c, pricer, head)),
+    )
 
 
 def _bucketed_backward(

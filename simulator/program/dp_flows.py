@@ -17,6 +17,12 @@ def reduce_flows(work: StepWork, c: ChunkWork, pricer: CommPricer, params: RankP
     return tuple(f for op in ops for f in flows(pricer, op, c.stage))
 
 
+def gather_flows(work: StepWork, c: ChunkWork, pricer: CommPricer, params: RankParams) -> tuple[FlowSpec, ...]:
+    """The ZeRO-1/2 weight all-gather of `params`: dense weights over DP x CP, the experts' over expert-DP."""
+    ops = weight_gathers(work.setup, params.dense, params.expert)
+    return tuple(f for op in ops for f in flows(pricer, op, c.stage))
+
+
 def flows(pricer: CommPricer, op: CommOp, stage: int) -> tuple[FlowSpec, ...]:
     return tuple(pricer.unit_flows(op.collective, op.group, stage, op.bytes))
 
@@ -24,8 +30,7 @@ def flows(pricer: CommPricer, op: CommOp, stage: int) -> tuple[FlowSpec, ...]:
 def dp_flows(work: StepWork, c: ChunkWork, pricer: CommPricer) -> tuple[tuple[FlowSpec, ...], tuple[FlowSpec, ...]]:
     """Per-chunk data-parallel traffic (the bucket granularity of overlapped reduction)."""
     params = chunk_rank_params(work.setup, c.index)
-    gathers = weight_gathers(work.setup, params.dense, params.expert)
-    return reduce_flows(work, c, pricer, params), tuple(f for op in gathers for f in flows(pricer, op, c.stage))
+    return reduce_flows(work, c, pricer, params), gather_flows(work, c, pricer, params)
 
 
 def collective_flows(ops: Iterable[CommOp], kind: Collective, pricer: CommPricer, stage: int) -> tuple[FlowSpec, ...]:
@@ -35,8 +40,9 @@ def collective_flows(ops: Iterable[CommOp], kind: Collective, pricer: CommPricer
 
 def bucket_params(work: StepWork, c: ChunkWork) -> tuple[RankParams, dict[LayerKind, RankParams], RankParams]:
     """What overlapped gradient reduction (PyTorch DDP buckets, Megatron --overlap-grad-reduce) reduces
-    in the chunk's last backward: the head's bucket (with the MTP modules) when the chunk is the last
-    and not the first, one bucket per layer of each kind, and the rest with the embedding."""
+    in the chunk's last backward, and overlapped weight gathers (--overlap-param-gather) gather in its
+    first forward: the head's bucket (with the MTP modules) when the chunk is the last and not the
+    first, one bucket per layer of each kind, and the rest with the embedding."""
     setup = work.setup
     per_layer = {kind: layer_rank_params(setup, kind) for kind in work.layers}
     kinds = [c.kind(i) for i in range(c.layers)]

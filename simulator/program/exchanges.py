@@ -6,15 +6,15 @@ and each exchange becomes the flows of one block that the engine issues on the t
 is reached, so they share links with pipeline messages and data-parallel collectives in flight, and,
 with `moe_overlap`, run while another micro-batch computes (engine/core.py). Everything else is as in
 compile.py: runs of compute without an exchange between them are concatenated into one block; ZeRO-3
-gathers wait before a layer's first block; its reduce-scatters and overlapped gradient buckets go out
-after its last."""
+gathers (and, in a chunk's first forward, overlapped weight gathers) wait before a layer's first
+block; its reduce-scatters and overlapped gradient buckets go out after its last."""
 
 from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.enums import Collective, LayerKind
 from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, has_exchanges, is_exchange
-from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, reduce_flows
+from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, gather_flows, reduce_flows
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.workload.ops import CommOp, Item
 from simulator.workload.step import ChunkWork, StepWork
@@ -30,6 +30,7 @@ class Unit:
     gather: tuple[FlowSpec, ...] = ()
     reduce: tuple[FlowSpec, ...] = ()
     bucket: tuple[FlowSpec, ...] = ()
+    param_sync: tuple[FlowSpec, ...] = ()  # overlapped weight gather awaited in the chunk's first forward
 
 
 class Pieces:
@@ -81,13 +82,26 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
         gather_f[kind] = collective_flows(fwd_ops, Collective.ALL_GATHER, pricer, c.stage)
         gather_b[kind] = collective_flows(bwd_ops, Collective.ALL_GATHER, pricer, c.stage)
         reduce_b[kind] = collective_flows(bwd_ops, Collective.REDUCE_SCATTER, pricer, c.stage)
-    forward = [Unit(pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward))]
+    grad, params = dp_flows(work, c, pricer)
+    synced = work.setup.plan.param_gather_overlap and bool(params)
+    sync_head: tuple[FlowSpec, ...] = ()
+    sync_layer: dict[LayerKind, tuple[FlowSpec, ...]] = {}
+    sync_rest: tuple[FlowSpec, ...] = ()
+    if synced:
+        head, per_layer, rest = bucket_params(work, c)
+        sync_head, sync_rest = gather_flows(work, c, pricer, head), gather_flows(work, c, pricer, rest)
+        sync_layer = {kind: gather_flows(work, c, pricer, p) for kind, p in per_layer.items()}
+    pro_f = pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward)
+    epi_f = pieces.of(f"c{c.index}_epilogue_forward", c.epilogue_forward)
+    forward, forward_first = [Unit(pro_f)], [Unit(pro_f, param_sync=sync_rest)]
     for i in range(c.layers):
         kind = c.kind(i)
-        forward.append(Unit(pieces.of(f"{kind}_layer_forward", layers[kind].forward), gather=gather_f[kind]))
-    forward.append(Unit(pieces.of(f"c{c.index}_epilogue_forward", c.epilogue_forward)))
+        layer_f = pieces.of(f"{kind}_layer_forward", layers[kind].forward)
+        forward.append(Unit(layer_f, gather=gather_f[kind]))
+        forward_first.append(Unit(layer_f, gather=gather_f[kind], param_sync=sync_layer.get(kind, ())))
+    forward.append(Unit(epi_f))
+    forward_first.append(Unit(epi_f, param_sync=sync_head))
 
-    grad, params = dp_flows(work, c, pricer)
     bucketed = work.setup.plan.dp_overlap and bool(grad)
     backward, backward_last = [], []
     head_bucket: tuple[FlowSpec, ...] = ()
@@ -120,8 +134,9 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
         _blocks(f"{name}_forward", forward, pricer, c.stage),
         _blocks(f"{name}_backward", backward, pricer, c.stage),
         () if bucketed else grad,
-        params,
+        () if synced else params,
         _blocks(f"{name}_backward", backward_last, pricer, c.stage) if bucketed else (),
+        _blocks(f"{name}_forward", forward_first, pricer, c.stage) if synced else (),
     )
 
 
@@ -133,23 +148,25 @@ def _blocks(name: str, units: list[Unit], pricer: CommPricer, stage: int) -> tup
     exchange: tuple[FlowSpec, ...] = ()
     exchange_name = ""
     gather: tuple[FlowSpec, ...] = ()
+    param_sync: tuple[FlowSpec, ...] = ()
 
     def flush(reduce: tuple[FlowSpec, ...] = (), bucket: tuple[FlowSpec, ...] = ()) -> None:
-        nonlocal segs, exchange, exchange_name, gather
+        nonlocal segs, exchange, exchange_name, gather, param_sync
         if not segs:
             return
         seg = segs[0] if len(segs) == 1 else concat(name, segs, [1] * len(segs))
-        blocks.append(Block(seg, gather, reduce, bucket, exchange, exchange_name))
-        segs, exchange, exchange_name, gather = [], (), "", ()
+        blocks.append(Block(seg, gather, reduce, bucket, param_sync, exchange, exchange_name))
+        segs, exchange, exchange_name, gather, param_sync = [], (), "", (), ()
 
     for unit in units:
         for j, (op, seg) in enumerate(unit.pieces):
-            if op is not None or (j == 0 and unit.gather):
+            awaits = j == 0 and (unit.gather or unit.param_sync)
+            if op is not None or awaits:
                 flush()
             if op is not None:
                 exchange, exchange_name = tuple(flows(pricer, op, stage)), op.name
-            if j == 0 and unit.gather:
-                gather = unit.gather
+            if awaits:  # a block of its own from here: what it waits for first
+                gather, param_sync = unit.gather, unit.param_sync
             segs.append(seg)
         if unit.reduce or unit.bucket:
             flush(unit.reduce, unit.bucket)

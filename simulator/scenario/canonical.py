@@ -20,7 +20,10 @@ def resolved_scenario(setup: Setup) -> dict[str, Any]:
     d["model"] = {**({"preset": setup.scenario.model.preset} if setup.scenario.model.preset else {}), **model}
     d["parallelism"]["dp"] = setup.plan.dp
     d["parallelism"]["tp_comm_overlap"] = setup.plan.tp_comm_overlap
-    d.setdefault("framework", {})["fused_cross_entropy"] = setup.fused_cross_entropy
+    framework = d.setdefault("framework", {})
+    framework["fused_cross_entropy"] = setup.fused_cross_entropy
+    framework["overlap_param_gather"] = setup.plan.param_gather_overlap
+    framework["fp8_param_gather"] = setup.plan.fp8_param_gather
     d.get("catalogue", {}).pop("files", None)  # their entries are inline now: the copy stands alone
     return d
 

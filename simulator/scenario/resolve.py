@@ -21,7 +21,8 @@ from simulator.catalog.models import (
     missing_fields,
     model_catalogue,
 )
-from simulator.enums import Dispatcher, Fidelity, Recompute, Schedule
+from simulator.catalog.stacks import stack_profile, stack_profiles, with_attention_kernel
+from simulator.enums import Dispatcher, Fidelity, Precision, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.rules import (
     batch_problem,
@@ -45,7 +46,9 @@ T = TypeVar("T")
 def resolve(sc: Scenario) -> Setup:
     sc = with_node_size(sc)
     model, gpu = resolve_model_and_gpu(sc)
-    problems: list[str] = []
+    problems = stack_problems(sc)
+    sc = with_stack(sc)
+    gpu = with_attention_kernel(gpu, sc.framework.flash_attention_version)
     plan = _resolve_plan(sc, model, gpu, problems)
     _check_training(sc, model, gpu, plan, problems)
     if problems:
@@ -185,11 +188,6 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
             "parallelism.moe_overlap: needs schedule 1f1b or interleaved (it pairs one micro-batch's forward "
             "with another's backward)"
         )
-    if p.tp_comm_overlap and not p.sequence_parallel:
-        problems.append(
-            "parallelism.tp_comm_overlap: needs sequence_parallel: true (the overlapped collectives are "
-            "sequence parallelism's all-gathers and reduce-scatters)"
-        )
     schedule = p.schedule
     if schedule is Schedule.INTERLEAVED and p.virtual_stages == 1:
         schedule = Schedule.ONE_F_ONE_B  # one chunk per GPU: interleaving degenerates to 1F1B
@@ -203,13 +201,67 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         sequence_parallel=p.sequence_parallel,
         zero=p.zero,
         recompute=p.recompute,
-        dp_overlap=p.dp_overlap,
+        dp_overlap=bool(p.dp_overlap),
         recompute_layers=p.recompute_layers,
         tp_comm_overlap=tp_comm_overlap(p.tp_comm_overlap, p.sequence_parallel, p.tp, gpu),
         ep=p.ep,
         etp=etp,
         moe_dispatcher=p.moe_dispatcher,
         moe_overlap=p.moe_overlap,
+        param_gather_overlap=bool(sc.framework.overlap_param_gather and p.dp_overlap) and p.zero in (1, 2),
+        fp8_param_gather=bool(sc.framework.fp8_param_gather) and sc.training.precision is Precision.FP8,
+    )
+
+
+def stack_problems(sc: Scenario) -> list[str]:
+    """An unknown `framework.stack`, and explicit overlap settings the plan cannot honour (a stack's
+    defaults apply only where they can: its FP8 gathers only in FP8 runs, its tensor-parallel overlap
+    only with sequence parallelism)."""
+    problems: list[str] = []
+    if sc.parallelism.tp_comm_overlap and not sc.parallelism.sequence_parallel:
+        problems.append(
+            "parallelism.tp_comm_overlap: needs sequence_parallel: true (the overlapped collectives are "
+            "sequence parallelism's all-gathers and reduce-scatters)"
+        )
+    if stack_profile(sc.framework.stack) is None:
+        known = ", ".join(sorted(stack_profiles()))
+        problems.append(f"framework.stack: unknown stack {sc.framework.stack!r} (known: {known})")
+    if sc.framework.overlap_param_gather:
+        if sc.parallelism.zero not in (1, 2):
+            problems.append(
+                "framework.overlap_param_gather: needs parallelism.zero 1 or 2 (the weight all-gather after "
+                "a sharded optimizer step; ZeRO-3 gathers per layer anyway)"
+            )
+        if sc.parallelism.dp_overlap is False:
+            problems.append(
+                "framework.overlap_param_gather: needs parallelism.dp_overlap (Megatron-Core requires "
+                "--overlap-grad-reduce with --overlap-param-gather)"
+            )
+    if sc.framework.fp8_param_gather and sc.training.precision is not Precision.FP8:
+        problems.append(f"framework.fp8_param_gather: needs training.precision fp8 (got {sc.training.precision.value})")
+    return problems
+
+
+def with_stack(sc: Scenario) -> Scenario:
+    """`sc` with the keys it leaves unset taken from its `framework.stack` profile (the generic one when
+    it names none, or an unknown one: stack_problems reports that). An explicit overlap_param_gather
+    brings dp_overlap with it, as Megatron-Core requires."""
+    profile = stack_profile(sc.framework.stack) or stack_profile(None)
+    assert profile is not None, "specs/stacks.yaml has the generic profile"
+    framework = {
+        "fused_cross_entropy": profile.fused_cross_entropy,
+        "host_time_per_op_us": profile.host_time_per_op_us,
+        "overlap_param_gather": profile.overlap_param_gather,
+        "fp8_param_gather": profile.fp8_param_gather,
+        "flash_attention_version": profile.flash_attention_version,
+    }
+    dp_overlap = profile.dp_overlap or bool(sc.framework.overlap_param_gather)
+    parallelism = {"dp_overlap": dp_overlap, "tp_comm_overlap": profile.tp_comm_overlap}
+    return sc.model_copy(
+        update={
+            "framework": _filled(sc.framework, framework),
+            "parallelism": _filled(sc.parallelism, parallelism),
+        }
     )
 
 

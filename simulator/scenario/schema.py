@@ -77,9 +77,10 @@ class ParallelismSection(_Section):
     # keep all activations of the others (Megatron-LM --recompute-method block
     # --recompute-num-layers N), trading memory for less recomputation. Default: every layer.
     recompute_layers: Annotated[WholeNumber, within(1, b.MAX_LAYERS)] | None = None
-    # Extension: overlap the data-parallel gradient reduction with the backward pass
-    # (PyTorch DDP / Megatron --overlap-grad-reduce). Megatron-LM 2021 did not overlap.
-    dp_overlap: bool = False
+    # Extension: overlap the data-parallel gradient reduction with the backward pass, per bucket in
+    # the last backward of each model chunk (PyTorch DDP / Megatron --overlap-grad-reduce). Default:
+    # the framework.stack profile's (off without a stack; Megatron-LM 2021 did not overlap).
+    dp_overlap: bool | None = None
     # Extension: overlap the all-gathers / reduce-scatters of sequence parallelism with the adjacent
     # GEMMs (Transformer Engine userbuffers; Megatron-Core --tp-comm-overlap, NeMo
     # `tp_comm_overlap`). Needs sequence_parallel. Default: the GPU catalogue's `tp_comm_overlap`
@@ -148,14 +149,27 @@ class CatalogueSection(_Section):
 
 
 class FrameworkSection(_Section):
-    """The training framework. host_time_per_op_us: its host-side cost per modelled op, default
+    """The training framework. stack: a named software-stack profile (simulator/specs/stacks.yaml:
+    what a release of Megatron-LM, NeMo, MLPerf's NeMo, FSDP2 ... does, each setting cited), the
+    defaults of the keys below and of parallelism.dp_overlap / tp_comm_overlap; none named: the
+    simulator's generic defaults. host_time_per_op_us: its host-side cost per modelled op, default
     calibrated on eager Megatron-DeepSpeed (simulator/specs/software.yaml); fused-kernel stacks or
     CUDA graphs need less. fused_cross_entropy: the loss runs as fused kernels over the logits
     (Megatron-Core's cross_entropy_loss_fusion, as NeMo runs it) rather than as separate eager
-    passes over an fp32 copy; default: the GPU catalogue's `fused_cross_entropy`."""
+    passes over an fp32 copy; default: the GPU catalogue's `fused_cross_entropy`.
+    overlap_param_gather: the ZeRO-1/2 weight all-gather runs per bucket behind the next step's first
+    forward of each chunk (Megatron-Core --overlap-param-gather; needs dp_overlap and zero 1 or 2).
+    fp8_param_gather: FP8 runs gather the FP8 weights, one byte per parameter (Megatron-Core
+    --fp8-param-gather, NeMo fp8_params; needs precision fp8). flash_attention_version: 1 for stacks
+    on flash-attn 1.x, whose fused attention runs at half the FlashAttention-2-class rate of the GPU
+    catalogue (kernels.yaml); default 2."""
 
+    stack: Text | None = None
     host_time_per_op_us: Annotated[RealNumber, within(0.0, b.MAX_LAUNCH_US)] | None = None
     fused_cross_entropy: bool | None = None
+    overlap_param_gather: bool | None = None
+    fp8_param_gather: bool | None = None
+    flash_attention_version: Annotated[Literal[1, 2], Whole] | None = None
 
 
 class SimulationSection(_Section):

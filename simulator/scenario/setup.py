@@ -53,6 +53,9 @@ class ParallelPlan:
     etp: int = 0  # tensor parallel inside experts; 0 in the constructor = tp
     moe_dispatcher: Dispatcher = Dispatcher.ALLTOALL
     moe_overlap: bool = False
+    # resolved: ZeRO-1/2 weight all-gather per bucket behind each chunk's first forward (needs dp_overlap)
+    param_gather_overlap: bool = False
+    fp8_param_gather: bool = False  # resolved: the gathered weights are FP8 (only in FP8 runs)
 
     def __post_init__(self) -> None:
         if self.etp == 0:

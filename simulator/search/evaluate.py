@@ -15,7 +15,7 @@ from simulator.memory.budget import memory_budget
 from simulator.scenario.canonical import scenario_key
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.load import load_raw, validate
-from simulator.scenario.resolve import node_size, resolve, resolve_model_and_gpu
+from simulator.scenario.resolve import node_size, resolve, resolve_model_and_gpu, with_stack
 from simulator.scenario.setup import Setup
 from simulator.search.space import Frame, PlanKnobs
 
@@ -32,7 +32,7 @@ def load_base(path: str | Path, overrides: list[str]) -> tuple[dict[str, Any], F
         gpus_per_node=min(node_size(sc.cluster), sc.cluster.num_gpus),
         global_batch=sc.training.global_batch,
         sequence_parallel=sc.parallelism.sequence_parallel,
-        dp_overlap=sc.parallelism.dp_overlap,
+        dp_overlap=bool(with_stack(sc).parallelism.dp_overlap),  # the scenario's, else its stack's
         recompute_layers=sc.parallelism.recompute_layers or 0,
         flash_attention=sc.training.flash_attention,
         moe_dispatcher=sc.parallelism.moe_dispatcher,

@@ -147,11 +147,14 @@ PUBLISHED_FILES = ("published_cases.yaml", "added_cases.yaml")
 # Published mixture-of-experts runs (the shared copy with `group` and `study` keys added): groups of
 # their own (moe_*), by source.
 MOE_FILES = ("moe_cases.yaml",)
+# MLPerf Training v3.0 / v3.1 GPT-3 175B submissions (the shared copy with each case's software stack
+# named: framework.stack, specs/stacks.yaml): groups mlperf30 and mlperf31, from the ids.
+MLPERF_FILES = ("mlperf_cases.yaml",)
 
 
 def default_files() -> list[Path]:
     return [
-        *(bundled_path(name) for name in (*PUBLISHED_FILES, *MOE_FILES)),
+        *(bundled_path(name) for name in (*PUBLISHED_FILES, *MOE_FILES, *MLPERF_FILES)),
         bundled_path("vtrain/ground_truth_multi.csv"),
         bundled_path("vtrain/ground_truth_single.csv"),
         bundled_path("llmfoundry/mpt_benchmarks.csv"),

@@ -53,7 +53,7 @@ def expert_weight_gather(setup: Setup, params: float) -> CommOp | None:
 def _gather(setup: Setup, params: float, kind: CommGroup, group: int, prefix: str) -> CommOp | None:
     if group == 1 or setup.plan.zero not in (1, 2) or params <= 0:
         return None
-    weights = params * dtypes.weight_bytes(setup.training.precision)
+    weights = params * dtypes.gathered_weight_bytes(setup.training.precision, setup.plan.fp8_param_gather)
     return CommOp(f"{prefix}_param_allgather", kind, Collective.ALL_GATHER, Phase.OPTIMIZER, weights, group)
 
 
@@ -79,7 +79,7 @@ def zero3_layer_comms(setup: Setup, kind: LayerKind) -> tuple[tuple[CommOp, ...]
     for group, ranks, n, prefix in parts:
         if ranks == 1 or n <= 0:
             continue
-        w = n * dtypes.weight_bytes(prec)
+        w = n * dtypes.gathered_weight_bytes(prec, setup.plan.fp8_param_gather)
         fwd.append(CommOp(f"{prefix}_param_gather", group, Collective.ALL_GATHER, Phase.FORWARD, w, ranks))
         bwd.append(CommOp(f"{prefix}_param_gather_bwd", group, Collective.ALL_GATHER, Phase.BACKWARD, w, ranks))
     for group, ranks, n, prefix in parts:
