@@ -184,3 +184,21 @@ def test_a_stack_sets_defaults_the_scenario_overrides_and_the_resolved_scenario_
     raw["parallelism"]["zero"] = 0  # a stack's default applies only where it can
     del raw["parallelism"]["dp_overlap"]
     assert not setup_from_mapping(raw).plan.param_gather_overlap
+
+
+def test_interleaved_chunks_gather_one_bucket_each_before_their_first_forward() -> None:
+    """NeMo docs, "Communication Overlap": with pipelining the DP communication's granularity is the
+    layers of a virtual stage; Megatron-Core's interleaved schedule syncs the next chunk one chunk ahead."""
+    setup = with_framework(
+        dp16, {"overlap_param_gather": True}, dp_overlap=True, tp=2, pp=2, schedule="interleaved", virtual_stages=2
+    )
+    work = build_step(setup)
+    pricer = CommPricer(build_topology(setup.cluster), Layout.of(setup.plan), setup.cluster.collective_algorithm)
+    for stage in compile_program(work, pricer).stages:
+        for chunk in stage.chunks:
+            synced = [i for i, b in enumerate(chunk.forward_first) if b.param_sync]
+            assert synced == [0], (chunk.chunk, synced)
+            assert [b.segment for b in chunk.forward_first] == [b.segment for b in chunk.forward]
+    result = step(setup).result
+    gathers = [s for s in result.spans if s.stream is Stream.DP and s.name == "dp_param_allgather"]
+    assert len(gathers) == setup.plan.chunks  # one per chunk, on its stage

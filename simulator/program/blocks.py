@@ -1,6 +1,7 @@
 """What the engine executes: blocks of timed segments with the collectives around them, per chunk,
 stage and step (compiled by compile.py, or exchanges.py for MoE layers that exchange tokens)."""
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -80,3 +81,11 @@ def has_exchanges(work: StepWork) -> bool:
 
 def is_exchange(item: Item) -> bool:
     return isinstance(item, CommOp) and item.group is CommGroup.EP
+
+
+def chunk_bucket(forward: tuple[Block, ...], gather: tuple[FlowSpec, ...]) -> tuple[Block, ...]:
+    """Overlapped weight gathers of an interleaved schedule: one bucket per model chunk, awaited before the
+    chunk's first forward (NeMo docs, "Communication Overlap": with pipelining "the granularity of DP
+    communication becomes the Transformer layers per virtual pipeline stage"; Megatron-Core's interleaved
+    schedule launches the next chunk's param_sync_func one chunk ahead)."""
+    return (dataclasses.replace(forward[0], param_sync=gather), *forward[1:])

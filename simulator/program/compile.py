@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from simulator.collectives.pricing import CommPricer
 from simulator.costs.compute import op_time_s
 from simulator.enums import Collective, LayerKind
-from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram
+from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, chunk_bucket
 from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, gather_flows, reduce_flows
 from simulator.program.exchanges import compile_exchange_program
 from simulator.program.segments import Segment, SegmentBuilder, concat
@@ -80,7 +80,10 @@ def _chunk_program(
         grad = ()
     forward_first: tuple[Block, ...] = ()
     if work.setup.plan.param_gather_overlap and params:
-        forward_first = _bucketed_forward(work, c, pricer, pro_f, layer_f, epi_f)
+        if work.setup.plan.virtual_stages > 1:
+            forward_first = chunk_bucket(forward, params)
+        else:
+            forward_first = _bucketed_forward(work, c, pricer, pro_f, layer_f, epi_f)
         params = ()
     return ChunkProgram(c.index, c.stage, forward, backward, grad, params, backward_last, forward_first)
 

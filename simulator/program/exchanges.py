@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from simulator.collectives.pricing import CommPricer, FlowSpec
 from simulator.enums import Collective, LayerKind
-from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, has_exchanges, is_exchange
+from simulator.program.blocks import (
+    Block,
+    ChunkProgram,
+    Program,
+    StageProgram,
+    chunk_bucket,
+    has_exchanges,
+    is_exchange,
+)
 from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, gather_flows, reduce_flows
 from simulator.program.segments import Segment, SegmentBuilder, concat
 from simulator.workload.ops import CommOp, Item
@@ -84,10 +92,11 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
         reduce_b[kind] = collective_flows(bwd_ops, Collective.REDUCE_SCATTER, pricer, c.stage)
     grad, params = dp_flows(work, c, pricer)
     synced = work.setup.plan.param_gather_overlap and bool(params)
+    per_chunk = work.setup.plan.virtual_stages > 1  # one bucket per chunk (compile.chunk_bucket)
     sync_head: tuple[FlowSpec, ...] = ()
     sync_layer: dict[LayerKind, tuple[FlowSpec, ...]] = {}
     sync_rest: tuple[FlowSpec, ...] = ()
-    if synced:
+    if synced and not per_chunk:
         head, per_layer, rest = bucket_params(work, c)
         sync_head, sync_rest = gather_flows(work, c, pricer, head), gather_flows(work, c, pricer, rest)
         sync_layer = {kind: gather_flows(work, c, pricer, p) for kind, p in per_layer.items()}
@@ -128,15 +137,23 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
     backward.append(Unit(pro))
     backward_last.append(Unit(pro, bucket=rest_bucket))
     name = f"chunk{c.index}"
+    forward_blocks = _blocks(f"{name}_forward", forward, pricer, c.stage)
+    first: tuple[Block, ...] = ()
+    if synced:
+        first = (
+            chunk_bucket(forward_blocks, params)
+            if per_chunk
+            else _blocks(f"{name}_forward", forward_first, pricer, c.stage)
+        )
     return ChunkProgram(
         c.index,
         c.stage,
-        _blocks(f"{name}_forward", forward, pricer, c.stage),
+        forward_blocks,
         _blocks(f"{name}_backward", backward, pricer, c.stage),
         () if bucketed else grad,
         () if synced else params,
         _blocks(f"{name}_backward", backward_last, pricer, c.stage) if bucketed else (),
-        _blocks(f"{name}_forward", forward_first, pricer, c.stage) if synced else (),
+        first,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from simulator.validation.case import METRICS, REFERENCE_FIGURES, Case, bundled_path, file_error
+from simulator.validation.stacks import with_stacks
 from simulator.validation.tables import load_table
 
 __all__ = [
@@ -135,11 +136,13 @@ def load_cases(path: Path) -> list[Case]:
     if not path.is_file():
         raise file_error(path, ["no such file"])
     try:
-        return load_table(path) if path.suffix == ".csv" else load_published_cases(path)
+        cases = load_table(path) if path.suffix == ".csv" else load_published_cases(path)
     except (UnicodeDecodeError, csv.Error):  # a picture, an archive: bytes that are not text
         raise file_error(path, ["not a text file (a published-cases YAML or a CSV table of measured runs)"]) from None
     except OSError as exc:
         raise file_error(path, [f"cannot read ({exc.strerror or exc})"]) from None
+    # the bundled cases run the software their sources ran (validation/stacks.py)
+    return with_stacks(cases) if path.resolve().parent == bundled_path("").resolve() else cases
 
 
 # The bundled published-case files: the shared copy, then the runs this project added.
