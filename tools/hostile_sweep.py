@@ -282,6 +282,13 @@ def set_cases() -> list[Case]:
         "parallelism.moe_overlap=maybe",
         "cluster.scale_up_domain=12",
         "cluster.gpu=gb200",
+        "framework.stack=nosuch",
+        "framework.stack=3",
+        "framework.stack=",
+        "framework.overlap_param_gather=maybe",
+        "framework.fp8_param_gather=true",
+        "framework.flash_attention_version=3",
+        "framework.flash_attention_version=1.5",
     ]
     return [Case(f"--set {s[:40]}", ["run", SMALL, "--json", "--set", s]) for s in sets]
 

@@ -20,7 +20,8 @@ def human_report(r: SimulationResult, overrides: Sequence[str] = ()) -> str:
     recompute = p["recompute"]
     if n := p.get("recompute_layers"):
         recompute += f" (first {n} layer{'s' if n > 1 else ''} of each chunk)"
-    extras = "".join(f" {flag}" for flag in ("sequence_parallel", "tp_comm_overlap", "dp_overlap") if p.get(flag))
+    flags = ("sequence_parallel", "tp_comm_overlap", "dp_overlap", "param_gather_overlap", "fp8_param_gather")
+    extras = "".join(f" {flag}" for flag in flags if p.get(flag))
     lines = [
         f"{r.name}: {r.model['name']} ({r.model['parameters'] / 1e9:.1f} B parameters)",
         *([f"  overrides  {', '.join(overrides)} (--set; the name is the file's)"] if overrides else []),
