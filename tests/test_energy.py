@@ -25,8 +25,10 @@ def cluster(num_gpus: int):
 def test_fabric_switch_count() -> None:
     assert fabric_switches(cluster(8)) == 0  # one node: no fabric
     assert fabric_switches(cluster(16)) == 1  # 16 HDR ports fit one 20-down-port leaf
-    # 1024 GPUs: 1024 NIC ports / 20 per leaf = 52 leaves; 52 x 20 uplinks / 40 ports = 26 spines
-    assert fabric_switches(load_setup(GPT3).cluster) == 78
+    # 1024 GPUs: 1024 NIC ports / 20 per leaf = 52 leaves, more than a 40-port spine joins: 3 tiers,
+    # the 52 x 20 leaf uplinks through 2 x 1040 / 40 = 52 spines to 1040 / 40 = 26 cores
+    assert fabric_switches(load_setup(GPT3).cluster) == 130
+    assert fabric_switches(cluster(800)) == 40 + 20  # 40 leaves: 2 tiers, 40 x 20 uplinks / 40 ports
 
 
 def test_step_energy_closes() -> None:

@@ -1,4 +1,7 @@
-"""Exact small cases of the topology builders (fat-tree, rail-optimized) and of D-mod-K routing."""
+"""Exact small cases of the topology builders (fat-tree, rail-optimized; 2 and 3 tiers), of D-mod-K routes
+and of the adaptive routing's spread loads."""
+
+from collections import Counter
 
 import pytest
 
@@ -157,25 +160,100 @@ def test_invalid_inputs() -> None:
         build_topology(bad)
 
 
-def test_16k_h100_cluster_builds() -> None:
-    topo = build_topology(cluster(16384, gpu="h100-sxm-80gb"))  # 2,048 DGX H100, NDR 64-port leaves
-    assert count(topo, NodeKind.LEAF) == 16384 // 32 and count(topo, NodeKind.SPINE) == 32
-    assert topo.num_links == 2 * (3 * 16384 + 512 * 32)
-    pcie, nic, up = LinkKind.PCIE, LinkKind.NIC, LinkKind.UPLINK
-    assert kinds(topo, 0, 16383) == [pcie, nic, up, up, nic, pcie]
-    assert names(topo, 0, 16383)[2] == "leaf0->spine31"  # NIC 16383 mod 32
+def test_16k_h100_cluster_builds_three_tiers() -> None:
+    """2,048 DGX H100 on 64-port NDR switches (QM9700): 512 leaves of 32 NICs are more than a 64-port
+    spine can join, so pods of 32 leaves with 32 spines each (16 pods) under 32 groups of 32 cores."""
+    topo = build_topology(cluster(16384, gpu="h100-sxm-80gb"))
+    assert count(topo, NodeKind.LEAF) == 512 and count(topo, NodeKind.SPINE) == 16 * 32
+    assert count(topo, NodeKind.CORE) == 32 * 32
+    assert topo.num_links == 2 * (3 * 16384 + 512 * 32 + 512 * 32)
+    pcie, nic, up, core = LinkKind.PCIE, LinkKind.NIC, LinkKind.UPLINK, LinkKind.CORE
+    assert kinds(topo, 0, 16383) == [pcie, nic, up, core, core, up, nic, pcie]
+    # D-mod-K: NIC 16383 -> spine 16383 mod 32 = 31 of pod 0, core (16383 // 32) mod 32 = 31 of group 31
+    assert names(topo, 0, 16383)[2:6] == [
+        "leaf0->spine31",
+        "spine31->core1023",
+        "core1023->spine511",
+        "spine511->leaf511",
+    ]
+    assert kinds(topo, 0, 1023) == [pcie, nic, up, up, nic, pcie]  # same pod (1,024 GPUs): no core
 
 
+def test_three_tier_fat_tree_past_the_spine_radix() -> None:
+    """840 A100 (105 DGX, 840 HDR NICs) on 40-port switches: 42 leaves of 20 NICs, more than a spine's
+    40 ports, so pods of 20 leaves (20, 20, 2), 20 spines each, and 20 groups of 20 cores."""
+    topo = build_topology(cluster(840))
+    assert count(topo, NodeKind.LEAF) == 42 and count(topo, NodeKind.SPINE) == 60 and count(topo, NodeKind.CORE) == 400
+    assert names(topo, 0, 800) == [  # NIC 800 is on leaf 40, pod 2
+        "gpu0->nic0.0",
+        "nic0.0->leaf0",
+        "leaf0->spine0",  # 800 mod 20
+        "spine0->core0",  # group 0, core (800 // 20) mod 20 = 0
+        "core0->spine40",  # spine 0 of pod 2
+        "spine40->leaf40",
+        "leaf40->nic100.0",
+        "nic100.0->gpu800",
+    ]
+    switch_s = bundled("network")["nics"]["ib-hdr"]["switch_latency_us"] * 1e-6
+    assert topo.path_latency_s(0, 800) == pytest.approx(topo.path_latency_s(0, 8) + 4 * switch_s)
+    assert names(topo, 0, 41)[2:4] == ["leaf0->spine1", "spine1->leaf2"]  # same pod: through a spine only
+
+
+def test_two_tiers_up_to_the_spine_radix() -> None:
+    """A spine has a port per leaf: 40 leaves of 20 HDR NICs (800 GPUs) still make 2 tiers."""
+    topo = build_topology(cluster(800))
+    assert count(topo, NodeKind.LEAF) == 40 and count(topo, NodeKind.SPINE) == 20 and count(topo, NodeKind.CORE) == 0
+
+
+def test_adaptive_routing_spreads_over_the_uplinks() -> None:
+    """Two transfers out of leaf 0 to NICs at the same port position of two other leaves: D-mod-K sends
+    both up one spine (the route), adaptive routing spreads each over all 20 uplinks of the leaf."""
+    topo = build_topology(cluster(64))  # 4 leaves of 20 NIC ports, 20 spines
+    assert names(topo, 0, 20)[2] == names(topo, 8, 40)[2] == "leaf0->spine0"  # NICs 20 and 40: 0 mod 20
+    loads = topo.link_counts([(0, 20), (8, 40)])
+    uplinks = [topo.link_id("leaf0", f"spine{s}") for s in range(20)]
+    assert [loads[i] for i in uplinks] == pytest.approx([2 / 20] * 20)
+    assert loads[topo.link_id("spine7", "leaf1")] == pytest.approx(1 / 20)
+    assert loads[topo.link_id("nic0.0", "leaf0")] == 1.0  # access links carry whole transfers
+
+
+@pytest.mark.parametrize("num_gpus", [320, 840, 2048])
 @pytest.mark.parametrize("topology", ["fat-tree", "rail-optimized"])
-def test_routes_on_the_link_tables_are_shortest_paths_of_the_networkx_graph(topology: str) -> None:
+def test_rings_of_blocks_that_straddle_leaves_are_non_blocking(num_gpus: int, topology: str) -> None:
+    """Blocks of GPUs (pipeline stages) that do not line up with the leaves, each a ring to the next node
+    and back round to its first: with 1:1 leaves no switch link carries more than one NIC's worth, in
+    2 or 3 tiers."""
+    topo = build_topology(cluster(num_gpus, topology=topology))
+    switch_links = (LinkKind.UPLINK, LinkKind.CORE)
+    for block in (8 * 3, 8 * 7, num_gpus // 2, num_gpus):
+        pairs = [(g, g - g % block + (g % block + 8) % block) for g in range(num_gpus - num_gpus % block)]
+        loads = topo.link_counts(pairs)
+        assert max((m for i, m in loads.items() if topo.link_kind(i) in switch_links), default=0.0) <= 1.0 + 1e-9
+
+
+def test_d_mod_k_alone_would_queue_the_rings_of_two_blocks_on_one_uplink() -> None:
+    """The same rings over blocks of 7 nodes, summed route by route (static D-mod-K): the exits of two
+    blocks sharing a leaf, towards NICs at the same port position of their leaves, take one uplink
+    while others idle (issue 13: the DP rings of two pipeline stages); adaptive routing levels them."""
+    topo = build_topology(cluster(320))
+    pairs = [(g, g - g % 56 + (g % 56 + 8) % 56) for g in range(320 - 320 % 56)]
+    static = Counter(link for s, d in pairs for link in topo.route(s, d))
+    assert max(m for i, m in static.items() if topo.link_kind(i) is LinkKind.UPLINK) == 2
+    assert max(m for i, m in topo.link_counts(pairs).items() if topo.link_kind(i) is LinkKind.UPLINK) < 1
+
+
+@pytest.mark.parametrize("num_gpus", [320, 840])
+@pytest.mark.parametrize("topology", ["fat-tree", "rail-optimized"])
+def test_routes_on_the_link_tables_are_shortest_paths_of_the_networkx_graph(topology: str, num_gpus: int) -> None:
     """The simulator routes on the link tables; every route is a path of the networkx graph from the
-    source GPU to the destination GPU, as short as the graph's own shortest path (320 GPUs: 5 leaves)."""
+    source GPU to the destination GPU, as short as the graph's own shortest path (320 GPUs: 5 leaves,
+    2 tiers; 840 GPUs: 42 leaves, 3 tiers)."""
     import networkx as nx
 
-    topo = build_topology(cluster(320, topology=topology))
+    topo = build_topology(cluster(num_gpus, topology=topology))
     graph = topo.graph
     by_id = {d["link_id"]: (u, v) for u, v, d in graph.edges(data=True)}
-    for src, dst in [(0, 1), (0, 8), (3, 163), (17, 318), (319, 2), (100, 101), (42, 250)]:
+    for src, dst in [(0, 1), (0, 8), (3, 163), (17, 318), (319, 2), (100, 101), (42, 250), (5, num_gpus - 1)]:
         hops = [by_id[i] for i in topo.route(src, dst)]
         assert hops[0][0] == f"gpu{src}" and hops[-1][1] == f"gpu{dst}"
         assert all(a[1] == b[0] for a, b in zip(hops, hops[1:], strict=False))

@@ -144,7 +144,7 @@ def deepep_link_factor(kind: LinkKind) -> float:
     deepep = _moe()["deepep"]
     if kind is LinkKind.NVLINK:
         return 1.0 / float(deepep["nvlink_fraction"])
-    if kind in (LinkKind.NIC, LinkKind.UPLINK):
+    if kind in (LinkKind.NIC, LinkKind.UPLINK, LinkKind.CORE):
         return float(bundled("kernels")["comm"]["nic_efficiency"]) / float(deepep["rdma_fraction"])
     return 1.0
 

@@ -1,11 +1,20 @@
-"""Topology builders: servers (NVSwitch, PCIe, NICs) plus a 2-tier Clos scale-out fabric, by name.
+"""Topology builders: servers (NVSwitch, PCIe, NICs) plus a leaf/spine(/core) fat-tree scale-out fabric, by name.
 
-Both builders make a 2-tier leaf/spine Clos with a leaf radix from the catalogue. A leaf spends
-radix * o / (1 + o) ports (rounded down) on NICs and the rest on uplinks (o = oversubscription);
-there are as many spines as uplinks per leaf and every leaf has one uplink to every spine. The
-spine radix is not enforced: a spine takes one port per leaf, which stands for a non-blocking
-core of any size (a 3-tier core is out of scope). One leaf needs no spines; one server needs no
-fabric (nor NICs) at all.
+Both builders make a fat-tree of switches with the catalogue's radix R (network.yaml `switch_radix`;
+NVIDIA Quantum-2 QM9700: 64 NDR 400 Gb/s ports). A leaf spends R * o / (1 + o) ports (rounded down)
+on NICs and the rest on uplinks (o = oversubscription); the builders differ only in which leaf
+each NIC plugs into. Above the leaves (`fabric_shape`):
+- one leaf: no other switch; one server: no fabric (nor NICs) at all;
+- up to R leaves, 2 tiers: as many spines as uplinks per leaf, every leaf one uplink to every spine
+  (a spine takes one port per leaf, so R leaves fill it);
+- more, 3 tiers (the k-ary fat-tree of Al-Fares, Loukissas & Vahdat, "A scalable, commodity data
+  center network architecture", SIGCOMM 2008, with the leaf's own oversubscription kept): pods of
+  R / 2 leaves, each pod with its own spines, one per leaf uplink (R / 2 ports down to the pod's
+  leaves, R / 2 up); core group j holds R / 2 core switches, each joined once to spine j of every
+  pod. Up to R pods fill the cores (R^2 / 2 leaves: 65,536 NDR ports at R = 64); beyond that the
+  core stands for a non-blocking core of any size (a fourth tier is out of scope).
+The tiers above the leaves are non-blocking, so a GPU keeps its NIC's bandwidth across the fabric
+(less the leaf's oversubscription) whatever the cluster's size.
 """
 
 from abc import ABC, abstractmethod
@@ -23,7 +32,8 @@ from simulator.topology.graph import Link, LinkKind, NodeKind, Topology
 
 @dataclass(frozen=True)
 class LinkParams:
-    """Per-direction usable capacity (bytes/s) and latency (s) of each link kind, plus the leaf split."""
+    """Per-direction usable capacity (bytes/s) and latency (s) of each link kind, the leaf split and the
+    switches' radix (ports)."""
 
     nvlink_Bps: float
     nvlink_latency_s: float
@@ -34,6 +44,7 @@ class LinkParams:
     switch_latency_s: float
     leaf_down_ports: int
     leaf_up_ports: int
+    switch_radix: int
 
     @classmethod
     def for_cluster(cls, cluster: ClusterSpec) -> "LinkParams":
@@ -54,10 +65,11 @@ class LinkParams:
             nic_Bps=nic_Bps,
             # NIC-to-NIC latency (one leaf included) split over the two NIC<->leaf edges
             nic_latency_s=cluster.nic.latency_s / 2,
-            # each leaf<->spine edge adds one more switch traversal
+            # each switch-to-switch edge (leaf<->spine, spine<->core) adds one more switch traversal
             switch_latency_s=units.us_to_s(switch["switch_latency_us"]),
             leaf_down_ports=down,
             leaf_up_ports=up,
+            switch_radix=switch["switch_radix"],
         )
 
 
@@ -69,12 +81,72 @@ def leaf_ports(radix: int, oversubscription: float) -> tuple[int, int]:
     return down, radix - down
 
 
+@dataclass(frozen=True)
+class FabricShape:
+    """The switches of a fat-tree above its NIC ports (module docstring): `leaves` leaves of `leaf_up`
+    uplinks each, grouped in pods of `pod_leaves` (all leaves in one pod with 2 tiers); every pod has
+    `leaf_up` spines, and with 3 tiers each spine has `spine_up` uplinks, one to each core of its group."""
+
+    leaves: int
+    leaf_up: int
+    pod_leaves: int
+    spine_up: int  # 0: 2 tiers (or fewer), no core
+    radix: int
+
+    @property
+    def pods(self) -> int:
+        return -(-self.leaves // self.pod_leaves)
+
+    @property
+    def spines(self) -> int:
+        return 0 if self.leaves == 1 else self.pods * self.leaf_up
+
+    @property
+    def cores(self) -> int:
+        return self.leaf_up * self.spine_up
+
+    def pod_of(self, leaf: int) -> int:
+        return leaf // self.pod_leaves
+
+    def spine(self, pod: int, j: int) -> int:
+        """Index of spine j (the one every leaf of the pod reaches over its uplink j) of a pod."""
+        return pod * self.leaf_up + j
+
+    def core(self, j: int, c: int) -> int:
+        """Index of core c of group j (the group joined to spine j of every pod)."""
+        return j * self.spine_up + c
+
+    def switches(self) -> int:
+        """Physical switches of `radix` ports: every leaf, then each upper tier's ports over the radix,
+        rounded up, with the tiers sized to the leaves present (a partly filled pod or core shares boxes,
+        its links bundled): with 2 tiers leaves x uplinks / radix spines; with 3 every leaf uplink
+        continues, non-blocking, through a spine (a port down, a port up) to a core port."""
+        if self.leaves <= 1:
+            return self.leaves
+        uplinks = self.leaves * self.leaf_up
+        if not self.spine_up:
+            return self.leaves + -(-uplinks // self.radix)
+        return self.leaves + -(-2 * uplinks // self.radix) + -(-uplinks // self.radix)
+
+
+def fabric_shape(leaves: int, leaf_up: int, radix: int) -> FabricShape:
+    """The tiers above `leaves` leaves of `leaf_up` uplinks, for switches of `radix` ports: 2 tiers while
+    a spine has a port for every leaf, else pods of radix // 2 leaves under a core (module docstring)."""
+    if leaves <= radix:
+        return FabricShape(leaves, leaf_up, max(leaves, 1), 0, radix)
+    return FabricShape(leaves, leaf_up, radix // 2, radix - radix // 2, radix)
+
+
 class ClosBuilder(ABC):
-    """Servers plus a 2-tier Clos; subclasses only decide which leaf each NIC port plugs into."""
+    """Servers plus a fat-tree; subclasses only decide which leaf each NIC port plugs into."""
 
     @abstractmethod
     def leaf_of_nics(self, num_nodes: int, nics_per_node: int, down_ports: int) -> list[int]:
         """Leaf index of every NIC, by global NIC index node * nics_per_node + j."""
+
+    def shape(self, cluster: ClusterSpec, p: "LinkParams") -> FabricShape:
+        leaves = max(self.leaf_of_nics(cluster.num_nodes, cluster.nics_per_node, p.leaf_down_ports)) + 1
+        return fabric_shape(leaves, p.leaf_up_ports, p.switch_radix)
 
     def build(self, cluster: ClusterSpec) -> Topology:
         p = LinkParams.for_cluster(cluster)
@@ -85,7 +157,9 @@ class ClosBuilder(ABC):
             _add_servers(cluster, p, multi_node, nodes, links)
             if multi_node:
                 leaf_of = self.leaf_of_nics(cluster.num_nodes, cluster.nics_per_node, p.leaf_down_ports)
-                _add_fabric(cluster.nics_per_node, leaf_of, p, nodes, links)
+                shape = fabric_shape(max(leaf_of) + 1, p.leaf_up_ports, p.switch_radix)
+                _add_leaves(cluster.nics_per_node, leaf_of, p, nodes, links)
+                _add_upper_tiers(shape, p, nodes, links)
             return Topology.from_links(
                 nodes,
                 links,
@@ -104,7 +178,8 @@ class FatTreeBuilder(ClosBuilder):
 
 class RailOptimizedBuilder(ClosBuilder):
     """NVIDIA DGX SuperPOD rail-optimized design: a scalable unit (SU) is `down` nodes, and leaf
-    (su, j) = su * nics_per_node + j connects NIC j (rail j) of every node in SU su."""
+    (su, j) = su * nics_per_node + j connects NIC j (rail j) of every node in SU su. Pods are
+    consecutive leaves (with 64-port switches and 8 rails: every rail of 4 SUs)."""
 
     def leaf_of_nics(self, num_nodes: int, nics_per_node: int, down_ports: int) -> list[int]:
         return [(n // down_ports) * nics_per_node + j for n in range(num_nodes) for j in range(nics_per_node)]
@@ -117,17 +192,11 @@ BUILDERS: dict[TopologyKind, ClosBuilder] = {
 
 
 def fabric_switches(cluster: ClusterSpec) -> int:
-    """Physical switches of the scale-out fabric (for power): the leaves the builder would create,
-    plus the spine switches their uplinks fill (radix ports each)."""
+    """Physical switches of the scale-out fabric (for power): FabricShape.switches of the fabric the
+    cluster's builder makes; none for one server."""
     if cluster.num_nodes <= 1:
         return 0
-    p = LinkParams.for_cluster(cluster)
-    builder = BUILDERS[cluster.topology]
-    leaves = max(builder.leaf_of_nics(cluster.num_nodes, cluster.nics_per_node, p.leaf_down_ports)) + 1
-    if leaves == 1:
-        return 1
-    radix = p.leaf_down_ports + p.leaf_up_ports
-    return leaves + -(-leaves * p.leaf_up_ports // radix)
+    return BUILDERS[cluster.topology].shape(cluster, LinkParams.for_cluster(cluster)).switches()
 
 
 def build_topology(cluster: ClusterSpec) -> Topology:
@@ -168,20 +237,35 @@ def _add_servers(
                 links.append((name, nic, p.pcie_Bps, p.pcie_latency_s, LinkKind.PCIE))
 
 
-def _add_fabric(
+def _add_leaves(
     nics_per_node: int, leaf_of: list[int], p: LinkParams, nodes: list[tuple[str, dict[str, Any]]], links: list[Link]
 ) -> None:
-    """Leaves, their NIC ports and, with more than one leaf, the spines with one uplink per leaf."""
-    num_leaves = max(leaf_of) + 1
-    nodes.extend((f"leaf{k}", {"kind": NodeKind.LEAF, "index": k}) for k in range(num_leaves))
+    """The leaves and their NIC ports."""
+    nodes.extend((f"leaf{k}", {"kind": NodeKind.LEAF, "index": k}) for k in range(max(leaf_of) + 1))
     for port, leaf in enumerate(leaf_of):
         nic = f"nic{port // nics_per_node}.{port % nics_per_node}"
         links.append((nic, f"leaf{leaf}", p.nic_Bps, p.nic_latency_s, LinkKind.NIC))
-    if num_leaves == 1:
+
+
+def _add_upper_tiers(
+    shape: FabricShape, p: LinkParams, nodes: list[tuple[str, dict[str, Any]]], links: list[Link]
+) -> None:
+    """The spines, each leaf's uplink j to spine j of its pod, and with 3 tiers the cores, spine j of
+    every pod joined to each core of group j; every link at the NIC rate (module docstring)."""
+    if shape.leaves == 1:
         return
-    nodes.extend((f"spine{s}", {"kind": NodeKind.SPINE, "index": s}) for s in range(p.leaf_up_ports))
+    nodes.extend((f"spine{s}", {"kind": NodeKind.SPINE, "index": s}) for s in range(shape.spines))
     links.extend(
-        (f"leaf{k}", f"spine{s}", p.nic_Bps, p.switch_latency_s, LinkKind.UPLINK)
-        for k in range(num_leaves)
-        for s in range(p.leaf_up_ports)
+        (f"leaf{k}", f"spine{shape.spine(shape.pod_of(k), j)}", p.nic_Bps, p.switch_latency_s, LinkKind.UPLINK)
+        for k in range(shape.leaves)
+        for j in range(shape.leaf_up)
+    )
+    if not shape.spine_up:
+        return
+    nodes.extend((f"core{c}", {"kind": NodeKind.CORE, "index": c}) for c in range(shape.cores))
+    links.extend(
+        (f"spine{shape.spine(pod, j)}", f"core{shape.core(j, c)}", p.nic_Bps, p.switch_latency_s, LinkKind.CORE)
+        for pod in range(shape.pods)
+        for j in range(shape.leaf_up)
+        for c in range(shape.spine_up)
     )

@@ -23,7 +23,7 @@ class Topology:
     Physical link i is ids 2i (u->v) and 2i+1 (v->u), so `id ^ 1` is the reverse direction.
     `graph` holds every directed link as an edge with attributes `capacity_Bps` (usable bytes/s in
     that direction), `latency_s`, `kind` (LinkKind) and `link_id`; node attributes: `kind` (NodeKind)
-    and `index` (GPU rank, NVLink domain of an NVSwitch, leaf or spine number; for NIC j of server n the
+    and `index` (GPU rank, NVLink domain of an NVSwitch, leaf, spine or core number; for NIC j of server n the
     global NIC index n * nics_per_node + j). The simulator itself routes on the link tables and never builds the graph:
     importing networkx and filling it took longer than simulating a small scenario.
     """
@@ -120,7 +120,8 @@ class Topology:
         return f"{u}->{v}"
 
     def route(self, src_gpu: int, dst_gpu: int) -> tuple[int, ...]:
-        """Directed link ids from one GPU to another (empty for a GPU to itself); cached."""
+        """Directed link ids from one GPU to another (empty for a GPU to itself): the D-mod-K path, one of
+        the minimal paths the traffic spreads over (routing.py), all of the same hops and latency; cached."""
         key = (src_gpu, dst_gpu)
         path = self._routes.get(key)
         if path is None:
@@ -128,21 +129,19 @@ class Topology:
             path = self._routes[key] = tuple(hops[hops >= 0].tolist())
         return path
 
-    def link_counts(self, pairs: Sequence[tuple[int, int]]) -> dict[int, int]:
-        """How many of the routes of `pairs` cross each link, links in order of first use (as a Counter
-        updated route after route would list them), all pairs routed at once."""
+    def link_counts(self, pairs: Sequence[tuple[int, int]]) -> dict[int, float]:
+        """How many of the transfers `pairs` cross each link, links in id order: whole transfers on the
+        access links, fractions spread over the minimal paths across the switch tiers (adaptive
+        routing, routing.py); link_loads with a weight of 1 per pair."""
         if not pairs:
             return {}
         ends = np.array(pairs, dtype=np.intp).reshape(-1, 2)
-        table = self._router.routes(ends[:, 0], ends[:, 1])
-        hops = table[table >= 0]  # row-major: pair after pair, each in hop order
-        ids, first, counts = np.unique(hops, return_index=True, return_counts=True)
-        order = np.argsort(first)
-        return dict(zip(ids[order].tolist(), counts[order].tolist(), strict=True))
+        return self.link_loads(ends[:, 0], ends[:, 1])
 
     def link_loads(self, src: np.ndarray, dst: np.ndarray, weights: np.ndarray | float = 1.0) -> dict[int, float]:
-        """Sum of the weights of the routes (src[i] -> dst[i]) that cross each link, links in id order:
-        link_counts with a weight per pair, for millions of pairs (an all-to-all of a large EP group)."""
+        """Sum of the weights of the transfers (src[i] -> dst[i]) on each link, links in id order, each
+        transfer spread over its minimal paths across the switch tiers (routing.py), for millions of
+        pairs (an all-to-all of a large EP group)."""
         src = np.asarray(src, dtype=np.intp)
         dst = np.asarray(dst, dtype=np.intp)
         w = np.broadcast_to(np.asarray(weights, dtype=float), src.shape)

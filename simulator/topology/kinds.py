@@ -10,6 +10,7 @@ class LinkKind(StrEnum):
     PCIE = "pcie"  # GPU <-> its own NIC (GPUDirect RDMA)
     NIC = "nic"  # NIC <-> leaf switch port
     UPLINK = "uplink"  # leaf <-> spine
+    CORE = "core"  # spine <-> core (3-tier fat-tree)
 
 
 class NodeKind(StrEnum):
@@ -18,6 +19,7 @@ class NodeKind(StrEnum):
     NIC = "nic"
     LEAF = "leaf"
     SPINE = "spine"
+    CORE = "core"
 
 
 # One full-duplex physical link: (u, v, capacity_Bps per direction, latency_s per direction, kind).
