@@ -29,9 +29,11 @@ def gathered_weight_bytes(p: Precision, fp8_gather: bool) -> int:
     return 1 if fp8_gather and p is Precision.FP8 else weight_bytes(p)
 
 
-def gradient_bytes(p: Precision) -> int:
-    """Gradients as stored and reduced: same size as the working weights (ZeRO paper, 2 bytes)."""
-    return weight_bytes(p)
+def gradient_bytes(p: Precision, fp32: bool = False) -> int:
+    """Gradients as stored and reduced: same size as the working weights (ZeRO paper, 2 bytes), or
+    with `fp32` (a stack that accumulates and reduces BF16/FP8 runs' gradients in fp32 main-grad
+    buffers: Megatron-LM's --bf16 forces --accumulate-allreduce-grads-in-fp32) 4 bytes."""
+    return 4 if fp32 else weight_bytes(p)
 
 
 def optimizer_bytes_per_param(p: Precision) -> int:

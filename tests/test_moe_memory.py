@@ -85,6 +85,20 @@ def test_report_memory_per_gpu() -> None:
     assert b[MemoryKind.ACTIVATIONS] / GIB == pytest.approx(118.4, abs=0.1)
 
 
+def test_report_memory_per_gpu_with_megatron_cores_own_gradients() -> None:
+    """The same plan run as the report ran it, on Megatron-Core's stack profile (fp32 main gradients,
+    specs/stacks.yaml `megatron-core`): model state within 1 % of Table 3's 68.5 GiB."""
+    raw = deepseek().scenario.model_dump(mode="json", exclude_none=True)
+    raw["framework"] = {"stack": "megatron-core"}
+    s = setup_from_mapping(raw)
+    assert s.plan.fp32_gradients
+    b = memory_budget(s).per_gpu_bytes
+    state = b[MemoryKind.WEIGHTS] + b[MemoryKind.GRADIENTS] + b[MemoryKind.OPTIMIZER]
+    report_state = (REPORT_WEIGHTS_GRADS_GIB + REPORT_MAIN_WEIGHTS_OPTIMIZER_GIB) * GIB
+    assert state == pytest.approx(report_state, rel=0.01)
+    assert b[MemoryKind.GRADIENTS] == pytest.approx(4 * stage_rank_params(s, 1).total)
+
+
 # --- model state per ZeRO group ---
 
 

@@ -145,15 +145,7 @@ def test_every_stack_profile_is_valid_and_cites_each_setting_it_makes() -> None:
     defaults = StackProfile(description="")
     for name, profile in profiles.items():
         assert profile.description.strip(), name
-        for key in (
-            "dp_overlap",
-            "overlap_param_gather",
-            "fp8_param_gather",
-            "tp_comm_overlap",
-            "fused_cross_entropy",
-            "host_time_per_op_us",
-            "flash_attention_version",
-        ):
+        for key in set(StackProfile.model_fields) - {"description", "sources"}:
             if getattr(profile, key) != getattr(defaults, key):
                 assert profile.sources.get(key, "").strip(), f"{name}: {key} has no source"
         assert profile.overlap_param_gather <= profile.dp_overlap, name  # Megatron-Core requires both
@@ -202,3 +194,29 @@ def test_interleaved_chunks_gather_one_bucket_each_before_their_first_forward() 
     result = step(setup).result
     gathers = [s for s in result.spans if s.stream is Stream.DP and s.name == "dp_param_allgather"]
     assert len(gathers) == setup.plan.chunks  # one per chunk, on its stage
+
+
+def test_fp32_gradients_double_the_reduction_and_the_gradient_memory() -> None:
+    """Megatron's --bf16 keeps fp32 main grads and all-reduces them in fp32; fp16 runs keep fp16 ones."""
+
+    def setup(precision: str, fp32: bool):
+        raw = {
+            "name": "grads",
+            "model": {"preset": "gpt3-125m"},
+            "cluster": {"gpu": "a100-sxm-80gb", "num_gpus": 8},
+            "parallelism": {"zero": 0},
+            "training": {"global_batch": 8, "precision": precision},
+            "framework": {"fp32_gradients": fp32},
+        }
+        return setup_from_mapping(raw)
+
+    from simulator.workload.dp_comm import gradient_reduction
+
+    bf16, fp32 = setup("bf16", False), setup("bf16", True)
+    assert fp32.plan.fp32_gradients and not setup("fp16", True).plan.fp32_gradients
+    op16, op32 = gradient_reduction(bf16, 1e6), gradient_reduction(fp32, 1e6)
+    assert op16 is not None and op32 is not None
+    assert (op16.bytes, op32.bytes) == (2e6, 4e6)
+    from simulator.memory.model_state import stage_model_state
+
+    assert stage_model_state(fp32, 0).gradients_bytes == 2 * stage_model_state(bf16, 0).gradients_bytes

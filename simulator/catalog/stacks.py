@@ -37,6 +37,8 @@ class StackProfile(BaseModel):
     # FlashAttention generation of the fused attention kernel: 1 runs at kernels.yaml
     # `flash_attention.version1_speed` of the GPU catalogue's FlashAttention-2-class efficiency
     flash_attention_version: Literal[1, 2] | None = None
+    # BF16/FP8 runs keep and reduce fp32 gradients (Megatron main grads; FSDP2 reduce_dtype fp32)
+    fp32_gradients: bool = False
     sources: dict[str, str] = Field(default_factory=dict)  # setting -> where the stack says so
 
 

@@ -30,18 +30,21 @@ class ModelState:
         )
 
 
-def model_state_bytes(params: float, precision: Precision, zero: int, shards: int) -> ModelState:
+def model_state_bytes(
+    params: float, precision: Precision, zero: int, shards: int, fp32_gradients: bool = False
+) -> ModelState:
     """Model state of `params` parameters (Psi) sharded over `shards` data-parallel ranks (N_d).
 
     Rajbhandari et al. 2020 ("ZeRO"), sec. 3.1 and Fig. 1: mixed-precision Adam keeps 2*Psi bytes
     of fp16/bf16 weights, 2*Psi of gradients and K*Psi (K = 12: fp32 master weights, momentum,
     variance) of optimizer state; pure fp32 training keeps 4 + 4 + 8 bytes (simulator.dtypes).
     Stage 1 shards the optimizer state, stage 2 also the gradients, stage 3 also the weights:
-    totals 16Psi, 4Psi + 12Psi/N_d, 2Psi + 14Psi/N_d, 16Psi/N_d for bf16. Units: bytes.
+    totals 16Psi, 4Psi + 12Psi/N_d, 2Psi + 14Psi/N_d, 16Psi/N_d for bf16. With `fp32_gradients` the
+    gradients take 4 bytes (Megatron's fp32 main grads). Units: bytes.
     """
     assert 0 <= zero <= 3 and shards >= 1, (zero, shards)
     weights = params * dtypes.weight_bytes(precision)
-    grads = params * dtypes.gradient_bytes(precision)
+    grads = params * dtypes.gradient_bytes(precision, fp32_gradients)
     optimizer = params * dtypes.optimizer_bytes_per_param(precision)
     return ModelState(
         weights_bytes=weights / shards if zero >= 3 else weights,
@@ -58,8 +61,8 @@ def stage_model_state(setup: Setup, stage: int) -> ModelState:
     counts = layers_per_chunk(setup.model.layers, setup.plan.chunks)
     params = stage_rank_params(setup, stage, counts)
     p, prec = setup.plan, setup.training.precision
-    return model_state_bytes(params.dense, prec, p.zero, p.dp_group) + model_state_bytes(
-        params.expert, prec, p.zero, p.expert_dp
+    return model_state_bytes(params.dense, prec, p.zero, p.dp_group, p.fp32_gradients) + model_state_bytes(
+        params.expert, prec, p.zero, p.expert_dp, p.fp32_gradients
     )
 
 

@@ -24,6 +24,7 @@ def resolved_scenario(setup: Setup) -> dict[str, Any]:
     framework["fused_cross_entropy"] = setup.fused_cross_entropy
     framework["overlap_param_gather"] = setup.plan.param_gather_overlap
     framework["fp8_param_gather"] = setup.plan.fp8_param_gather
+    framework["fp32_gradients"] = setup.plan.fp32_gradients
     d.get("catalogue", {}).pop("files", None)  # their entries are inline now: the copy stands alone
     return d
 

@@ -210,6 +210,7 @@ def _resolve_plan(sc: Scenario, model: ModelSpec, gpu: GpuSpec, problems: list[s
         moe_overlap=p.moe_overlap,
         param_gather_overlap=bool(sc.framework.overlap_param_gather and p.dp_overlap) and p.zero in (1, 2),
         fp8_param_gather=bool(sc.framework.fp8_param_gather) and sc.training.precision is Precision.FP8,
+        fp32_gradients=bool(sc.framework.fp32_gradients) and sc.training.precision in (Precision.BF16, Precision.FP8),
     )
 
 
@@ -254,6 +255,7 @@ def with_stack(sc: Scenario) -> Scenario:
         "overlap_param_gather": profile.overlap_param_gather,
         "fp8_param_gather": profile.fp8_param_gather,
         "flash_attention_version": profile.flash_attention_version,
+        "fp32_gradients": profile.fp32_gradients,
     }
     dp_overlap = profile.dp_overlap or bool(sc.framework.overlap_param_gather)
     parallelism = {"dp_overlap": dp_overlap, "tp_comm_overlap": profile.tp_comm_overlap}

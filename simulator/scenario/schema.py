@@ -162,7 +162,9 @@ class FrameworkSection(_Section):
     fp8_param_gather: FP8 runs gather the FP8 weights, one byte per parameter (Megatron-Core
     --fp8-param-gather, NeMo fp8_params; needs precision fp8). flash_attention_version: 1 for stacks
     on flash-attn 1.x, whose fused attention runs at half the FlashAttention-2-class rate of the GPU
-    catalogue (kernels.yaml); default 2."""
+    catalogue (kernels.yaml); default 2. fp32_gradients: BF16 and FP8 runs accumulate, keep and reduce
+    gradients in fp32 (Megatron's main_grad buffers: --bf16 forces --accumulate-allreduce-grads-in-fp32
+    through Megatron-Core 0.11; FSDP2's fp32 reduce_dtype); default: 2-byte gradients."""
 
     stack: Text | None = None
     host_time_per_op_us: Annotated[RealNumber, within(0.0, b.MAX_LAUNCH_US)] | None = None
@@ -170,6 +172,7 @@ class FrameworkSection(_Section):
     overlap_param_gather: bool | None = None
     fp8_param_gather: bool | None = None
     flash_attention_version: Annotated[Literal[1, 2], Whole] | None = None
+    fp32_gradients: bool | None = None
 
 
 class SimulationSection(_Section):

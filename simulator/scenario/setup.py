@@ -56,6 +56,7 @@ class ParallelPlan:
     # resolved: ZeRO-1/2 weight all-gather per bucket behind each chunk's first forward (needs dp_overlap)
     param_gather_overlap: bool = False
     fp8_param_gather: bool = False  # resolved: the gathered weights are FP8 (only in FP8 runs)
+    fp32_gradients: bool = False  # resolved: BF16/FP8 runs keep and reduce fp32 gradients (Megatron main grads)
 
     def __post_init__(self) -> None:
         if self.etp == 0:

@@ -25,7 +25,7 @@ def expert_gradient_reduction(setup: Setup, params: float) -> CommOp | None:
 def _reduction(setup: Setup, params: float, kind: CommGroup, group: int, prefix: str) -> CommOp | None:
     if group == 1 or setup.plan.zero == 3 or params <= 0:
         return None
-    grads = params * dtypes.gradient_bytes(setup.training.precision)
+    grads = params * dtypes.gradient_bytes(setup.training.precision, setup.plan.fp32_gradients)
     if setup.plan.zero == 0:
         return CommOp(f"{prefix}_grad_allreduce", kind, Collective.ALL_REDUCE, Phase.BACKWARD, grads, group)
     return CommOp(f"{prefix}_grad_reduce_scatter", kind, Collective.REDUCE_SCATTER, Phase.BACKWARD, grads, group)
@@ -85,7 +85,7 @@ def zero3_layer_comms(setup: Setup, kind: LayerKind) -> tuple[tuple[CommOp, ...]
     for group, ranks, n, prefix in parts:
         if ranks == 1 or n <= 0:
             continue
-        g = n * dtypes.gradient_bytes(prec)
+        g = n * dtypes.gradient_bytes(prec, setup.plan.fp32_gradients)
         bwd.append(CommOp(f"{prefix}_grad_reduce_scatter", group, Collective.REDUCE_SCATTER, Phase.BACKWARD, g, ranks))
     return tuple(fwd), tuple(bwd)
 

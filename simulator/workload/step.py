@@ -188,6 +188,9 @@ def _stage_work(setup: Setup, stage: int, counts: list[int]) -> StageWork:
     params = stage_rank_params(setup, stage, counts)
     shard = optimizer_shard_params(setup, params)
     optimizer = optimizer_op(
-        shard, dtypes.weight_bytes(prec), dtypes.gradient_bytes(prec), dtypes.optimizer_bytes_per_param(prec)
+        shard,
+        dtypes.weight_bytes(prec),
+        dtypes.gradient_bytes(prec, setup.plan.fp32_gradients),
+        dtypes.optimizer_bytes_per_param(prec),
     )
     return StageWork(stage=stage, params_on_rank=params.total, optimizer=optimizer)
