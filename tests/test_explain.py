@@ -66,3 +66,13 @@ def test_variants_of_a_partial_recompute_plan(capsys: pytest.CaptureFixture[str]
     report = json.loads(capsys.readouterr().out)
     recompute = {r["value"]: r["step_time_s"] for r in report["variants"]["recompute"]}
     assert recompute["none"] < report["totals"]["time_s"] < recompute["full"]
+
+
+def test_variants_of_a_stack_that_overlaps_the_weight_gathers(capsys: pytest.CaptureFixture[str]) -> None:
+    """A stack that overlaps ZeRO-1/2 weight gathers (framework.stack) still gets its ZeRO what-ifs:
+    ZeRO 0 and 3 have no such gather, so those variants simply do without it."""
+    args = ["--set", "cluster.gpu=h100-sxm-80gb", "--set", "framework.stack=megatron-bridge-25.11"]
+    assert main(["explain", str(SMALL), "--json", *args]) == 0
+    report = json.loads(capsys.readouterr().out)
+    zero = {r["value"]: r["step_time_s"] for r in report["variants"]["zero"]}
+    assert sorted(zero) == [0, 1, 2, 3] and all(t > 0 for t in zero.values())

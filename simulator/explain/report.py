@@ -38,6 +38,8 @@ def variants(setup: Setup, done: Callable[[], None] | None = None) -> dict[str, 
             sc[section][key] = value
             if key == "recompute":
                 sc[section].pop("recompute_layers", None)  # each variant recomputes every layer or none
+            if key == "zero" and value not in (1, 2):  # no weight all-gather after the optimizer to overlap
+                sc.get("framework", {})["overlap_param_gather"] = False
             r = simulate(setup_from_mapping(sc))
             if done:
                 done()
