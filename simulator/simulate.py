@@ -4,6 +4,7 @@ from dataclasses import asdict
 from typing import Any
 
 from simulator.energy.power import step_energy_per_gpu
+from simulator.energy.timeline import PowerTimeline, power_block, power_timeline
 from simulator.enums import Category, Engine
 from simulator.memory.budget import memory_budget
 from simulator.metrics.breakdown import step_breakdown
@@ -15,13 +16,16 @@ from simulator.workload.flops import step_flops
 from simulator.workload.params import total_params
 
 
-def time_step(work: StepWork) -> tuple[float, dict[Category, float], dict[str, Any], list]:
-    """Step time, average-GPU breakdown, engine details and spans, by the scenario's chosen engine."""
+def time_step(
+    work: StepWork,
+) -> tuple[float, dict[Category, float], dict[str, Any], list, PowerTimeline | None]:
+    """Step time, average-GPU breakdown, engine details, spans and power through the step, by the
+    scenario's chosen engine (the analytical one has no time axis: no timeline)."""
     if work.setup.engine is Engine.ANALYTICAL:
         from simulator.estimate import estimate_step
 
         est = estimate_step(work)
-        return est.time_s, est.breakdown_s, {"method": "analytical"}, []
+        return est.time_s, est.breakdown_s, {"method": "analytical"}, [], None
     from simulator.engine.step import simulate_step
 
     r = simulate_step(work).result
@@ -32,12 +36,12 @@ def time_step(work: StepWork) -> tuple[float, dict[Category, float], dict[str, A
         "events": r.events,
         "flows": r.flows,
     }
-    return r.time_s, breakdown.average_s, extra, r.spans
+    return r.time_s, breakdown.average_s, extra, r.spans, power_timeline(work.setup, r)
 
 
 def simulate(setup: Setup) -> SimulationResult:
     work = build_step(setup)
-    t, breakdown, extra, spans = time_step(work)
+    t, breakdown, extra, spans, timeline = time_step(work)
     flops = step_flops(work)
     peak = setup.cluster.gpu.peak(setup.training.precision) * setup.cluster.num_gpus
     energy = step_energy_per_gpu(setup, breakdown, t)
@@ -62,6 +66,8 @@ def simulate(setup: Setup) -> SimulationResult:
         model={"name": setup.model.name, "parameters": total_params(setup.model)},
         plan={**{k: _plain(v) for k, v in asdict(setup.plan).items()}, "micro_batches": setup.micro_batches},
         spans=spans,
+        power=power_block(setup, energy, t, timeline),
+        timeline=timeline,
     )
 
 

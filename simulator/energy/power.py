@@ -5,7 +5,7 @@ from functools import cache
 
 from simulator.catalog.loader import bundled
 from simulator.enums import Category
-from simulator.scenario.setup import Setup
+from simulator.scenario.setup import ClusterSpec, Setup
 from simulator.topology.builders import fabric_switches
 
 
@@ -30,11 +30,15 @@ class StepEnergy:
     facility_J: float
 
 
+def switches_W(cluster: ClusterSpec) -> float:
+    """The fabric's switches: their count (topology/builders.fabric_switches) times one's power."""
+    return fabric_switches(cluster) * bundled("network")["nics"][cluster.nic.name]["switch_power_W"]
+
+
 def overhead_W_per_gpu(setup: Setup) -> float:
     """Each GPU's share of its node's overhead (CPUs, memory, fans, NICs) and of the fabric's switches."""
     c = setup.cluster
-    switches_W = fabric_switches(c) * bundled("network")["nics"][c.nic.name]["switch_power_W"]
-    return c.node_overhead_W / c.gpus_per_node + switches_W / c.num_gpus
+    return c.node_overhead_W / c.gpus_per_node + switches_W(c) / c.num_gpus
 
 
 def facility_power_W(setup: Setup, category: Category) -> float:

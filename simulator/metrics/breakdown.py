@@ -47,41 +47,42 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def _account_wait(span: Span, result: "EngineResult", acc: dict[Category, float]) -> None:
+def span_shares(span: Span, result: "EngineResult") -> list[tuple[Category, float]]:
+    """Seconds of a compute-stream span by category (module docstring): a compute span's segment
+    categories (scaled to a straggler's pace) and the contention it suffered; a wait split by what was
+    in flight. The one attribution the breakdown and the power timeline (energy/timeline.py) share."""
     d = span.duration_s
+    if span.wait is None:
+        seg = span.segment
+        assert seg is not None, "a compute span runs a segment"
+        own = d - span.contention_s
+        scale = own / seg.duration_s if seg.duration_s > 0 else 0.0  # a straggler's slowdown
+        shares = [(c, v * scale) for c, v in seg.by_category.items()]
+        shares.append((Category.COMM_CONTENTION, span.contention_s))
+        return shares
     if span.wait is WaitReason.PP_RECV:
         assert isinstance(span.awaited, tuple), "a pipeline wait names its message"
         sent, arrived = result.messages.get(span.awaited, (span.end_s, span.end_s))
         on_wire = _overlap(span.start_s, span.end_s, sent, arrived)
-        acc[Category.COMM_PP] += on_wire
-        acc[Category.BUBBLE] += d - on_wire
-    elif span.wait is WaitReason.DP_COMM:
-        acc[Category.COMM_DP] += d
-    elif span.wait is WaitReason.EP_COMM:
-        acc[Category.COMM_EP] += d
-    else:
-        acc[Category.IDLE] += d
+        return [(Category.COMM_PP, on_wire), (Category.BUBBLE, d - on_wire)]
+    if span.wait is WaitReason.DP_COMM:
+        return [(Category.COMM_DP, d)]
+    if span.wait is WaitReason.EP_COMM:
+        return [(Category.COMM_EP, d)]
+    return [(Category.IDLE, d)]
 
 
 def step_breakdown(result: "EngineResult") -> StepBreakdown:
     """Per simulated rank and for the average rank (= the average GPU)."""
     stages = result.ranks
     per_stage = [empty_breakdown() for _ in range(stages)]
-    compute, contention = Stream.COMPUTE, Category.COMM_CONTENTION  # ~10^4 spans: look the members up once
+    compute = Stream.COMPUTE  # ~10^4 spans: look the member up once
     for span in result.spans:
         if span.stream is not compute:
             continue
         acc = per_stage[span.rank]
-        if span.wait is not None:
-            _account_wait(span, result, acc)
-        else:
-            seg = span.segment
-            assert seg is not None, "a compute span runs a segment"
-            own = span.duration_s - span.contention_s
-            scale = own / seg.duration_s if seg.duration_s > 0 else 0.0  # a straggler's slowdown
-            for c, v in seg.by_category.items():
-                acc[c] += v * scale
-            acc[contention] += span.contention_s
+        for c, v in span_shares(span, result):
+            acc[c] += v
     average = empty_breakdown()
     for acc in per_stage:
         for c, v in acc.items():

@@ -50,6 +50,8 @@ class SimulationResult:
     model: dict[str, Any]
     plan: dict[str, Any]
     spans: list = field(default_factory=list, repr=False, compare=False)  # engine spans, for the trace
+    power: dict[str, float] = field(default_factory=dict)  # the contract's power block (energy/timeline.py)
+    timeline: Any = field(default=None, repr=False, compare=False)  # energy.timeline.PowerTimeline or None
 
     @property
     def feasible(self) -> bool:
@@ -71,6 +73,8 @@ class SimulationResult:
             "step": self.step.to_dict(),
             "memory": self.memory.as_json(),
         }
+        if self.power:
+            d["power"] = self.power
         if self.run is not None:
             d["run"] = self.run.to_dict()
         d["model"] = self.model
