@@ -1,5 +1,6 @@
 """PNG plots of one simulated step (written by `simulator run --out`): where the time goes, memory
-per GPU against capacity, the pipeline timeline of one data-parallel replica, utilisation per stage."""
+per GPU against capacity, the pipeline timeline of one data-parallel replica, the cluster's power
+through the step, utilisation per stage."""
 
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def timeline_bars(trace: dict[str, Any]) -> tuple[int, dict[str, list[tuple[int,
     cat "wait" for idle, the stream name for a forward/backward span, layers and kernels below it)."""
     events = trace["traceEvents"]
     labels = [e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"]
-    pp = sum(1 for label in labels if "replica" not in label)
+    pp = sum(1 for label in labels if label.startswith("stage") and "replica" not in label)
     bars: dict[str, list[tuple[int, float, float]]] = {k: [] for k in PASS_COLOURS}
     for e in events:
         if e.get("ph") != "X" or e.get("tid") != 0 or e["pid"] >= pp or e.get("cat") not in ("compute", "wait"):
@@ -102,6 +103,75 @@ def plot_timeline(name: str, trace: dict[str, Any], time_s: float, path: Path) -
     return save_figure(fig, path)
 
 
+PHASE_COLOURS = {
+    "warm-up": "#c6dbef",
+    "steady 1F1B": "#ffffff",
+    "cool-down": "#c6dbef",
+    "gradient reduction": "#fdd0a2",
+    "optimizer": "#c7e9c0",
+}
+
+
+def power_series(trace: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """The cluster's IT power counter of a trace (simulator/results/trace.py power_counters): times (s)
+    and MW, a step function holding each value until the next."""
+    from simulator.results.trace import CLUSTER_PID, CLUSTER_POWER
+
+    points = [
+        (us_to_s(e["ts"]), e["args"]["MW"])
+        for e in trace["traceEvents"]
+        if e.get("ph") == "C" and e.get("pid") == CLUSTER_PID and e.get("name") == CLUSTER_POWER
+    ]
+    return [t for t, _ in points], [v for _, v in points]
+
+
+def step_phases(trace: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """Phases of stage 0's step from its compute spans: pipeline warm-up (forwards only) to the first
+    backward, the steady state to the last forward, cool-down to the last backward, then the gradient
+    reduction it waits for and the optimizer step."""
+    spans = [
+        (e["name"], us_to_s(e["ts"]), us_to_s(e["ts"] + e["dur"]))
+        for e in trace["traceEvents"]
+        if e.get("ph") == "X" and e.get("pid") == 0 and e.get("tid") == 0 and e.get("cat") == "compute"
+    ]
+    backward = [(s, e) for n, s, e in spans if "backward" in n]
+    forward = [(s, e) for n, s, e in spans if "forward" in n]
+    optimizer = [(s, e) for n, s, e in spans if n == "optimizer"]
+    if not backward or not forward or not optimizer:
+        return []
+    first_b, last_f = min(s for s, _ in backward), max(e for _, e in forward)
+    last_b, (opt_s, opt_e) = max(e for _, e in backward), optimizer[0]
+    cuts = [
+        ("warm-up", 0.0, first_b),
+        ("steady 1F1B", first_b, last_f),
+        ("cool-down", last_f, last_b),
+        ("gradient reduction", last_b, opt_s),
+        ("optimizer", opt_s, opt_e),
+    ]
+    return [(k, a, b) for k, a, b in cuts if b > a]
+
+
+def plot_power(name: str, trace: dict[str, Any], time_s: float, path: Path) -> Path | None:
+    """The cluster's IT power (MW) through the step with stage 0's phases shaded; None without counters."""
+    times, mw = power_series(trace)
+    if not times:
+        return None
+    fig, ax = plt.subplots(figsize=(12, 3.8))
+    phases = step_phases(trace)
+    for phase, a, b in phases:
+        ax.axvspan(a, b, color=PHASE_COLOURS[phase], alpha=0.8, lw=0)
+    ax.step(times, mw, where="post", color="#c44e52", lw=1.0)
+    ax.set_xlim(0, time_s)
+    ax.set_ylim(0, max(mw) * 1.1)
+    ax.set_xlabel("time in the step (s)")
+    ax.set_ylabel("cluster IT power (MW)")
+    ax.set_title(f"{name}: cluster power through the step (phases of stage 0)")
+    shown = dict.fromkeys(k for k, _, _ in phases)
+    handles = [Patch(facecolor=PHASE_COLOURS[k], edgecolor="#999999", label=k) for k in shown]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+    return save_figure(fig, path)
+
+
 def plot_utilisation(name: str, utilisation: list[float], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(utilisation) + 2), 3.8))
     ax.bar([str(i) for i in range(len(utilisation))], [100 * u for u in utilisation], color="#55a868")
@@ -128,6 +198,9 @@ def write_step_plots(result: dict[str, Any], trace: dict[str, Any] | None, out_d
     ]
     if trace is not None:
         paths.append(plot_timeline(name, trace, result["step"]["time_s"], out_dir / "timeline.png"))
+        power = plot_power(name, trace, result["step"]["time_s"], out_dir / "power.png")
+        if power is not None:
+            paths.append(power)
     if "stage_utilisation" in result["step"]:
         paths.append(plot_utilisation(name, result["step"]["stage_utilisation"], out_dir / "utilisation.png"))
     return paths

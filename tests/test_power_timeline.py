@@ -89,3 +89,24 @@ def test_the_analytical_engine_reports_means_only() -> None:
         "cluster_W_min",
         "facility_W_mean",
     }
+
+
+def test_trace_counters_and_power_plot(tmp_path) -> None:
+    """`run --out` writes the power counters into the Perfetto trace (each stage's GPU, the cluster) and
+    power.png from them; the cluster counter integrates to the step's IT energy."""
+    from analysis.plots import plot_power, power_series, step_phases
+    from simulator.results.trace import CLUSTER_PID, GPU_POWER, chrome_trace
+
+    setup = small_real(schedule="interleaved", virtual_stages=2)
+    r = simulate(setup)
+    trace = chrome_trace(r.spans, setup.plan.pp, 1, r.timeline)
+    counters = [e for e in trace["traceEvents"] if e.get("ph") == "C"]
+    assert {e["pid"] for e in counters if e["name"] == GPU_POWER} == set(range(setup.plan.pp))
+    times, mw = power_series(trace)
+    assert times[0] == 0.0 and times[-1] == pytest.approx(r.step.time_s, rel=1e-6)
+    joules = sum((b - a) * v * 1e6 for a, b, v in zip(times, times[1:], mw, strict=False))
+    assert joules == pytest.approx(r.timeline.energy_J(), rel=1e-6)  # microsecond timestamps
+    assert [p for p, _, _ in step_phases(trace)][:2] == ["warm-up", "steady 1F1B"]
+    assert any(e.get("pid") == CLUSTER_PID and e.get("ph") == "M" for e in trace["traceEvents"])
+    path = plot_power(setup.name, trace, r.step.time_s, tmp_path / "power.png")
+    assert path is not None and path.stat().st_size > 10_000

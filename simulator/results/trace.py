@@ -59,7 +59,35 @@ def _segment_events(span: Span, seg: Segment, start_s: float, scale: float, kern
         )
 
 
-def chrome_trace(spans: list[Span], pp: int, kernel_micro_batches: int = 1) -> dict[str, Any]:
+CLUSTER_PID = 1_000_000  # the power counters of the whole cluster: a process after every rank's
+GPU_POWER, CLUSTER_POWER = "GPU power (W)", "cluster IT power (MW)"
+
+
+def power_counters(timeline: Any) -> list[dict[str, Any]]:
+    """Counter tracks of energy/timeline.PowerTimeline: each simulated rank's GPU power (one GPU, W)
+    and the whole cluster's IT power (MW), an event wherever the value changes."""
+    events: list[dict[str, Any]] = [
+        {"name": "process_name", "ph": "M", "pid": CLUSTER_PID, "args": {"name": "cluster"}},
+        {"name": "process_sort_index", "ph": "M", "pid": CLUSTER_PID, "args": {"sort_index": -1}},
+    ]
+    times = [s_to_us(t) for t in timeline.times_s]
+    series = [(rank, GPU_POWER, "W", row, 1.0) for rank, row in enumerate(timeline.rank_W)]
+    series.append((CLUSTER_PID, CLUSTER_POWER, "MW", timeline.cluster_W, 1e-6))
+    for pid, name, unit, values, scale in series:
+        last = None
+        for ts, v in zip(times, values, strict=False):
+            value = float(v) * scale
+            if value != last:
+                events.append({"name": name, "ph": "C", "pid": pid, "ts": ts, "args": {unit: value}})
+                last = value
+        events.append({"name": name, "ph": "C", "pid": pid, "ts": times[-1], "args": {unit: last}})
+    return events
+
+
+def chrome_trace(spans: list[Span], pp: int, kernel_micro_batches: int = 1, timeline: Any = None) -> dict[str, Any]:
+    """The step as a Chrome/Perfetto trace: one process per simulated rank (stage, and replica in full
+    fidelity) with a thread per stream, every span and, for the first `kernel_micro_batches`
+    micro-batches, every kernel; with `timeline`, the power counters (power_counters)."""
     events: list[dict[str, Any]] = []
     for rank in sorted({s.rank for s in spans}):
         label = f"stage {rank % pp}" + (f" replica {rank // pp}" if rank >= pp else "")
@@ -80,6 +108,8 @@ def chrome_trace(spans: list[Span], pp: int, kernel_micro_batches: int = 1) -> d
         if isinstance(seg, Segment) and seg.duration_s > 0:
             kernels = 0 <= span.micro_batch < kernel_micro_batches or span.micro_batch < 0
             events.extend(_segment_events(span, seg, span.start_s, span.duration_s / seg.duration_s, kernels))
+    if timeline is not None:
+        events.extend(power_counters(timeline))
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 

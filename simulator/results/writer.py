@@ -30,11 +30,12 @@ def write_outputs(
     paths[0].write_text(result_json(result) + "\n")
     paths[1].write_text(yaml.safe_dump(resolved_scenario(setup), sort_keys=False))
     kernels = kernel_micro_batches if kernel_micro_batches is not None else setup.micro_batches
-    trace = chrome_trace(result.spans, setup.plan.pp, kernels) if result.spans else None
+    trace = chrome_trace(result.spans, setup.plan.pp, kernels, result.timeline) if result.spans else None
     if trace is not None:
         paths.append(write_trace(trace, out_dir / "trace.json.gz"))
     else:  # analytical engine: no trace; one left by an earlier run here would not belong to this result
         (out_dir / "trace.json.gz").unlink(missing_ok=True)
-        for stale in ("timeline.png", "utilisation.png"):
+        for stale in ("timeline.png", "utilisation.png", "power.png"):
             (out_dir / stale).unlink(missing_ok=True)
     return paths, trace
+
