@@ -38,4 +38,3 @@ def write_outputs(
         for stale in ("timeline.png", "utilisation.png", "power.png"):
             (out_dir / stale).unlink(missing_ok=True)
     return paths, trace
-
