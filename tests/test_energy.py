@@ -47,3 +47,42 @@ def test_failure_what_if_is_reported_beside_the_ideal_run() -> None:
     r = simulate(load_setup(GPT3)).run
     assert r.goodput == 1.0 and r.days == r.days_ideal
     assert r.days_with_failures > r.days
+
+
+def test_hopper_gpus_use_their_measured_activity_power() -> None:
+    """power.yaml's Hopper profile (this project's H200 measurements, docs/research/activity-power.md)
+    replaces the generic fractions it measured and keeps the others (collectives moving data)."""
+    from simulator.catalog.hardware import gpu_catalogue
+    from simulator.enums import Category
+
+    gpus = gpu_catalogue()
+    for name in ("h100-sxm-80gb", "h200-sxm-141gb", "h800-sxm-80gb"):
+        gpu = gpus[name]
+        assert gpu.activity_power == "hopper"
+        span = gpu.tdp_W - gpu.idle_W
+        assert gpu_power_W(Category.OTHER_COMPUTE, gpu.idle_W, gpu.tdp_W, "hopper") == pytest.approx(
+            gpu.idle_W + 0.86 * span
+        )
+        assert gpu_power_W(Category.BUBBLE, gpu.idle_W, gpu.tdp_W, "hopper") == pytest.approx(gpu.idle_W + 0.07 * span)
+        assert gpu_power_W(Category.COMM_DP, gpu.idle_W, gpu.tdp_W, "hopper") == gpu_power_W(
+            Category.COMM_DP, gpu.idle_W, gpu.tdp_W
+        )
+    assert gpus["a100-sxm-80gb"].activity_power is None
+
+
+def test_an_unknown_power_profile_is_an_input_error() -> None:
+    from simulator.catalog.loader import bundled
+    from simulator.scenario.errors import ConfigError
+
+    entry = {k: v for k, v in bundled("gpus")["a100-sxm-80gb"].items()}
+    raw = {
+        "name": "bad-profile",
+        "model": {"preset": "gpt3-125m"},
+        "cluster": {"gpu": "a100-sxm-80gb", "num_gpus": 8},
+        "training": {"global_batch": 8},
+        "catalogue": {"gpus": {"a100-sxm-80gb": {**entry, "activity_power": "nosuch"}}},
+    }
+    with pytest.raises(ConfigError) as err:
+        setup_from_mapping(raw)
+    want = "catalogue.gpus.a100-sxm-80gb.activity_power: unknown power profile (known: hopper) (got 'nosuch')"
+    assert want in err.value.problems, err.value

@@ -63,6 +63,18 @@ class GpuEntry(BaseModel):
     # GPUs joined by one NVLink fabric in this GPU's standard system, where it spans several compute
     # trays (GB200/GB300 NVL72: 72); None: one node (default of cluster.scale_up_domain).
     scale_up_domain: Annotated[WholeNumber, within(1, MAX_SM_COUNT)] | None = None
+    # A measured per-activity power profile of this GPU's generation (power.yaml
+    # activity_fraction_by_profile); None: the generic activity table.
+    activity_power: str | None = None
+
+    @field_validator("activity_power")
+    @classmethod
+    def _known_profile(cls, name: str | None) -> str | None:
+        profiles = set(bundled("power")["activity_fraction_by_profile"])
+        if name is not None and name not in profiles:
+            known = ", ".join(sorted(profiles))
+            raise PydanticCustomError("unknown_profile", "unknown power profile (known: {known})", {"known": known})
+        return name
 
     @field_validator("idle_W")
     @classmethod
@@ -96,6 +108,7 @@ class GpuSpec:
     tensor_flops_per_exp: float | None = None
     fused_cross_entropy: bool = False
     scale_up_domain: int | None = None
+    activity_power: str | None = None  # power.yaml profile of measured per-activity power
 
     def supports(self, precision: Precision) -> bool:
         return precision in self.peak_flops_per_s
@@ -130,6 +143,7 @@ class GpuSpec:
             tensor_flops_per_exp=entry.tensor_flops_per_exp,
             fused_cross_entropy=entry.fused_cross_entropy,
             scale_up_domain=entry.scale_up_domain,
+            activity_power=entry.activity_power,
         )
 
 

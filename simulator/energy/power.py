@@ -10,14 +10,21 @@ from simulator.topology.builders import fabric_switches
 
 
 @cache
-def activity_fraction() -> dict[Category, float]:
-    raw = bundled("power")["activity_fraction"]
+def activity_fraction(profile: str | None = None) -> dict[Category, float]:
+    """Each activity's share of the idle-to-TDP range (power.yaml), with a GPU generation's measured
+    `profile` (power.yaml activity_fraction_by_profile) laid over the generic table."""
+    spec = bundled("power")
+    raw = {**spec["activity_fraction"], **(spec["activity_fraction_by_profile"][profile] if profile else {})}
     return {Category(k): float(v) for k, v in raw.items()}
 
 
-def gpu_power_W(category: Category, idle_W: float, tdp_W: float) -> float:
+def power_profiles() -> set[str]:
+    return set(bundled("power")["activity_fraction_by_profile"])
+
+
+def gpu_power_W(category: Category, idle_W: float, tdp_W: float, profile: str | None = None) -> float:
     """P = idle + f(category) * (TDP - idle); never above TDP since f <= 1."""
-    return idle_W + activity_fraction()[category] * (tdp_W - idle_W)
+    return idle_W + activity_fraction(profile)[category] * (tdp_W - idle_W)
 
 
 @dataclass(frozen=True)
@@ -45,14 +52,16 @@ def facility_power_W(setup: Setup, category: Category) -> float:
     """What one GPU draws at the facility meter while doing `category`: its own power, its share of
     node and switch overhead, times PUE."""
     gpu = setup.cluster.gpu
-    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W) + overhead_W_per_gpu(setup)) * setup.economics.pue
+    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W, gpu.activity_power) + overhead_W_per_gpu(setup)) * (
+        setup.economics.pue
+    )
 
 
 def step_energy_per_gpu(setup: Setup, breakdown_s: dict[Category, float], time_s: float) -> StepEnergy:
     """The facility power of each category integrated over the step: sum_c t_c P_gpu(c) plus the
     overhead over the whole step, times PUE (the breakdown sums to the step time)."""
     gpu = setup.cluster.gpu
-    by_cat = {c: t * gpu_power_W(c, gpu.idle_W, gpu.tdp_W) for c, t in breakdown_s.items()}
+    by_cat = {c: t * gpu_power_W(c, gpu.idle_W, gpu.tdp_W, gpu.activity_power) for c, t in breakdown_s.items()}
     node_share = overhead_W_per_gpu(setup) * time_s
     facility = (sum(by_cat.values()) + node_share) * setup.economics.pue
     return StepEnergy(gpu_J_by_category=by_cat, node_share_J=node_share, facility_J=facility)

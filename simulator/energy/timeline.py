@@ -40,7 +40,7 @@ class PowerTimeline:
 
 def _category_W(setup: Setup) -> dict[Category, float]:
     gpu = setup.cluster.gpu
-    return {c: gpu_power_W(c, gpu.idle_W, gpu.tdp_W) for c in Category}
+    return {c: gpu_power_W(c, gpu.idle_W, gpu.tdp_W, gpu.activity_power) for c in Category}
 
 
 def power_timeline(setup: Setup, result: "EngineResult") -> PowerTimeline:
