@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from functools import cache
 
+from simulator.catalog.hardware import GpuSpec
 from simulator.catalog.loader import bundled
 from simulator.enums import Category
 from simulator.scenario.setup import ClusterSpec, Setup
@@ -18,13 +19,14 @@ def activity_fraction(profile: str | None = None) -> dict[Category, float]:
     return {Category(k): float(v) for k, v in raw.items()}
 
 
-def power_profiles() -> set[str]:
-    return set(bundled("power")["activity_fraction_by_profile"])
-
-
 def gpu_power_W(category: Category, idle_W: float, tdp_W: float, profile: str | None = None) -> float:
     """P = idle + f(category) * (TDP - idle); never above TDP since f <= 1."""
     return idle_W + activity_fraction(profile)[category] * (tdp_W - idle_W)
+
+
+def activity_power_W(gpu: GpuSpec) -> dict[Category, float]:
+    """`gpu`'s power while doing each activity (gpu_power_W with its generation's profile)."""
+    return {c: gpu_power_W(c, gpu.idle_W, gpu.tdp_W, gpu.activity_power) for c in Category}
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ def facility_power_W(setup: Setup, category: Category) -> float:
 def step_energy_per_gpu(setup: Setup, breakdown_s: dict[Category, float], time_s: float) -> StepEnergy:
     """The facility power of each category integrated over the step: sum_c t_c P_gpu(c) plus the
     overhead over the whole step, times PUE (the breakdown sums to the step time)."""
-    gpu = setup.cluster.gpu
-    by_cat = {c: t * gpu_power_W(c, gpu.idle_W, gpu.tdp_W, gpu.activity_power) for c, t in breakdown_s.items()}
+    watts = activity_power_W(setup.cluster.gpu)
+    by_cat = {c: t * watts[c] for c, t in breakdown_s.items()}
     node_share = overhead_W_per_gpu(setup) * time_s
     facility = (sum(by_cat.values()) + node_share) * setup.economics.pue
     return StepEnergy(gpu_J_by_category=by_cat, node_share_J=node_share, facility_J=facility)

@@ -1,6 +1,6 @@
 """Power through the step (the result's `power` block, docs/contract.md section 3): each simulated
 rank's GPU power at every instant from what its compute stream does (metrics/breakdown.span_shares:
-the same attribution as the time breakdown, priced per category by energy/power.gpu_power_W), summed
+the same attribution as the time breakdown, priced per category by energy/power.activity_power_W), summed
 over the GPUs each rank stands for, plus the nodes' overhead and the fabric's switches (constant).
 
 Within a span the power is the span's energy over its length (a wait for a pipeline message that was
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simulator.energy.power import StepEnergy, gpu_power_W, switches_W
+from simulator.energy.power import StepEnergy, activity_power_W, switches_W
 from simulator.engine.spans import Stream, WaitReason
 from simulator.enums import Category
 from simulator.metrics.breakdown import span_shares
@@ -38,14 +38,9 @@ class PowerTimeline:
         return float(np.dot(self.cluster_W, np.diff(self.times_s)))
 
 
-def _category_W(setup: Setup) -> dict[Category, float]:
-    gpu = setup.cluster.gpu
-    return {c: gpu_power_W(c, gpu.idle_W, gpu.tdp_W, gpu.activity_power) for c in Category}
-
-
 def power_timeline(setup: Setup, result: "EngineResult") -> PowerTimeline:
     """The cluster's and each rank's power through the simulated step (module docstring)."""
-    watts = _category_W(setup)
+    watts = activity_power_W(setup.cluster.gpu)
     ranks = result.ranks
     # span_shares' attribution priced per span, with its common cases taken without building the shares
     # (~10^5 spans): a compute span's segment power summed once per segment, waits whose one category

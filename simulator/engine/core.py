@@ -386,12 +386,9 @@ class StepSimulation:
         self.spans.append(Span(lane.rank, Stream.EP, block.exchange_name, start, end, bytes=block.exchange_bytes))
         self._waited(lane, start, end, WaitReason.EP_COMM, block.exchange_name)
 
-    def _start_param_chain(self, lane: Lane, sp: StageProgram, order: list[Task]) -> None:
-        """Issue the step's first overlapped weight gather (ParamChain) and keep the rest in order."""
-        first_forward: dict[int, int] = {}
-        for i, t in enumerate(order):
-            if t.pass_ is Pass.FORWARD:
-                first_forward.setdefault(t.chunk, i)
+    def _start_param_chain(self, lane: Lane, sp: StageProgram, first_forward: dict[int, int]) -> None:
+        """Issue the step's first overlapped weight gather (ParamChain) and keep the rest in the order of
+        the chunks' first forwards (`first_forward`: chunk -> its index in the stage's schedule)."""
         by_chunk = {c.chunk: c for c in sp.chunks}
         chunks = sorted(first_forward, key=first_forward.__getitem__)
         flows = [b.param_sync for c in chunks for b in by_chunk[c].forward_first if b.param_sync]
@@ -425,7 +422,7 @@ class StepSimulation:
         order = stage_order(plan.schedule, sp.stage, plan.pp, self.setup.micro_batches, plan.virtual_stages)
         last_backward = {t.chunk: i for i, t in enumerate(order) if t.pass_ is Pass.BACKWARD}
         first_forward = {t.chunk: i for i, t in reversed(list(enumerate(order))) if t.pass_ is Pass.FORWARD}
-        self._start_param_chain(lane, sp, order)
+        self._start_param_chain(lane, sp, first_forward)
         i = 0
         while i < len(order):
             task = order[i]
