@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simulator.energy.power import StepEnergy, activity_power_W, switches_W
+from simulator.energy.power import StepEnergy, activity_power_W, overhead_W_per_gpu
 from simulator.engine.spans import Stream, WaitReason
 from simulator.enums import Category
 from simulator.metrics.breakdown import span_shares
@@ -98,8 +98,7 @@ def power_timeline(setup: Setup, result: "EngineResult") -> PowerTimeline:
         inside = (k >= 0) & (mids < e[np.maximum(k, 0)])
         rank_W[r, inside] = w[k[inside]]
     gpus_per_rank = setup.cluster.num_gpus / ranks
-    overhead = setup.cluster.node_overhead_W * setup.cluster.num_gpus / setup.cluster.gpus_per_node
-    cluster_W = rank_W.sum(axis=0) * gpus_per_rank + overhead + switches_W(setup.cluster)
+    cluster_W = rank_W.sum(axis=0) * gpus_per_rank + overhead_W_per_gpu(setup) * setup.cluster.num_gpus
     return PowerTimeline(edges, cluster_W, rank_W)
 
 
@@ -128,7 +127,7 @@ def power_block(setup: Setup, energy: StepEnergy, time_s: float, timeline: Power
     c = setup.cluster
     gpu_W = sum(energy.gpu_J_by_category.values()) / time_s
     node_W = gpu_W * c.gpus_per_node + c.node_overhead_W
-    cluster_W = gpu_W * c.num_gpus + c.node_overhead_W * c.num_gpus / c.gpus_per_node + switches_W(c)
+    cluster_W = (gpu_W + overhead_W_per_gpu(setup)) * c.num_gpus
     peak = low = cluster_W
     node_peak = node_W
     if timeline is not None and len(timeline.cluster_W):
