@@ -21,7 +21,7 @@ from simulator.catalog.models import (
     missing_fields,
     model_catalogue,
 )
-from simulator.catalog.stacks import stack_profile, stack_profiles, with_attention_kernel
+from simulator.catalog.stacks import StackProfile, stack_profile, stack_profiles, with_attention_kernel
 from simulator.enums import Dispatcher, Fidelity, Precision, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.rules import (
@@ -37,7 +37,7 @@ from simulator.scenario.rules import (
     simulated_passes_problem,
     tp_problems,
 )
-from simulator.scenario.schema import ClusterSection, Scenario
+from simulator.scenario.schema import ClusterSection, FrameworkSection, Scenario
 from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, ReliabilitySpec, Setup, TrainingSpec
 
 T = TypeVar("T")
@@ -249,14 +249,8 @@ def with_stack(sc: Scenario) -> Scenario:
     brings dp_overlap with it, as Megatron-Core requires."""
     profile = stack_profile(sc.framework.stack) or stack_profile(None)
     assert profile is not None, "specs/stacks.yaml has the generic profile"
-    framework = {
-        "fused_cross_entropy": profile.fused_cross_entropy,
-        "host_time_per_op_us": profile.host_time_per_op_us,
-        "overlap_param_gather": profile.overlap_param_gather,
-        "fp8_param_gather": profile.fp8_param_gather,
-        "flash_attention_version": profile.flash_attention_version,
-        "fp32_gradients": profile.fp32_gradients,
-    }
+    # every profile setting that is a framework key (the others are parallelism keys, below)
+    framework = {k: getattr(profile, k) for k in StackProfile.model_fields.keys() & FrameworkSection.model_fields}
     dp_overlap = profile.dp_overlap or bool(sc.framework.overlap_param_gather)
     parallelism = {"dp_overlap": dp_overlap, "tp_comm_overlap": profile.tp_comm_overlap}
     return sc.model_copy(
