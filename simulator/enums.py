@@ -185,6 +185,15 @@ class Fidelity(StrEnum):
     FULL = "full"
 
 
+class CudaGraphs(StrEnum):
+    """What the framework captures in CUDA graphs, so the host replays a graph instead of launching each
+    kernel (Megatron-Core `cuda_graph_impl` / `cuda_graph_scope`; program/segments.py prices the host)."""
+
+    NONE = "none"  # eager: every op dispatched by the host
+    LAYERS = "layers"  # each transformer layer's forward and backward (the attention part of a dropless MoE layer)
+    FULL_ITERATION = "full_iteration"  # the whole forward-backward as one graph, the optimizer outside
+
+
 class TopologyKind(StrEnum):
     """Scale-out fabric builders (simulator.topology.builders)."""
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.catalog.hardware import GpuSpec
 from simulator.catalog.loader import bundled
+from simulator.enums import CudaGraphs
 
 GENERIC = "generic"  # the profile of a scenario that names no stack
 
@@ -39,6 +40,8 @@ class StackProfile(BaseModel):
     flash_attention_version: Literal[1, 2] | None = None
     # BF16/FP8 runs keep and reduce fp32 gradients (Megatron main grads; FSDP2 reduce_dtype fp32)
     fp32_gradients: bool = False
+    # what the host replays as CUDA graphs (null: eager, as software.yaml's host time per op assumes)
+    cuda_graphs: CudaGraphs | None = None
     sources: dict[str, str] = Field(default_factory=dict)  # setting -> where the stack says so
 
 

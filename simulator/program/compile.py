@@ -4,13 +4,15 @@ forward and backward blocks, and the flows of the data-parallel collectives."""
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from simulator import units
+from simulator.catalog.loader import bundled
 from simulator.collectives.pricing import CommPricer
 from simulator.costs.compute import op_time_s
 from simulator.enums import Collective, LayerKind
 from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, chunk_bucket
 from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, gather_flows, reduce_flows
 from simulator.program.exchanges import compile_exchange_program
-from simulator.program.segments import Segment, SegmentBuilder, concat
+from simulator.program.segments import GraphScope, Segment, SegmentBuilder, concat
 from simulator.scenario.setup import Setup
 from simulator.workload.layer import Item
 from simulator.workload.ops import CommOp
@@ -31,13 +33,14 @@ def item_timer(setup: Setup, pricer: CommPricer) -> Callable[[Item], float]:
 
 def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
-    builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count)
+    graphs = GraphScope.of(setup.cuda_graphs, units.us_to_s(float(bundled("software")["cuda_graph_replay_us"])))
+    builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count, graphs)
     if work.moe_layer is not None:
         return compile_exchange_program(work, pricer, builder)
-    layer_f = builder.build("layer_forward", work.layer.forward)
+    layer_f = builder.build("layer_forward", work.layer.forward, graphs.layers)
     layer_b = LayerBackward(
-        recomputing=builder.build("layer_backward", work.layer.recompute + work.layer.backward),
-        stored=builder.build("layer_backward_stored", work.layer.backward),
+        recomputing=builder.build("layer_backward", work.layer.recompute + work.layer.backward, graphs.layers),
+        stored=builder.build("layer_backward_stored", work.layer.backward, graphs.layers),
     )
     stages = []
     for s, stage_work in enumerate(work.stages):
@@ -62,10 +65,11 @@ class LayerBackward:
 def _chunk_program(
     work: StepWork, c: ChunkWork, builder: SegmentBuilder, pricer: CommPricer, layer_f: Segment, layer_b: LayerBackward
 ) -> ChunkProgram:
-    pro_f = builder.build("embedding_forward", c.prologue_forward)
-    epi_f = builder.build("head_forward", c.epilogue_forward)
-    epi_b = builder.build("head_backward", c.epilogue_backward)
-    pro_b = builder.build("embedding_backward", c.prologue_backward)
+    ends = builder.graphs.ends
+    pro_f = builder.build("embedding_forward", c.prologue_forward, ends)
+    epi_f = builder.build("head_forward", c.epilogue_forward, ends)
+    epi_b = builder.build("head_backward", c.epilogue_backward, ends)
+    pro_b = builder.build("embedding_backward", c.prologue_backward, ends)
     if c.zero3_forward:
         forward, backward = _zero3_blocks(c, pricer, (pro_f, layer_f, epi_f), (epi_b, layer_b.of(c), pro_b))
     else:

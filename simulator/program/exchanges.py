@@ -48,13 +48,14 @@ class Pieces:
         self.builder = builder
         self._cache: dict[str, tuple[Piece, ...]] = {}
 
-    def of(self, key: str, items: tuple[Item, ...]) -> tuple[Piece, ...]:
+    def of(self, key: str, items: tuple[Item, ...], graphed: bool) -> tuple[Piece, ...]:
+        """The pieces of `items` (cached by `key`); `graphed`: the framework's CUDA graphs cover them."""
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = self._split(key, items)
+            found = self._cache[key] = self._split(key, items, graphed)
         return found
 
-    def _split(self, name: str, items: tuple[Item, ...]) -> tuple[Piece, ...]:
+    def _split(self, name: str, items: tuple[Item, ...], graphed: bool) -> tuple[Piece, ...]:
         pieces: list[Piece] = []
         exchange: CommOp | None = None
         run: list[Item] = []
@@ -62,12 +63,12 @@ class Pieces:
             if is_exchange(item):
                 assert isinstance(item, CommOp)
                 if run or exchange is not None:
-                    pieces.append((exchange, self.builder.build(name, run)))
+                    pieces.append((exchange, self.builder.build(name, run, graphed)))
                 exchange, run = item, []
             else:
                 run.append(item)
         if run or exchange is not None:
-            pieces.append((exchange, self.builder.build(name, run)))
+            pieces.append((exchange, self.builder.build(name, run, graphed)))
         return tuple(pieces)
 
 
@@ -100,12 +101,12 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
         head, per_layer, rest = bucket_params(work, c)
         sync_head, sync_rest = gather_flows(work, c, pricer, head), gather_flows(work, c, pricer, rest)
         sync_layer = {kind: gather_flows(work, c, pricer, p) for kind, p in per_layer.items()}
-    pro_f = pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward)
-    epi_f = pieces.of(f"c{c.index}_epilogue_forward", c.epilogue_forward)
+    pro_f = pieces.of(f"c{c.index}_prologue_forward", c.prologue_forward, pieces.builder.graphs.ends)
+    epi_f = pieces.of(f"c{c.index}_epilogue_forward", c.epilogue_forward, pieces.builder.graphs.ends)
     forward, forward_first = [Unit(pro_f)], [Unit(pro_f, param_sync=sync_rest)]
     for i in range(c.layers):
         kind = c.kind(i)
-        layer_f = pieces.of(f"{kind}_layer_forward", layers[kind].forward)
+        layer_f = pieces.of(f"{kind}_layer_forward", layers[kind].forward, pieces.builder.graphs.layers)
         forward.append(Unit(layer_f, gather=gather_f[kind]))
         forward_first.append(Unit(layer_f, gather=gather_f[kind], param_sync=sync_layer.get(kind, ())))
     forward.append(Unit(epi_f))
@@ -120,20 +121,20 @@ def _chunk(work: StepWork, c: ChunkWork, pieces: Pieces, pricer: CommPricer) -> 
         head, per_layer, rest = bucket_params(work, c)
         head_bucket, rest_bucket = reduce_flows(work, c, pricer, head), reduce_flows(work, c, pricer, rest)
         layer_bucket = {kind: reduce_flows(work, c, pricer, p) for kind, p in per_layer.items()}
-    epi = pieces.of(f"c{c.index}_epilogue_backward", c.epilogue_backward)
+    epi = pieces.of(f"c{c.index}_epilogue_backward", c.epilogue_backward, pieces.builder.graphs.ends)
     backward.append(Unit(epi))
     backward_last.append(Unit(epi, bucket=head_bucket))
     for i in range(c.layers):
         kind = c.kind(c.layers - 1 - i)
         lw = layers[kind]
         if c.recomputes(i):
-            layer = pieces.of(f"{kind}_layer_backward", lw.recompute + lw.backward)
+            layer = pieces.of(f"{kind}_layer_backward", lw.recompute + lw.backward, pieces.builder.graphs.layers)
         else:
-            layer = pieces.of(f"{kind}_layer_backward_stored", lw.backward)
+            layer = pieces.of(f"{kind}_layer_backward_stored", lw.backward, pieces.builder.graphs.layers)
         zero3 = {"gather": gather_b[kind], "reduce": reduce_b[kind]}
         backward.append(Unit(layer, **zero3))
         backward_last.append(Unit(layer, **zero3, bucket=layer_bucket.get(kind, ())))
-    pro = pieces.of(f"c{c.index}_prologue_backward", c.prologue_backward)
+    pro = pieces.of(f"c{c.index}_prologue_backward", c.prologue_backward, pieces.builder.graphs.ends)
     backward.append(Unit(pro))
     backward_last.append(Unit(pro, bucket=rest_bucket))
     name = f"chunk{c.index}"

@@ -4,13 +4,16 @@ by event, without one SimPy event per kernel; the trace expands segments back in
 
 Host overhead: the CPU dispatches each op in `host_dispatch_s`; while kernels are longer the GPU
 never waits, otherwise the segment is host-bound (duration = max(GPU time, host time); the
-difference is reported as the `host_overhead` pseudo-op)."""
+difference is reported as the `host_overhead` pseudo-op). A segment built `graphed` (the framework's
+CUDA graphs cover it) costs the host one graph replay, `graph_replay_s`, for all its capturable items;
+a dropless MoE layer's routing and expert path stay eager, as Megatron-Core cannot capture them (its
+token dispatcher syncs device counts to the host: docs/research/host-overhead.md, Q3)."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from simulator.costs.tp_overlap import overlapped_durations
-from simulator.enums import Category, TpOverlap
+from simulator.enums import Category, CudaGraphs, Role, TpOverlap
 from simulator.workload.ops import CommOp, Item, Op
 
 
@@ -37,6 +40,51 @@ class Segment:
     host_gap_s: float = 0.0
 
 
+# A dropless MoE layer's router, token permutation and experts: eager under CUDA graphs (module docstring)
+EAGER_ROLES = frozenset(
+    {
+        Role.ROUTER,
+        Role.TOKEN_PERMUTE,
+        Role.EXPERT_UP,
+        Role.EXPERT_DOWN,
+        Role.EXPERT_IMBALANCE,
+        Role.SHARED_EXPERT_UP,
+        Role.SHARED_EXPERT_DOWN,
+    }
+)
+EXPERT_ROLES = frozenset({Role.EXPERT_UP, Role.EXPERT_DOWN})
+
+
+def host_time_s(items: list[Item], dispatch_s: float, graphed: bool, replay_s: float) -> float:
+    """CPU time to issue `items`: `dispatch_s` per eagerly launched item; when `graphed`, one replay
+    (`replay_s`) for the items the graph captures: all but a dropless MoE layer's routing and expert
+    path (EAGER_ROLES, and whatever runs between its first and last expert GEMM)."""
+    if not graphed:
+        return len(items) * dispatch_s
+    experts = [i for i, it in enumerate(items) if isinstance(it, Op) and it.role in EXPERT_ROLES]
+    first, last = (experts[0], experts[-1]) if experts else (len(items), -1)
+    eager = sum(
+        1 for i, it in enumerate(items) if first <= i <= last or (isinstance(it, Op) and it.role in EAGER_ROLES)
+    )
+    return eager * dispatch_s + (replay_s if eager < len(items) else 0.0)
+
+
+@dataclass(frozen=True)
+class GraphScope:
+    """Which segments a framework's CUDA graphs cover: the transformer layers (`layers`), and also the
+    embedding and head (`ends`: the whole forward-backward), with the host's cost per replay."""
+
+    layers: bool
+    ends: bool
+    replay_s: float
+
+    @classmethod
+    def of(cls, graphs: CudaGraphs, replay_s: float) -> "GraphScope":
+        """Per-layer graphs replay once per layer pass; a full-iteration graph once per step (~0 per segment)."""
+        full = graphs is CudaGraphs.FULL_ITERATION
+        return cls(graphs is not CudaGraphs.NONE, full, 0.0 if full else replay_s)
+
+
 @dataclass
 class SegmentBuilder:
     """Prices items through `timer` (cached per distinct item) and builds segments."""
@@ -44,6 +92,7 @@ class SegmentBuilder:
     timer: Callable[[Item], float]
     host_dispatch_s: float
     sm_count: int  # SMs of the GPU, for the GEMMs that lend some to overlapped TP collectives
+    graphs: GraphScope = GraphScope(False, False, 0.0)  # what the framework's CUDA graphs cover
     _times: dict[int, float] = field(default_factory=dict)
 
     def time(self, item: Item) -> float:
@@ -52,7 +101,8 @@ class SegmentBuilder:
             self._times[key] = self.timer(item)
         return self._times[key]
 
-    def build(self, name: str, items: Iterable[Item]) -> Segment:
+    def build(self, name: str, items: Iterable[Item], graphed: bool = False) -> Segment:
+        """The segment of `items` run back to back; `graphed`: the framework's CUDA graphs cover it."""
         items = list(items)
         durations = [self.time(item) for item in items]
         if any(isinstance(item, CommOp) and item.overlap is not TpOverlap.NONE for item in items):
@@ -68,7 +118,7 @@ class SegmentBuilder:
             moved += item.bytes
             if isinstance(item, Op):
                 flops += item.flops
-        host = len(timed) * self.host_dispatch_s
+        host = host_time_s(items, self.host_dispatch_s, graphed, self.graphs.replay_s)
         gap = max(0.0, host - t)
         if gap > 0:
             by_cat[Category.HOST_OVERHEAD] = by_cat.get(Category.HOST_OVERHEAD, 0.0) + gap

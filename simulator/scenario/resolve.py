@@ -22,7 +22,7 @@ from simulator.catalog.models import (
     model_catalogue,
 )
 from simulator.catalog.stacks import StackProfile, stack_profile, stack_profiles, with_attention_kernel
-from simulator.enums import Dispatcher, Fidelity, Precision, Recompute, Schedule
+from simulator.enums import CudaGraphs, Dispatcher, Fidelity, Precision, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.rules import (
     batch_problem,
@@ -73,6 +73,7 @@ def resolve(sc: Scenario) -> Setup:
         fidelity=sc.simulation.fidelity,
         compute_jitter=sc.simulation.compute_jitter,
         host_time_per_op_s=units.us_to_s(_filled_in(sc.framework.host_time_per_op_us)),
+        cuda_graphs=_filled_in(sc.framework.cuda_graphs),
         fused_cross_entropy=(
             gpu.fused_cross_entropy if sc.framework.fused_cross_entropy is None else sc.framework.fused_cross_entropy
         ),
@@ -281,6 +282,11 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
     if not gpu.supports(t.precision):
         have = ", ".join(p.value for p in gpu.peak_flops_per_s)
         problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")
+    if sc.framework.cuda_graphs is CudaGraphs.FULL_ITERATION and model.moe is not None:
+        problems.append(
+            "framework.cuda_graphs: full_iteration cannot capture a dropless MoE model (its token routing "
+            "syncs with the host every layer; Megatron-Core MoE README); use layers"
+        )
 
 
 DEFAULT_GPUS_PER_NODE = 8  # docs/contract.md section 1: `gpus_per_node` optional, default 8
@@ -334,7 +340,10 @@ def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
             "energy": _filled(sc.energy, {k: economics[k] for k in ("pue", "grid_kg_co2_per_kWh")}),
             "cost": _filled(sc.cost, {"usd_per_gpu_hour": price, "usd_per_kWh": economics["usd_per_kWh"]}),
             "reliability": _filled(sc.reliability, {k: reliability[k] for k in failures_and_storage}),
-            "framework": _filled(sc.framework, {"host_time_per_op_us": bundled("software")["host_dispatch_us"]}),
+            "framework": _filled(
+                sc.framework,
+                {"host_time_per_op_us": bundled("software")["host_dispatch_us"], "cuda_graphs": CudaGraphs.NONE},
+            ),
         }
     )
 

@@ -15,7 +15,17 @@ from simulator import bounds as b
 from simulator.bounds import RealNumber, Text, Whole, WholeNumber, within
 from simulator.catalog.hardware import GpuEntry
 from simulator.catalog.models import ModelEntry
-from simulator.enums import Algorithm, Dispatcher, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
+from simulator.enums import (
+    Algorithm,
+    CudaGraphs,
+    Dispatcher,
+    Engine,
+    Fidelity,
+    Precision,
+    Recompute,
+    Schedule,
+    TopologyKind,
+)
 
 
 class _Section(BaseModel):
@@ -164,7 +174,12 @@ class FrameworkSection(_Section):
     on flash-attn 1.x, whose fused attention runs at half the FlashAttention-2-class rate of the GPU
     catalogue (kernels.yaml); default 2. fp32_gradients: BF16 and FP8 runs accumulate, keep and reduce
     gradients in fp32 (Megatron's main_grad buffers: --bf16 forces --accumulate-allreduce-grads-in-fp32
-    through Megatron-Core 0.11; FSDP2's fp32 reduce_dtype); default: 2-byte gradients."""
+    through Megatron-Core 0.11; FSDP2's fp32 reduce_dtype); default: 2-byte gradients.
+    cuda_graphs: what the host replays as CUDA graphs instead of launching kernel by kernel: `none`
+    (eager, the default: Megatron-Core's cuda_graph_impl "none"), `layers` (each transformer layer's
+    forward and backward, Megatron-Core / Transformer Engine per-layer graphs; a dropless MoE layer
+    only its attention part) or `full_iteration` (the whole forward-backward, optimizer outside; not
+    for MoE models, whose dropless routing syncs with the host every layer)."""
 
     stack: Text | None = None
     host_time_per_op_us: Annotated[RealNumber, within(0.0, b.MAX_LAUNCH_US)] | None = None
@@ -173,6 +188,7 @@ class FrameworkSection(_Section):
     fp8_param_gather: bool | None = None
     flash_attention_version: Annotated[Literal[1, 2], Whole] | None = None
     fp32_gradients: bool | None = None
+    cuda_graphs: CudaGraphs | None = None
 
 
 class SimulationSection(_Section):

@@ -4,7 +4,17 @@ from dataclasses import dataclass
 
 from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Algorithm, Dispatcher, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
+from simulator.enums import (
+    Algorithm,
+    CudaGraphs,
+    Dispatcher,
+    Engine,
+    Fidelity,
+    Precision,
+    Recompute,
+    Schedule,
+    TopologyKind,
+)
 from simulator.scenario.schema import Scenario
 
 
@@ -151,6 +161,7 @@ class Setup:
     fidelity: Fidelity
     compute_jitter: float
     host_time_per_op_s: float  # framework CPU time per modelled op (program/segments.py)
+    cuda_graphs: CudaGraphs  # what the framework replays as CUDA graphs (program/segments.py)
     fused_cross_entropy: bool  # resolved: the loss as fused kernels (workload/head.py)
     reliability: ReliabilitySpec
 
