@@ -4,7 +4,17 @@ from dataclasses import dataclass
 
 from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
-from simulator.enums import Algorithm, Dispatcher, Engine, Fidelity, Precision, Recompute, Schedule, TopologyKind
+from simulator.enums import (
+    Algorithm,
+    Cooling,
+    Dispatcher,
+    Engine,
+    Fidelity,
+    Precision,
+    Recompute,
+    Schedule,
+    TopologyKind,
+)
 from simulator.scenario.schema import Scenario
 
 
@@ -23,6 +33,8 @@ class ClusterSpec:
     node_overhead_W: float
     collective_algorithm: Algorithm = Algorithm.AUTO
     scale_up_domain: int = 0  # GPUs per NVLink fabric; 0 in the constructor = gpus_per_node
+    node_max_W: float | None = None  # the node's rated maximum input power; None where not known
+    cooling: Cooling = Cooling.AIR
 
     def __post_init__(self) -> None:
         if self.scale_up_domain == 0:
