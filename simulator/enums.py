@@ -199,3 +199,11 @@ class TopologyKind(StrEnum):
 
     FAT_TREE = "fat-tree"
     RAIL_OPTIMIZED = "rail-optimized"
+
+
+class Cooling(StrEnum):
+    """How a node's heat leaves it: fans blowing air through it, or cold plates on the CPUs and GPUs
+    (direct liquid cooling), which takes most of the fans' power off the node's own draw."""
+
+    AIR = "air"
+    LIQUID = "liquid"

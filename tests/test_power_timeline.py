@@ -88,6 +88,7 @@ def test_the_analytical_engine_reports_means_only() -> None:
         "cluster_W_peak",
         "cluster_W_min",
         "facility_W_mean",
+        "node_W_max",  # added: the node's rating (the contract allows more keys)
     }
 
 

@@ -166,6 +166,11 @@ class NodeSpec:
     nics: int
     node_overhead_W: float
     pcie_bytes_per_s: float | None = None  # GPU<->NIC PCIe, per direction; None where the catalogue has no value
+    max_W: float | None = None  # the system's rated maximum input power (datasheet); None where unknown
+    cooling: str = "air"  # how the node is built: "air" or "liquid"
+    # what direct liquid cooling saves on the typical overhead of an air-cooled node (fans); None: no
+    # liquid-cooled variant in the catalogue
+    liquid_cooling_saving_W: float | None = None
 
 
 def gpu_entries(extra: Mapping[str, GpuEntry] | None = None) -> dict[str, GpuEntry]:
@@ -204,6 +209,9 @@ def node_catalogue() -> dict[str, NodeSpec]:
             nics=v["nics"],
             node_overhead_W=v["node_overhead_W"],
             pcie_bytes_per_s=units.gbps_bytes_to_bytes_per_s(v["pcie_GBps"]) if "pcie_GBps" in v else None,
+            max_W=float(v["max_W"]) if "max_W" in v else None,
+            cooling=v.get("cooling", "air"),
+            liquid_cooling_saving_W=v.get("liquid_cooling_saving_W"),
         )
         for name, v in raw.items()
     }

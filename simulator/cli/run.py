@@ -27,6 +27,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from simulator.energy.power import node_over_rating
     from simulator.results.report import human_report
     from simulator.results.writer import result_json
     from simulator.scenario.load import load_setup
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     check(problems)
     setup = load_setup(args.scenario, args.overrides)
     result = simulate(setup)
+    if warning := node_over_rating(result.power):
+        print(warning, file=sys.stderr)
     failed = _write_files(result, setup, args.out, args.trace_kernels or None) if args.out is not None else []
     return print_then_fail(result_json(result) if args.json else human_report(result, args.overrides), failed)
 

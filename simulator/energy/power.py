@@ -67,3 +67,19 @@ def step_energy_per_gpu(setup: Setup, breakdown_s: dict[Category, float], time_s
     node_share = overhead_W_per_gpu(setup) * time_s
     facility = (sum(by_cat.values()) + node_share) * setup.economics.pue
     return StepEnergy(gpu_J_by_category=by_cat, node_share_J=node_share, facility_J=facility)
+
+
+def node_over_rating(power: dict[str, float]) -> str | None:
+    """A warning when one node's simulated peak IT draw (the result's `power.node_W_peak`) is above
+    the node's rated maximum input power (`power.node_W_max`: the datasheet's, or cluster.node_max_W),
+    else None. Not capped: a real node's power brake would slow the GPUs, which the step time does not
+    model, so the figure stays as simulated and the mismatch is reported (the GPUs' TDP, the node's
+    overhead or its rating in the scenario or catalogue disagree with each other)."""
+    peak, rated = power.get("node_W_peak"), power.get("node_W_max")
+    if peak is None or rated is None or peak <= rated:
+        return None
+    return (
+        f"warning: one node's peak IT power, {peak:,.0f} W, is above its rated maximum of {rated:,.0f} W "
+        f"(by {100 * (peak / rated - 1):.1f} %): the GPUs' TDP and cluster.node_overhead_W add up to more "
+        "than cluster.node_max_W; the power figures are not capped"
+    )

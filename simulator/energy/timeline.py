@@ -134,7 +134,7 @@ def power_block(setup: Setup, energy: StepEnergy, time_s: float, timeline: Power
         live = np.diff(timeline.times_s) > 0
         peak, low = float(timeline.cluster_W[live].max()), float(timeline.cluster_W[live].min())
         node_peak = float(_node_W(setup, timeline)[:, live].max())
-    return {
+    block = {
         "gpu_W_mean": gpu_W,
         "node_W_mean": node_W,
         "node_W_peak": node_peak,
@@ -143,3 +143,6 @@ def power_block(setup: Setup, energy: StepEnergy, time_s: float, timeline: Power
         "cluster_W_min": low,
         "facility_W_mean": cluster_W * setup.economics.pue,
     }
+    if c.node_max_W is not None:
+        block["node_W_max"] = c.node_max_W  # the node's rating (energy/power.node_over_rating)
+    return block

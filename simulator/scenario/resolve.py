@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from simulator import units
-from simulator.catalog.hardware import GpuSpec, NicSpec, default_node_for, gpu_entries, nic_line_rate_Gbps
+from simulator.catalog.hardware import GpuSpec, NicSpec, NodeSpec, default_node_for, gpu_entries, nic_line_rate_Gbps
 from simulator.catalog.loader import bundled
 from simulator.catalog.models import (
     MLA_REQUIRED,
@@ -22,7 +22,7 @@ from simulator.catalog.models import (
     model_catalogue,
 )
 from simulator.catalog.stacks import StackProfile, stack_profile, stack_profiles, with_attention_kernel
-from simulator.enums import CudaGraphs, Dispatcher, Fidelity, Precision, Recompute, Schedule
+from simulator.enums import Cooling, CudaGraphs, Dispatcher, Fidelity, Precision, Recompute, Schedule
 from simulator.scenario.errors import ConfigError
 from simulator.scenario.rules import (
     batch_problem,
@@ -51,6 +51,7 @@ def resolve(sc: Scenario) -> Setup:
     gpu = with_attention_kernel(gpu, sc.framework.flash_attention_version)
     plan = _resolve_plan(sc, model, gpu, problems)
     _check_training(sc, model, gpu, plan, problems)
+    problems += cooling_problems(sc.cluster)
     if problems:
         raise ConfigError(problems)
     sc = with_defaults(sc, gpu)
@@ -292,6 +293,31 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
 DEFAULT_GPUS_PER_NODE = 8  # docs/contract.md section 1: `gpus_per_node` optional, default 8
 
 
+def cooling_problems(cluster: ClusterSection) -> list[str]:
+    """A cooling the GPU's catalogue node is not built with: liquid for an air-cooled node with no
+    liquid-cooled variant in the catalogue (no `liquid_cooling_saving_W`), air for a liquid-only tray."""
+    if cluster.cooling is None:
+        return []
+    node = default_node_for(cluster.gpu)
+    if cluster.cooling.value == node.cooling:
+        return []
+    if cluster.cooling is Cooling.LIQUID and node.liquid_cooling_saving_W is not None:
+        return []
+    if node.cooling == Cooling.LIQUID.value:
+        why = f"{node.name} is built liquid-cooled only (cold plates on its CPUs and GPUs)"
+    else:
+        why = f"the node catalogue has no measured liquid-cooled variant of {node.name}"
+    return [f"cluster.cooling: {cluster.cooling.value} is not available for {cluster.gpu}: {why}"]
+
+
+def node_overhead_W(node: NodeSpec, cooling: Cooling) -> float:
+    """The catalogue node's typical overhead under `cooling`: as built, less the fans' share
+    (`liquid_cooling_saving_W`, network.yaml) for a liquid-cooled variant of an air-cooled node."""
+    if cooling.value != node.cooling and cooling is Cooling.LIQUID and node.liquid_cooling_saving_W is not None:
+        return node.node_overhead_W - node.liquid_cooling_saving_W
+    return node.node_overhead_W
+
+
 def node_size(cluster: ClusterSection) -> int:
     """GPUs per node: `cluster.gpus_per_node`, else the contract's default of 8 (for a GB200/GB300
     NVL72 rack: two compute trays, their NICs and power together; see `with_defaults`)."""
@@ -318,12 +344,15 @@ def with_defaults(sc: Scenario, gpu: GpuSpec) -> Scenario:
     # A node of several catalogue nodes (8 GPUs of 4-GPU NVL72 compute trays) has all their NICs and draws
     # all their overhead; otherwise the catalogue node's own.
     units_per_node = gpus_per_node // node.gpus if gpus_per_node % node.gpus == 0 else 1
+    cooling = sc.cluster.cooling or Cooling(node.cooling)
     network = {
+        "cooling": cooling,
+        "node_max_W": node.max_W * units_per_node if node.max_W is not None else None,
         "gpus_per_node": gpus_per_node,
         "intra_node_GBps": gpu_entries(sc.catalogue.gpus)[sc.cluster.gpu].scale_up_GBps,
         "inter_node_Gbps": nic_line_rate_Gbps(node.nic.name),
         "nics_per_node": node.nics * units_per_node,
-        "node_overhead_W": node.node_overhead_W * units_per_node,
+        "node_overhead_W": node_overhead_W(node, cooling) * units_per_node,
         "scale_up_domain": gpu.scale_up_domain or gpus_per_node,
     }
     price = economics["usd_per_gpu_hour"].get(gpu.name, economics["usd_per_gpu_hour_unknown"])
@@ -374,6 +403,8 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec, plan: ParallelPlan) -> ClusterS
         topology=c.topology,
         oversubscription=c.oversubscription,
         node_overhead_W=_filled_in(c.node_overhead_W),
+        node_max_W=c.node_max_W,
+        cooling=_filled_in(c.cooling),
         collective_algorithm=c.collective_algorithm,
         scale_up_domain=job_scale_up_domain(
             _filled_in(c.scale_up_domain), gpus_per_node, c.num_gpus, plan.ep * plan.etp if plan.ep > 1 else 1

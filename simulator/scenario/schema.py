@@ -17,6 +17,7 @@ from simulator.catalog.hardware import GpuEntry
 from simulator.catalog.models import ModelEntry
 from simulator.enums import (
     Algorithm,
+    Cooling,
     CudaGraphs,
     Dispatcher,
     Engine,
@@ -63,8 +64,14 @@ class ClusterSection(_Section):
     # leaf downlink : uplink ratio (1 = non-blocking)
     oversubscription: Annotated[RealNumber, within(1.0, b.MAX_OVERSUBSCRIPTION)] = 1.0
     node_overhead_W: Annotated[RealNumber, within(0.0, b.MAX_WATTS)] | None = (
-        None  # default: the node catalogue's value
+        None  # default: the node catalogue's value, for the node's cooling
     )
+    # Extension: air or direct liquid cooling (network.yaml `cooling`, `liquid_cooling_saving_W`):
+    # liquid takes the fans' share off the catalogue's typical overhead. Default: as the node is built.
+    cooling: Cooling | None = None
+    # Extension: the node's rated maximum input power; a simulated node peak above it is reported
+    # (a warning). Default: the node catalogue's datasheet figure.
+    node_max_W: Annotated[RealNumber, within(0.0, b.MAX_WATTS, low_open=True)] | None = None
     # Collective algorithm; auto picks the fastest by the cost model, as NCCL's tuner does.
     collective_algorithm: Algorithm = Algorithm.AUTO
 

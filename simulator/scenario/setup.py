@@ -6,6 +6,7 @@ from simulator.catalog.hardware import GpuSpec, NicSpec
 from simulator.catalog.models import ModelSpec
 from simulator.enums import (
     Algorithm,
+    Cooling,
     CudaGraphs,
     Dispatcher,
     Engine,
@@ -33,6 +34,8 @@ class ClusterSpec:
     node_overhead_W: float
     collective_algorithm: Algorithm = Algorithm.AUTO
     scale_up_domain: int = 0  # GPUs per NVLink fabric; 0 in the constructor = gpus_per_node
+    node_max_W: float | None = None  # the node's rated maximum input power; None where not known
+    cooling: Cooling = Cooling.AIR
 
     def __post_init__(self) -> None:
         if self.scale_up_domain == 0:

@@ -12,6 +12,11 @@ METRICS = {
     "iteration_time_s": ("step", "time_s"),
     "days": ("run", "days"),
     "energy_mwh": ("run", "energy_mwh"),
+    # metered power (the result's `power` block, W): one GPU's board power averaged over the step, one
+    # node's IT draw (GPUs and node overhead, before PUE) averaged and at its peak
+    "gpu_W_mean": ("power", "gpu_W_mean"),
+    "node_W_mean": ("power", "node_W_mean"),
+    "node_W_peak": ("power", "node_W_peak"),
 }
 # Published figures kept beside the compared one for reference: the throughput (or MFU) a paper gives,
 # from which its `iteration_time_s` was derived (data/validation/README.md), or an MLPerf submission's

@@ -15,6 +15,7 @@ from simulator.validation.tables import load_table
 
 __all__ = [
     "Case",
+    "ENERGY_FILES",
     "MOE_FILES",
     "PUBLISHED_FILES",
     "bundled_path",
@@ -153,11 +154,14 @@ MOE_FILES = ("moe_cases.yaml",)
 # MLPerf Training v3.0 / v3.1 GPT-3 175B submissions (the shared copy with each case's software stack
 # named: framework.stack, specs/stacks.yaml): groups mlperf30 and mlperf31, from the ids.
 MLPERF_FILES = ("mlperf_cases.yaml",)
+# Metered power and energy of published runs (group `energy`): Patterson et al. 2021 (GPT-3 on V100),
+# Latif et al. 2024 (one 8x H100 node), Morrison et al. 2025 (OLMo 2 on H100); sources in the file.
+ENERGY_FILES = ("energy_cases.yaml",)
 
 
 def default_files() -> list[Path]:
     return [
-        *(bundled_path(name) for name in (*PUBLISHED_FILES, *MOE_FILES, *MLPERF_FILES)),
+        *(bundled_path(name) for name in (*PUBLISHED_FILES, *MOE_FILES, *MLPERF_FILES, *ENERGY_FILES)),
         bundled_path("vtrain/ground_truth_multi.csv"),
         bundled_path("vtrain/ground_truth_single.csv"),
         bundled_path("llmfoundry/mpt_benchmarks.csv"),
