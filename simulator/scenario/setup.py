@@ -9,6 +9,19 @@ from simulator.scenario.schema import Scenario
 
 
 @dataclass(frozen=True)
+class ClockSetting:
+    """The GPUs' SM clock and power limit as set (costs/clocks.py settles each activity's clock from
+    them): a locked SM clock (None: boost freely) and a board power limit (None: the GPU's tdp_W)."""
+
+    sm_clock_MHz: float | None = None
+    power_limit_W: float | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.sm_clock_MHz is None and self.power_limit_W is None
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """The cluster as simulated: GPU, scale-up and scale-out links, topology and collective algorithm."""
 
@@ -23,6 +36,18 @@ class ClusterSpec:
     node_overhead_W: float
     collective_algorithm: Algorithm = Algorithm.AUTO
     scale_up_domain: int = 0  # GPUs per NVLink fabric; 0 in the constructor = gpus_per_node
+    clock: ClockSetting = ClockSetting()  # cluster.gpu_clock_MHz and cluster.gpu_power_limit_W
+    # A locked SM clock per pipeline stage (MHz), each capped by `clock`; () = every stage at `clock`. Set
+    # by the energy-bloat planner (energy/bloat.py), which prices the step's energy stage by stage.
+    stage_clocks_MHz: tuple[float, ...] = ()
+
+    def stage_clock(self, stage: int) -> ClockSetting:
+        """The clock setting of pipeline stage `stage`: the cluster's, with its own locked clock if planned."""
+        if not self.stage_clocks_MHz:
+            return self.clock
+        f = self.stage_clocks_MHz[stage]
+        locked = f if self.clock.sm_clock_MHz is None else min(f, self.clock.sm_clock_MHz)
+        return ClockSetting(locked, self.clock.power_limit_W)
 
     def __post_init__(self) -> None:
         if self.scale_up_domain == 0:
