@@ -37,15 +37,16 @@ class ClusterSpec:
     collective_algorithm: Algorithm = Algorithm.AUTO
     scale_up_domain: int = 0  # GPUs per NVLink fabric; 0 in the constructor = gpus_per_node
     clock: ClockSetting = ClockSetting()  # cluster.gpu_clock_MHz and cluster.gpu_power_limit_W
-    # A locked SM clock per pipeline stage (MHz), each capped by `clock`; () = every stage at `clock`. Set
-    # by the energy-bloat planner (energy/bloat.py), which prices the step's energy stage by stage.
-    stage_clocks_MHz: tuple[float, ...] = ()
+    # A locked SM clock per pipeline stage (MHz; None: that stage at `clock`), each capped by `clock`;
+    # () = every stage at `clock`. Set by the energy-bloat planner (energy/bloat.py), which prices the
+    # step's energy stage by stage (energy/power.step_energy_per_gpu; the power timeline does not).
+    stage_clocks_MHz: tuple[float | None, ...] = ()
 
     def stage_clock(self, stage: int) -> ClockSetting:
         """The clock setting of pipeline stage `stage`: the cluster's, with its own locked clock if planned."""
-        if not self.stage_clocks_MHz:
+        f = self.stage_clocks_MHz[stage] if self.stage_clocks_MHz else None
+        if f is None:
             return self.clock
-        f = self.stage_clocks_MHz[stage]
         locked = f if self.clock.sm_clock_MHz is None else min(f, self.clock.sm_clock_MHz)
         return ClockSetting(locked, self.clock.power_limit_W)
 
