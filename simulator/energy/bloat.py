@@ -5,10 +5,13 @@ without lengthening the step. This finds a per-stage clock plan that keeps the s
 `tolerance` and lowers the step's energy, verified by simulating the step with it.
 
 The planner (cheap, then checked): every stage's busy time (its compute stream's work, metrics/breakdown)
-is split into compute-bound time, which stretches as 1/clock (costs/clocks.py), and the rest. For a share
-`alpha` of each stage's slack (the busiest stage's busy time minus its own), each stage takes, among the
-settable clocks (`CLOCK_STEP_MHZ` apart, as nvidia-smi's supported clocks are) at which its busy time
-stays within its own plus `alpha` x its slack, the one with the lowest estimated energy (its activities at
+is split into compute-bound time, which stretches as 1/clock (costs/clocks.py), and the rest. A stage may
+grow its busy time by its slack (the busiest stage's busy time minus its own), but no more than its share
+of the fill-and-drain budget: in the pipeline's warm-up and cool-down every stage is on the critical path,
+so a stage d seconds busier lengthens the step by about d / micro-batches, and all of them together may
+lengthen it by `tolerance`. For a share `alpha` of that, each stage takes, among the settable clocks
+(`CLOCK_STEP_MHZ` apart, as nvidia-smi's supported clocks are) at which its busy time stays within it,
+the one with the lowest estimated energy (its activities at
 that clock's power, the time it no longer waits at the waiting power). The plan is simulated; if the step
 is more than `tolerance` longer, or the energy not lower, a smaller `alpha` is tried; else no plan
 (saving 0). A perfectly balanced pipeline has no slack: every stage keeps its clock, nothing is simulated.
@@ -150,10 +153,12 @@ def plan_energy_bloat(setup: Setup, tolerance: float = 1e-3) -> BloatPlan | None
     critical = max(busy)
     best: tuple[tuple[float, ...], Priced] = (tuple(base_MHz for _ in busy), base)
     simulations = 1
+    slack = [critical - b for b in busy]
+    cap = _fill_drain_budget_s(setup, base.time_s, tolerance) / max(1, sum(1 for x in slack if x > 0))
     for alpha in ALPHAS:
         plan = tuple(
-            _stage_clock(setup, s, b + alpha * (critical - b), base_MHz)
-            for s, b in zip(base.stages_s, busy, strict=True)
+            _stage_clock(setup, s, b + alpha * min(x, cap), base_MHz)
+            for s, b, x in zip(base.stages_s, busy, slack, strict=True)
         )
         if all(f == base_MHz for f in plan):
             break  # no slack anywhere: nothing to lower
@@ -177,6 +182,13 @@ def plan_energy_bloat(setup: Setup, tolerance: float = 1e-3) -> BloatPlan | None
         tolerance=tolerance,
         run_saving_MWh=joules_to_mwh((base.facility_J - priced.facility_J) * iterations) if iterations else None,
     )
+
+
+def _fill_drain_budget_s(setup: Setup, time_s: float, tolerance: float) -> float:
+    """How much longer the stages' busy time may grow in all, for the step to grow by at most `tolerance`: in
+    the pipeline's fill and drain every stage's passes of the first and last micro-batches lie on the
+    critical path, so a stage's busy time stretched by d lengthens the step by about d / micro-batches."""
+    return tolerance * time_s * setup.micro_batches
 
 
 def _locks(plan: tuple[float, ...], base_MHz: float) -> tuple[float | None, ...]:
