@@ -7,13 +7,13 @@ without lengthening the step. This finds a per-stage clock plan that keeps the s
 The planner (cheap, then checked): every stage's busy time (its compute stream's work, metrics/breakdown)
 is split into compute-bound time, which stretches as 1/clock (costs/clocks.py), and the rest. A stage may
 grow its busy time by its slack (the busiest stage's busy time minus its own), but no more than its share
-of the fill-and-drain budget: in the pipeline's warm-up and cool-down every stage is on the critical path,
-so a stage d seconds busier lengthens the step by about d / micro-batches, and all of them together may
-lengthen it by `tolerance`. For a share `alpha` of that, each stage takes, among the settable clocks
-(`CLOCK_STEP_MHZ` apart, as nvidia-smi's supported clocks are) at which its busy time stays within it,
-the one with the lowest estimated energy (its activities at
-that clock's power, the time it no longer waits at the waiting power). The plan is simulated; if the step
-is more than `tolerance` longer, or the energy not lower, a smaller `alpha` is tried; else no plan
+(in proportion to its slack) of the fill-and-drain budget: in the pipeline's warm-up and cool-down every
+stage is on the critical path, so a stage d seconds busier lengthens the step by about d / micro-batches,
+and all of them together may lengthen it by `tolerance`. For a share `alpha` of that, each stage takes,
+among the settable clocks (`CLOCK_STEP_MHZ` apart, as nvidia-smi's supported clocks are) at which its
+busy time stays within it, the one with the lowest estimated energy (its activities at that clock's
+power, the time it no longer waits at the waiting power). The plan is simulated; if the step is more than
+`tolerance` longer, or the energy not lower, a smaller `alpha` is tried; else no plan
 (saving 0). A perfectly balanced pipeline has no slack: every stage keeps its clock, nothing is simulated.
 Per-stage clocks only: Perseus also lowers clocks per forward/backward instruction inside the warm-up and
 cool-down bubbles, which this does not."""
@@ -154,10 +154,10 @@ def plan_energy_bloat(setup: Setup, tolerance: float = 1e-3) -> BloatPlan | None
     best: tuple[tuple[float, ...], Priced] = (tuple(base_MHz for _ in busy), base)
     simulations = 1
     slack = [critical - b for b in busy]
-    cap = _fill_drain_budget_s(setup, base.time_s, tolerance) / max(1, sum(1 for x in slack if x > 0))
+    budget = _fill_drain_budget_s(setup, base.time_s, tolerance) / max(sum(slack), 1e-300)
     for alpha in ALPHAS:
         plan = tuple(
-            _stage_clock(setup, s, b + alpha * min(x, cap), base_MHz)
+            _stage_clock(setup, s, b + alpha * x * min(1.0, budget), base_MHz)
             for s, b, x in zip(base.stages_s, busy, slack, strict=True)
         )
         if all(f == base_MHz for f in plan):
