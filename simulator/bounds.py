@@ -40,6 +40,7 @@ MIN_GBPS, MAX_GBPS = 1e-2, 1e5  # bytes/s links, HBM, storage: 10 MB/s (one old 
 MIN_GBIT, MAX_GBIT = 0.1, 1e5  # NIC line rate: 100 Mb/s .. 100 Tb/s (~60x today's 1.6T NICs)
 MAX_WATTS = 1e5  # 100 kW per GPU or node overhead (GPUs draw 0.3-1.2 kW, whole wafer-scale systems ~25 kW)
 MAX_SM_COUNT = 10**6  # GPUs have ~100-300 SMs
+MIN_CLOCK_MHZ, MAX_CLOCK_MHZ = 1.0, 1e5  # SM clocks: GPUs run 100-3,000 MHz
 MIN_EFFICIENCY = 0.01  # fraction of a peak a kernel reaches: measured ones reach 0.3-0.95
 MIN_TENSOR_FLOPS_PER_EXP, MAX_TENSOR_FLOPS_PER_EXP = 1.0, 1e6  # today's GPUs: 64-512 tensor FLOPs per exponential
 MAX_LAUNCH_US = 1e4  # 10 ms per kernel launch or per framework op: CUDA launches take ~5 us, eager ops ~10-100 us

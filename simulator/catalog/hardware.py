@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from simulator import units
 from simulator.bounds import (
+    MAX_CLOCK_MHZ,
     MAX_GB,
     MAX_GBPS,
     MAX_LAUNCH_US,
@@ -17,6 +18,7 @@ from simulator.bounds import (
     MAX_TENSOR_FLOPS_PER_EXP,
     MAX_TFLOPS,
     MAX_WATTS,
+    MIN_CLOCK_MHZ,
     MIN_EFFICIENCY,
     MIN_GB,
     MIN_GBPS,
@@ -66,6 +68,32 @@ class GpuEntry(BaseModel):
     # A measured per-activity power profile of this GPU's generation (power.yaml
     # activity_fraction_by_profile); None: the generic activity table.
     activity_power: str | None = None
+    # SM clocks and the lowest settable power limit (gpus.yaml header); all four or none (no clock keys).
+    max_clock_MHz: Annotated[RealNumber, within(MIN_CLOCK_MHZ, MAX_CLOCK_MHZ)] | None = None
+    min_clock_MHz: Annotated[RealNumber, within(MIN_CLOCK_MHZ, MAX_CLOCK_MHZ)] | None = None
+    sustained_clock_MHz: Annotated[RealNumber, within(MIN_CLOCK_MHZ, MAX_CLOCK_MHZ)] | None = None
+    min_power_limit_W: Annotated[RealNumber, within(0.0, MAX_WATTS, low_open=True)] | None = None
+
+    @model_validator(mode="after")
+    def _clocks_consistent(self) -> "GpuEntry":
+        """All four clock keys or none; min <= sustained <= max clock; the lowest power limit within tdp_W."""
+        keys = ("max_clock_MHz", "min_clock_MHz", "sustained_clock_MHz", "min_power_limit_W")
+        given = [getattr(self, k) is not None for k in keys]
+        if any(given) and not all(given):
+            missing = ", ".join(k for k, g in zip(keys, given, strict=True) if not g)
+            raise PydanticCustomError(
+                "clocks_partial", "clock keys come together: missing {missing}", {"missing": missing}
+            )
+        if all(given):
+            assert self.min_clock_MHz is not None and self.max_clock_MHz is not None
+            assert self.sustained_clock_MHz is not None and self.min_power_limit_W is not None
+            if not self.min_clock_MHz <= self.sustained_clock_MHz <= self.max_clock_MHz:
+                raise PydanticCustomError(
+                    "clocks_order", "needs min_clock_MHz <= sustained_clock_MHz <= max_clock_MHz", {}
+                )
+            if self.min_power_limit_W > self.tdp_W:
+                raise PydanticCustomError("power_limit_order", "min_power_limit_W must not exceed tdp_W", {})
+        return self
 
     @field_validator("activity_power")
     @classmethod
@@ -84,6 +112,17 @@ class GpuEntry(BaseModel):
         if tdp is not None and idle_W > tdp:
             raise PydanticCustomError("idle_above_tdp", "must not exceed tdp_W ({tdp} W)", {"tdp": tdp})
         return idle_W
+
+
+@dataclass(frozen=True)
+class ClockRange:
+    """A GPU's SM clock range (MHz), the clock dense GEMMs sustain under its default power limit (the
+    catalogue's compute rates assume it), and the lowest power limit it accepts (W)."""
+
+    max_MHz: float
+    min_MHz: float
+    sustained_MHz: float
+    min_power_limit_W: float
 
 
 @dataclass(frozen=True)
@@ -109,6 +148,7 @@ class GpuSpec:
     fused_cross_entropy: bool = False
     scale_up_domain: int | None = None
     activity_power: str | None = None  # power.yaml profile of measured per-activity power
+    clocks: ClockRange | None = None  # None: the catalogue has no clock data (no clock or power-limit keys)
 
     def supports(self, precision: Precision) -> bool:
         return precision in self.peak_flops_per_s
@@ -144,7 +184,15 @@ class GpuSpec:
             fused_cross_entropy=entry.fused_cross_entropy,
             scale_up_domain=entry.scale_up_domain,
             activity_power=entry.activity_power,
+            clocks=_clock_range(entry),
         )
+
+
+def _clock_range(entry: GpuEntry) -> ClockRange | None:
+    if entry.max_clock_MHz is None or entry.min_clock_MHz is None or entry.sustained_clock_MHz is None:
+        return None
+    assert entry.min_power_limit_W is not None, "GpuEntry checks the four clock keys come together"
+    return ClockRange(entry.max_clock_MHz, entry.min_clock_MHz, entry.sustained_clock_MHz, entry.min_power_limit_W)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 compute time = work FLOPs / (dense peak for the precision x efficiency), memory time = bytes /
 (HBM bandwidth x achievable fraction) (Williams et al. 2009, "Roofline"), plus the gap between
 dependent kernels (launch and scheduling).
+
+The SM clock enters here alone (`clock_scale`, costs/clocks.compute_clock_scale): compute rates scale with
+it (tensor cores and special-function units are clocked by it), from the sustained clock the catalogue's
+rates assume; HBM bandwidth and launch gaps do not. The dense peak itself (GpuSpec.peak, the datasheet's)
+stays: MFU and HFU are defined against it.
 """
 
 import math
@@ -109,19 +114,22 @@ def memory_time_s(bytes_moved: float, gpu: GpuSpec) -> float:
     return bytes_moved / (gpu.hbm_bytes_per_s * gpu.hbm_efficiency)
 
 
-def gemm_math_s(shape: GemmShape, op: Op, gpu: GpuSpec, precision: Precision) -> float:
-    """Seconds of tensor-core math for a GEMM of `shape` in the op's precision (no launch, no memory bound)."""
-    return shape.flops / gemm_rate(shape, op, gpu, precision)
+def gemm_math_s(shape: GemmShape, op: Op, gpu: GpuSpec, precision: Precision, clock_scale: float = 1.0) -> float:
+    """Seconds of tensor-core math for a GEMM of `shape` in the op's precision (no launch, no memory bound),
+    at `clock_scale` x the catalogue's sustained SM clock."""
+    return shape.flops / (gemm_rate(shape, op, gpu, precision) * clock_scale)
 
 
-def op_time_s(op: Op, gpu: GpuSpec, precision: Precision) -> float:
-    """Seconds the op occupies the GPU's compute stream. An op with a `baseline` shape stands for the time
-    its GEMM shape takes beyond the baseline's (the busiest expert-parallel rank's extra rows: every rank
-    waits for it), with no launch of its own."""
+def op_time_s(op: Op, gpu: GpuSpec, precision: Precision, clock_scale: float = 1.0) -> float:
+    """Seconds the op occupies the GPU's compute stream, its math at `clock_scale` x the sustained SM clock
+    (module docstring). An op with a `baseline` shape stands for the time its GEMM shape takes beyond the
+    baseline's (the busiest expert-parallel rank's extra rows: every rank waits for it), with no launch of
+    its own."""
     if op.baseline is not None and op.gemm is not None:
-        return max(0.0, gemm_math_s(op.gemm, op, gpu, precision) - gemm_math_s(op.baseline, op, gpu, precision))
+        extra = gemm_math_s(op.gemm, op, gpu, precision, clock_scale)
+        return max(0.0, extra - gemm_math_s(op.baseline, op, gpu, precision, clock_scale))
     mem = memory_time_s(op.bytes, gpu)
     if op.flops == 0:
         return mem + gpu.kernel_launch_s
     work = op.flops * op.work_factor * op.causal_fraction
-    return max(work / compute_rate(op, gpu, precision), mem) + gpu.kernel_launch_s
+    return max(work / (compute_rate(op, gpu, precision) * clock_scale), mem) + gpu.kernel_launch_s

@@ -1,32 +1,25 @@
 """Average power of one GPU (and its share of the node) over a simulated step."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from simulator.catalog.hardware import GpuSpec
 from simulator.catalog.loader import bundled
+from simulator.costs.clocks import activity_fraction, activity_power_at_W, gpu_power_W
 from simulator.enums import Category
-from simulator.scenario.setup import ClusterSpec, Setup
+from simulator.scenario.setup import ClockSetting, ClusterSpec, Setup
 from simulator.topology.builders import fabric_switches
 
-
-@cache
-def activity_fraction(profile: str | None = None) -> dict[Category, float]:
-    """Each activity's share of the idle-to-TDP range (power.yaml), with a GPU generation's measured
-    `profile` (power.yaml activity_fraction_by_profile) laid over the generic table."""
-    spec = bundled("power")
-    raw = {**spec["activity_fraction"], **(spec["activity_fraction_by_profile"][profile] if profile else {})}
-    return {Category(k): float(v) for k, v in raw.items()}
+__all__ = ["activity_fraction", "activity_power_W", "gpu_power_W"]  # the per-activity formula: costs/clocks.py
 
 
-def gpu_power_W(category: Category, idle_W: float, tdp_W: float, profile: str | None = None) -> float:
-    """P = idle + f(category) * (TDP - idle); never above TDP since f <= 1."""
-    return idle_W + activity_fraction(profile)[category] * (tdp_W - idle_W)
+DEFAULT_CLOCK = ClockSetting()  # boost freely under the GPU's default power limit
 
 
-def activity_power_W(gpu: GpuSpec) -> dict[Category, float]:
-    """`gpu`'s power while doing each activity (gpu_power_W with its generation's profile)."""
-    return {c: gpu_power_W(c, gpu.idle_W, gpu.tdp_W, gpu.activity_power) for c in Category}
+def activity_power_W(gpu: GpuSpec, clock: ClockSetting = DEFAULT_CLOCK) -> dict[Category, float]:
+    """`gpu`'s power while doing each activity under `clock` (its generation's profile, moved along the
+    DVFS curve to each activity's clock: costs/clocks.activity_power_at_W)."""
+    return {c: activity_power_at_W(gpu, c, clock) for c in Category}
 
 
 @dataclass(frozen=True)
@@ -53,17 +46,33 @@ def overhead_W_per_gpu(setup: Setup) -> float:
 def facility_power_W(setup: Setup, category: Category) -> float:
     """What one GPU draws at the facility meter while doing `category`: its own power, its share of
     node and switch overhead, times PUE."""
-    gpu = setup.cluster.gpu
-    return (gpu_power_W(category, gpu.idle_W, gpu.tdp_W, gpu.activity_power) + overhead_W_per_gpu(setup)) * (
+    return (activity_power_at_W(setup.cluster.gpu, category, setup.cluster.clock) + overhead_W_per_gpu(setup)) * (
         setup.economics.pue
     )
 
 
-def step_energy_per_gpu(setup: Setup, breakdown_s: dict[Category, float], time_s: float) -> StepEnergy:
+def step_energy_per_gpu(
+    setup: Setup,
+    breakdown_s: dict[Category, float],
+    time_s: float,
+    per_stage_s: Sequence[dict[Category, float]] = (),
+) -> StepEnergy:
     """The facility power of each category integrated over the step: sum_c t_c P_gpu(c) plus the
-    overhead over the whole step, times PUE (the breakdown sums to the step time)."""
-    watts = activity_power_W(setup.cluster.gpu)
-    by_cat = {c: t * watts[c] for c, t in breakdown_s.items()}
+    overhead over the whole step, times PUE (the breakdown sums to the step time). With per-stage clocks
+    (`cluster.stage_clocks_MHz`) each simulated rank's breakdown (`per_stage_s`, rank r being stage
+    r mod pp) is priced at its stage's clock and averaged."""
+    c = setup.cluster
+    if c.stage_clocks_MHz and per_stage_s:
+        pp = setup.plan.pp
+        tables = [activity_power_W(c.gpu, c.stage_clock(s)) for s in range(pp)]
+        by_cat = {k: 0.0 for k in breakdown_s}
+        for rank, stage_s in enumerate(per_stage_s):
+            watts = tables[rank % pp]
+            for k, t in stage_s.items():
+                by_cat[k] = by_cat.get(k, 0.0) + t * watts[k] / len(per_stage_s)
+    else:
+        watts = activity_power_W(c.gpu, c.clock)
+        by_cat = {k: t * watts[k] for k, t in breakdown_s.items()}
     node_share = overhead_W_per_gpu(setup) * time_s
     facility = (sum(by_cat.values()) + node_share) * setup.economics.pue
     return StepEnergy(gpu_J_by_category=by_cat, node_share_J=node_share, facility_J=facility)

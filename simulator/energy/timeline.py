@@ -40,7 +40,7 @@ class PowerTimeline:
 
 def power_timeline(setup: Setup, result: "EngineResult") -> PowerTimeline:
     """The cluster's and each rank's power through the simulated step (module docstring)."""
-    watts = activity_power_W(setup.cluster.gpu)
+    watts = activity_power_W(setup.cluster.gpu, setup.cluster.clock)
     ranks = result.ranks
     # span_shares' attribution priced per span, with its common cases taken without building the shares
     # (~10^5 spans): a compute span's segment power summed once per segment, waits whose one category

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from simulator.enums import Category, MemoryKind
+from simulator.explain.clocks import CLOCK_RUNS, clock_tradeoff, energy_bloat, text_lines
 from simulator.explain.shares import moe_parts, step_shares
 from simulator.results.result import SimulationResult
 from simulator.scenario.canonical import resolved_scenario
@@ -20,7 +21,8 @@ VARIANTS: dict[str, tuple[str, str, list[Any]]] = {
     "recompute": ("parallelism", "recompute", ["none", "selective", "full"]),
     "zero": ("parallelism", "zero", [0, 1, 2, 3]),
 }
-VARIANT_RUNS = sum(len(values) for _, _, values in VARIANTS.values())  # simulations `variants` runs
+# simulations `variants` runs, with the clock trade-off's and the energy-bloat plan (counted once)
+VARIANT_RUNS = sum(len(values) for _, _, values in VARIANTS.values()) + CLOCK_RUNS + 1
 COMPUTE = (Category.GEMM, Category.ATTENTION, Category.OTHER_COMPUTE, Category.OPTIMIZER)
 
 
@@ -108,9 +110,18 @@ def explain(
         **moe,
         "memory_per_gpu_bytes": result.memory.per_gpu_bytes,
         "variants": variants(setup, done) if with_variants else {},
+        "clocks": clock_tradeoff(setup, done) if with_variants else [],
+        "energy_bloat": _bloat(setup, done) if with_variants else None,
         "claims": claims(setup, result),
         "run": result.run.to_dict() if result.run else None,
     }
+
+
+def _bloat(setup: Setup, done: Callable[[], None] | None) -> dict[str, Any] | None:
+    plan = energy_bloat(setup)
+    if done:
+        done()
+    return plan
 
 
 def _pct(x: float, total: float) -> str:
@@ -161,4 +172,5 @@ def text(report: dict[str, Any]) -> str:
             for r in rows
         )
         lines.append(f"  what if {name}: {cells}")
+    lines += text_lines(report)
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from simulator import units
 from simulator.catalog.loader import bundled
 from simulator.collectives.pricing import CommPricer
+from simulator.costs.clocks import compute_clock_scale
 from simulator.costs.compute import op_time_s
 from simulator.enums import Collective, LayerKind
 from simulator.program.blocks import Block, ChunkProgram, Program, StageProgram, chunk_bucket
@@ -19,31 +20,54 @@ from simulator.workload.ops import CommOp
 from simulator.workload.step import ChunkWork, StepWork
 
 
-def item_timer(setup: Setup, pricer: CommPricer) -> Callable[[Item], float]:
-    """Duration of an item on the compute stream: roofline ops; blocking TP/CP collectives priced on
-    the topology (identical on every stage by symmetry, so priced on stage 0)."""
+def item_timer(setup: Setup, pricer: CommPricer, clock_scale: float = 1.0) -> Callable[[Item], float]:
+    """Duration of an item on the compute stream: roofline ops (math at `clock_scale` x the sustained SM
+    clock); blocking TP/CP collectives priced on the topology (identical on every stage by symmetry, so
+    priced on stage 0; the SM clock does not change them)."""
 
     def timer(item: Item) -> float:
         if isinstance(item, CommOp):
             return pricer.time_s(item.collective, item.group, 0, item.bytes)
-        return op_time_s(item, setup.cluster.gpu, setup.training.precision)
+        return op_time_s(item, setup.cluster.gpu, setup.training.precision, clock_scale)
 
     return timer
 
 
+def stage_builders(setup: Setup, pricer: CommPricer, stages: int) -> list[SegmentBuilder]:
+    """Each pipeline stage's segment builder: one per distinct SM clock (the cluster's, or the stage's own
+    from the energy-bloat planner), so stages at one clock share their segments."""
+    graphs = GraphScope.of(setup.cuda_graphs, units.us_to_s(float(bundled("software")["cuda_graph_replay_us"])))
+    by_scale: dict[float, SegmentBuilder] = {}
+    out = []
+    for s in range(stages):
+        scale = compute_clock_scale(setup.cluster.gpu, setup.cluster.stage_clock(s))
+        if scale not in by_scale:
+            timer = item_timer(setup, pricer, scale)
+            by_scale[scale] = SegmentBuilder(timer, setup.host_time_per_op_s, setup.cluster.gpu.sm_count, graphs)
+        out.append(by_scale[scale])
+    return out
+
+
 def compile_program(work: StepWork, pricer: CommPricer) -> Program:
     setup = work.setup
-    graphs = GraphScope.of(setup.cuda_graphs, units.us_to_s(float(bundled("software")["cuda_graph_replay_us"])))
-    builder = SegmentBuilder(item_timer(setup, pricer), setup.host_time_per_op_s, setup.cluster.gpu.sm_count, graphs)
+    builders = stage_builders(setup, pricer, len(work.stages))
     if work.moe_layer is not None:
-        return compile_exchange_program(work, pricer, builder)
-    layer_f = builder.build("layer_forward", work.layer.forward, graphs.layers)
-    layer_b = LayerBackward(
-        recomputing=builder.build("layer_backward", work.layer.recompute + work.layer.backward, graphs.layers),
-        stored=builder.build("layer_backward_stored", work.layer.backward, graphs.layers),
-    )
+        return compile_exchange_program(work, pricer, builders)
+    layers: dict[int, tuple[Segment, LayerBackward]] = {}
     stages = []
     for s, stage_work in enumerate(work.stages):
+        builder = builders[s]
+        if id(builder) not in layers:
+            layers[id(builder)] = (
+                builder.build("layer_forward", work.layer.forward, builder.graphs.layers),
+                LayerBackward(
+                    recomputing=builder.build(
+                        "layer_backward", work.layer.recompute + work.layer.backward, builder.graphs.layers
+                    ),
+                    stored=builder.build("layer_backward_stored", work.layer.backward, builder.graphs.layers),
+                ),
+            )
+        layer_f, layer_b = layers[id(builder)]
         chunks = tuple(_chunk_program(work, c, builder, pricer, layer_f, layer_b) for c in work.chunks if c.stage == s)
         optimizer = builder.build("optimizer", [stage_work.optimizer])
         stages.append(StageProgram(stage=s, chunks=chunks, optimizer=optimizer))

@@ -72,10 +72,13 @@ class Pieces:
         return tuple(pieces)
 
 
-def compile_exchange_program(work: StepWork, pricer: CommPricer, builder: SegmentBuilder) -> Program:
-    pieces = Pieces(builder)
+def compile_exchange_program(work: StepWork, pricer: CommPricer, builders: list[SegmentBuilder]) -> Program:
+    """`builders`: each stage's segment builder (compile.stage_builders: one per distinct SM clock)."""
+    by_builder: dict[int, Pieces] = {}
     stages = []
     for s, stage_work in enumerate(work.stages):
+        builder = builders[s]
+        pieces = by_builder.setdefault(id(builder), Pieces(builder))
         chunks = tuple(_chunk(work, c, pieces, pricer) for c in work.chunks if c.stage == s)
         stages.append(
             StageProgram(stage=s, chunks=chunks, optimizer=builder.build("optimizer", [stage_work.optimizer]))

@@ -38,7 +38,15 @@ from simulator.scenario.rules import (
     tp_problems,
 )
 from simulator.scenario.schema import ClusterSection, FrameworkSection, Scenario
-from simulator.scenario.setup import ClusterSpec, Economics, ParallelPlan, ReliabilitySpec, Setup, TrainingSpec
+from simulator.scenario.setup import (
+    ClockSetting,
+    ClusterSpec,
+    Economics,
+    ParallelPlan,
+    ReliabilitySpec,
+    Setup,
+    TrainingSpec,
+)
 
 T = TypeVar("T")
 
@@ -52,6 +60,7 @@ def resolve(sc: Scenario) -> Setup:
     plan = _resolve_plan(sc, model, gpu, problems)
     _check_training(sc, model, gpu, plan, problems)
     problems += cooling_problems(sc.cluster)
+    problems += clock_problems(sc.cluster, gpu)
     if problems:
         raise ConfigError(problems)
     sc = with_defaults(sc, gpu)
@@ -290,6 +299,36 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
         )
 
 
+def clock_problems(cluster: ClusterSection, gpu: GpuSpec) -> list[str]:
+    """A locked clock or power limit the GPU cannot take: outside its catalogued range, or on a GPU whose
+    catalogue entry has no clock data. (A clock above what the limit allows is not an error: it is
+    clipped, costs/clocks.py.)"""
+    asked = [
+        (k, v)
+        for k, v in (("gpu_clock_MHz", cluster.gpu_clock_MHz), ("gpu_power_limit_W", cluster.gpu_power_limit_W))
+        if v is not None
+    ]
+    if not asked:
+        return []
+    r = gpu.clocks
+    if r is None:
+        return [
+            f"cluster.{k}: the GPU catalogue has no clock data for {gpu.name} (max_clock_MHz, min_clock_MHz, "
+            f"sustained_clock_MHz, min_power_limit_W)"
+            for k, _ in asked
+        ]
+    ranges = {
+        "gpu_clock_MHz": (r.min_MHz, r.max_MHz, "MHz"),
+        "gpu_power_limit_W": (r.min_power_limit_W, gpu.tdp_W, "W"),
+    }
+    problems = []
+    for key, value in asked:
+        low, high, unit = ranges[key]
+        if not low <= value <= high:
+            problems.append(f"cluster.{key}: {gpu.name} takes {low:g}-{high:g} {unit}, got {value:g}")
+    return problems
+
+
 DEFAULT_GPUS_PER_NODE = 8  # docs/contract.md section 1: `gpus_per_node` optional, default 8
 
 
@@ -406,6 +445,7 @@ def _resolve_cluster(sc: Scenario, gpu: GpuSpec, plan: ParallelPlan) -> ClusterS
         node_max_W=c.node_max_W,
         cooling=_filled_in(c.cooling),
         collective_algorithm=c.collective_algorithm,
+        clock=ClockSetting(c.gpu_clock_MHz, c.gpu_power_limit_W),
         scale_up_domain=job_scale_up_domain(
             _filled_in(c.scale_up_domain), gpus_per_node, c.num_gpus, plan.ep * plan.etp if plan.ep > 1 else 1
         ),

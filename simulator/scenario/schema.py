@@ -74,6 +74,12 @@ class ClusterSection(_Section):
     node_max_W: Annotated[RealNumber, within(0.0, b.MAX_WATTS, low_open=True)] | None = None
     # Collective algorithm; auto picks the fastest by the cost model, as NCCL's tuner does.
     collective_algorithm: Algorithm = Algorithm.AUTO
+    # Extension (issue 14): every GPU's SM clock locked at this (nvidia-smi --lock-gpu-clocks), within the
+    # GPU catalogue's min_clock_MHz..max_clock_MHz; default: the GPU boosts as its power limit allows.
+    gpu_clock_MHz: Annotated[RealNumber, within(b.MIN_CLOCK_MHZ, b.MAX_CLOCK_MHZ)] | None = None
+    # Extension (issue 14): every GPU's board power limit (nvidia-smi --power-limit), within the GPU
+    # catalogue's min_power_limit_W..tdp_W; default: tdp_W. A clock above what the limit allows is clipped.
+    gpu_power_limit_W: Annotated[RealNumber, within(0.0, b.MAX_WATTS, low_open=True)] | None = None
 
 
 class ParallelismSection(_Section):

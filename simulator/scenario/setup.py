@@ -20,6 +20,19 @@ from simulator.scenario.schema import Scenario
 
 
 @dataclass(frozen=True)
+class ClockSetting:
+    """The GPUs' SM clock and power limit as set (costs/clocks.py settles each activity's clock from
+    them): a locked SM clock (None: boost freely) and a board power limit (None: the GPU's tdp_W)."""
+
+    sm_clock_MHz: float | None = None
+    power_limit_W: float | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.sm_clock_MHz is None and self.power_limit_W is None
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """The cluster as simulated: GPU, scale-up and scale-out links, topology and collective algorithm."""
 
@@ -36,6 +49,19 @@ class ClusterSpec:
     scale_up_domain: int = 0  # GPUs per NVLink fabric; 0 in the constructor = gpus_per_node
     node_max_W: float | None = None  # the node's rated maximum input power; None where not known
     cooling: Cooling = Cooling.AIR
+    clock: ClockSetting = ClockSetting()  # cluster.gpu_clock_MHz and cluster.gpu_power_limit_W
+    # A locked SM clock per pipeline stage (MHz; None: that stage at `clock`), each capped by `clock`;
+    # () = every stage at `clock`. Set by the energy-bloat planner (energy/bloat.py), which prices the
+    # step's energy stage by stage (energy/power.step_energy_per_gpu; the power timeline does not).
+    stage_clocks_MHz: tuple[float | None, ...] = ()
+
+    def stage_clock(self, stage: int) -> ClockSetting:
+        """The clock setting of pipeline stage `stage`: the cluster's, with its own locked clock if planned."""
+        f = self.stage_clocks_MHz[stage] if self.stage_clocks_MHz else None
+        if f is None:
+            return self.clock
+        locked = f if self.clock.sm_clock_MHz is None else min(f, self.clock.sm_clock_MHz)
+        return ClockSetting(locked, self.clock.power_limit_W)
 
     def __post_init__(self) -> None:
         if self.scale_up_domain == 0:
