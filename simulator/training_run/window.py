@@ -3,7 +3,8 @@
 with its checkpoint load, the lost work done again, and the training that follows.
 
 The stretch follows the reliability model's own figures (reliability.failure_model): segments of the
-checkpoint interval tau (the whole run when it is shorter) closed by a checkpoint write delta; two
+checkpoint interval tau closed by a checkpoint write delta (a run shorter than tau: the whole run, with
+no checkpoint, as the model has it); two
 segments, then the failure halfway through the third (the mean work a failure loses when failures are
 rare against the interval, tau << MTBF: Young 1974), the job stopped for reliability.restart_s, the
 checkpoint read back, the lost half segment done again, the rest of the segment, and one more segment.
@@ -11,7 +12,7 @@ Each phase draws its power of energy/run_power.phase_facility_W, the same the ru
 the window's energy is run_energy_J of its phase durations (tested). Training is drawn at the step's
 mean power: the step's own swing (power.cluster_W_min to cluster_W_peak) is seconds long, the window
 hours. Without a failure rate the stretch has no failure: three segments and their checkpoints; with
-neither failures nor checkpoints there is nothing to show (None).
+neither failures nor checkpoints there is nothing to show (None). Phases of no length are left out.
 """
 
 import math
@@ -83,23 +84,24 @@ def phase_sequence(setup: Setup, useful_s: float) -> list[tuple[RunPhase, float]
     """The window's phases and their durations (s), in order (module docstring); [] when the model has
     neither checkpoints nor failures."""
     m = failure_model(setup)
-    seg = min(m.tau, useful_s)
-    if not math.isfinite(seg) or seg <= 0:
+    if not (math.isfinite(m.tau) or math.isfinite(m.mtbf)) or useful_s <= 0:
         return []
+    # a run within one interval ends before its first checkpoint (reliability.segments): the whole run
+    whole = useful_s <= m.tau
+    seg = useful_s if whole else m.tau
+    before = [] if whole else [(RunPhase.TRAINING, seg), (RunPhase.CHECKPOINT, m.delta)] * SEGMENTS_BEFORE
+    after = [] if whole else [(RunPhase.CHECKPOINT, m.delta), (RunPhase.TRAINING, seg), (RunPhase.CHECKPOINT, m.delta)]
     if not math.isfinite(m.mtbf):
-        return [(RunPhase.TRAINING, seg), (RunPhase.CHECKPOINT, m.delta)] * SEGMENTS_WITHOUT_FAILURE
+        return [(RunPhase.TRAINING, seg)] if whole else before + after[1:]
     lost = FAILURE_AT * seg
-    load = checkpoint_load_s(setup)
     return [
-        *[(RunPhase.TRAINING, seg), (RunPhase.CHECKPOINT, m.delta)] * SEGMENTS_BEFORE,
+        *before,
         (RunPhase.TRAINING, lost),
         (RunPhase.STOPPED, setup.reliability.restart_s),
-        (RunPhase.RESTART, load),
+        (RunPhase.RESTART, checkpoint_load_s(setup)),
         (RunPhase.REDO, lost),
         (RunPhase.TRAINING, seg - lost),
-        (RunPhase.CHECKPOINT, m.delta),
-        (RunPhase.TRAINING, seg),
-        (RunPhase.CHECKPOINT, m.delta),
+        *after,
     ]
 
 
