@@ -3,11 +3,11 @@
 with its checkpoint load, the lost work done again, and the training that follows.
 
 The stretch follows the reliability model's own figures (reliability.failure_model): segments of the
-checkpoint interval tau closed by a checkpoint write delta (a run shorter than tau: the whole run, with
-no checkpoint, as the model has it); two
-segments, then the failure halfway through the third (the mean work a failure loses when failures are
-rare against the interval, tau << MTBF: Young 1974), the job stopped for reliability.restart_s, the
-checkpoint read back, the lost half segment done again, the rest of the segment, and one more segment.
+checkpoint interval tau closed by a checkpoint write delta; two segments, then the failure halfway
+through the third (the mean work a failure loses when failures are rare against the interval,
+tau << MTBF: Young 1974), the job stopped for reliability.restart_s, the checkpoint read back, the lost
+half segment done again, the rest of the segment, and one more segment. A run shorter than tau writes
+no checkpoint (reliability.segments): its stretch is the whole run, failing halfway.
 Each phase draws its power of energy/run_power.phase_facility_W, the same the run's energy counts, so
 the window's energy is run_energy_J of its phase durations (tested). Training is drawn at the step's
 mean power: the step's own swing (power.cluster_W_min to cluster_W_peak) is seconds long, the window
