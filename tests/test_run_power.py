@@ -213,3 +213,20 @@ def test_run_out_writes_run_power_and_keys(tmp_path: Path, capsys: pytest.Captur
     assert main(["run", str(_write(tmp_path, tiny_raw(tokens=None))), "--json", "--out", str(out)]) == 0
     capsys.readouterr()
     assert not png.exists()
+
+
+def test_ramp_against_brute_force() -> None:
+    """A random step of 200 intervals, some shorter than the window: the ramp equals the largest
+    |P(t + w) - P(t)| / w found by trying t just after every breakpoint and every breakpoint minus w."""
+    rng = np.random.default_rng(7)
+    times = np.concatenate([[0.0], np.cumsum(rng.exponential(0.03, 200))])
+    watts = rng.uniform(1e3, 5e3, 200)
+    period, w = times[-1], RAMP_WINDOW_S
+
+    def p(t: float) -> float:
+        return float(watts[np.searchsorted(times, t % period, side="right") - 1])
+
+    eps = 1e-9
+    trials = [b + eps for b in times[:-1]] + [(b - w) % period + eps for b in times[:-1]]
+    brute = max(abs(p(t + w) - p(t)) for t in trials) / w
+    assert ramp_W_per_s(timeline(list(times), list(watts))) == pytest.approx(brute, rel=EXACT)

@@ -121,14 +121,14 @@ def ramp_W_per_s(timeline: PowerTimeline, window_s: float = RAMP_WINDOW_S) -> fl
     period = float(times[-1] - times[0])
     if period <= 0 or len(values) < 2:
         return 0.0
-    rel = times[:-1] - times[0]  # each interval's start, from the step's start
-
-    def at(t: np.ndarray) -> np.ndarray:
-        return values[np.searchsorted(rel, np.mod(t, period), side="right") - 1]
-
-    cuts = np.unique(np.concatenate([rel, np.mod(rel - window_s, period)]))
+    rel = times[:-1] - times[0]  # each interval's start, from the step's start, sorted
+    back = np.mod(rel - window_s, period)  # a rotation of a sorted array: two sorted runs, merged below
+    back = np.roll(back, -int(np.argmin(back)))
+    cuts = np.sort(np.concatenate([rel, back]), kind="stable")
     t = (cuts + np.append(cuts[1:], cuts[0] + period)) / 2
-    return float(np.max(np.abs(at(t + window_s) - at(t)))) / window_s
+    now = values[np.searchsorted(rel, t, side="right") - 1]
+    later = values[np.searchsorted(rel, np.mod(t + window_s, period), side="right") - 1]
+    return float(np.max(np.abs(later - now))) / window_s
 
 
 def _node_W(setup: Setup, timeline: PowerTimeline) -> np.ndarray:
