@@ -1,6 +1,6 @@
 """PNG plots of one simulated step (written by `simulator run --out`): where the time goes, memory
 per GPU against capacity, the pipeline timeline of one data-parallel replica, the cluster's power
-through the step, utilisation per stage."""
+through the step, utilisation per stage, and the cluster's power through a stretch of the whole run."""
 
 from pathlib import Path
 from typing import Any
@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from simulator.units import us_to_s  # noqa: E402
@@ -172,6 +173,75 @@ def plot_power(name: str, trace: dict[str, Any], time_s: float, path: Path) -> P
     return save_figure(fig, path)
 
 
+RUN_PHASE_STYLE = {  # phase of run.power_window -> (legend label, shading)
+    "training": ("training", "#ffffff"),
+    "checkpoint": ("checkpoint write (job blocked)", "#9ecae1"),
+    "stopped": ("failure: job stopped, nodes idle", "#fcbba1"),
+    "restart": ("restart: checkpoint load", "#fdd0a2"),
+    "redo": ("lost work done again", "#dadaeb"),
+}
+
+
+def plot_run_power(result: dict[str, Any], path: Path) -> Path | None:
+    """The cluster's IT and facility power (MW) through the run's representative stretch around a
+    failure (run.power_window: simulator/training_run/window.py), phases shaded; training drawn at the
+    step's mean with the step's own minimum-to-peak band. None when the result has no window."""
+    window = (result.get("run") or {}).get("power_window")
+    if not window or not window["intervals"]:
+        return None
+    intervals = window["intervals"]
+    span_s = intervals[-1]["end_s"]
+    unit, per = ("h", 3600.0) if span_s > 3 * 3600 else ("min", 60.0)
+    fig, ax = plt.subplots(figsize=(12, 4.2))
+    shown: dict[str, None] = {}
+    for iv in intervals:
+        a, b = iv["start_s"] / per, iv["end_s"] / per
+        if iv["phase"] != "training":
+            ax.axvspan(a, b, color=RUN_PHASE_STYLE[iv["phase"]][1], alpha=0.9, lw=0)
+        shown[iv["phase"]] = None
+    power = result.get("power") or {}
+    low, peak = power.get("cluster_W_min"), power.get("cluster_W_peak")
+    if low is not None and peak is not None and peak > low:
+        for iv in (iv for iv in intervals if iv["phase"] in ("training", "redo")):
+            ax.fill_between(
+                [iv["start_s"] / per, iv["end_s"] / per], low / 1e6, peak / 1e6, color="#c44e52", alpha=0.12, lw=0
+            )
+    times = [iv["start_s"] / per for iv in intervals] + [span_s / per]
+    it_mw = [iv["cluster_W"] / 1e6 for iv in intervals]
+    fac_mw = [iv["facility_W"] / 1e6 for iv in intervals]
+    ax.step(times, [*it_mw, it_mw[-1]], where="post", color="#c44e52", lw=1.2)
+    ax.step(times, [*fac_mw, fac_mw[-1]], where="post", color="#555555", lw=1.0, ls="--")
+    ax.set_xlim(0, span_s / per)
+    top = max(max(fac_mw), (peak or 0.0) / 1e6) * 1.1
+    ax.set_ylim(0, top)
+    named: set[str] = set()
+    for iv in intervals:  # a phase too short to see at this scale: its length written beside its first one
+        d = iv["end_s"] - iv["start_s"]
+        if iv["phase"] != "training" and iv["phase"] not in named and d < 0.01 * span_s:
+            named.add(iv["phase"])
+            label = f" {iv['phase']} {d:.3g} s"
+            ax.text(iv["end_s"] / per, 0.02 * top, label, rotation=90, fontsize=7, va="bottom", color="#333333")
+    ax.set_xlabel(f"time in the stretch ({unit})")
+    ax.set_ylabel("cluster power (MW)")
+    mtbf = window.get("mtbf_s")
+    around = f"around a failure (one every {mtbf / 3600:.1f} h on average)" if mtbf else "(no failure rate)"
+    what_if = "; what-if: the reliability model is off" if window.get("what_if") else ""
+    ax.set_title(f"{result['name']}: cluster power through the run, {around}{what_if}", fontsize=10)
+    handles: list[Any] = [
+        Line2D([], [], color="#c44e52", lw=1.2, label="IT (GPUs, nodes, switches)"),
+        Line2D([], [], color="#555555", lw=1.0, ls="--", label=f"facility (x PUE {window['pue']:g})"),
+    ]
+    if low is not None and peak is not None and peak > low:
+        handles.append(Patch(facecolor="#c44e52", alpha=0.12, label="within a step: minimum to peak"))
+    handles += [
+        Patch(facecolor=RUN_PHASE_STYLE[k][1], edgecolor="#999999", label=RUN_PHASE_STYLE[k][0])
+        for k in RUN_PHASE_STYLE
+        if k in shown
+    ]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+    return save_figure(fig, path)
+
+
 def plot_utilisation(name: str, utilisation: list[float], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(utilisation) + 2), 3.8))
     ax.bar([str(i) for i in range(len(utilisation))], [100 * u for u in utilisation], color="#55a868")
@@ -201,6 +271,9 @@ def write_step_plots(result: dict[str, Any], trace: dict[str, Any] | None, out_d
         power = plot_power(name, trace, result["step"]["time_s"], out_dir / "power.png")
         if power is not None:
             paths.append(power)
+    run_power = plot_run_power(result, out_dir / "run_power.png")
+    if run_power is not None:
+        paths.append(run_power)
     if "stage_utilisation" in result["step"]:
         paths.append(plot_utilisation(name, result["step"]["stage_utilisation"], out_dir / "utilisation.png"))
     return paths

@@ -207,3 +207,13 @@ class Cooling(StrEnum):
 
     AIR = "air"
     LIQUID = "liquid"
+
+
+class RunPhase(StrEnum):
+    """What the job does at a moment of the whole run (the run model's power window and energy)."""
+
+    TRAINING = "training"
+    CHECKPOINT = "checkpoint"  # the job blocks while its state is written to storage
+    STOPPED = "stopped"  # after a failure until the job is back: detection, node swap, rescheduling
+    RESTART = "restart"  # the restarted job reads its last checkpoint
+    REDO = "redo"  # training lost to the failure (since the last checkpoint), done again

@@ -14,7 +14,7 @@ from simulator.scenario import load_setup
 from simulator.simulate import simulate
 
 SMALL = scenario_file("gpt3-125m-8xa100")
-STEP_PLOTS = ("breakdown.png", "memory.png", "timeline.png", "utilisation.png")
+STEP_PLOTS = ("breakdown.png", "memory.png", "timeline.png", "utilisation.png", "run_power.png")
 
 
 def assert_png(path: Path) -> None:
@@ -73,7 +73,9 @@ def test_plot_without_trace_skips_the_timeline(tmp_path: Path, capsys: pytest.Ca
     assert main(["plot", str(tmp_path / "run" / "result.json"), "--out", str(tmp_path / "png")]) == 0
     err = capsys.readouterr().err
     assert "timeline.png skipped" in err
-    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["breakdown.png", "memory.png", "utilisation.png"]
+    # run_power.png is drawn from the JSON alone (run.power_window)
+    names = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert names == ["breakdown.png", "memory.png", "run_power.png", "utilisation.png"]
 
 
 def test_plot_skips_a_trace_of_another_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

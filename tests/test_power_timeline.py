@@ -80,6 +80,8 @@ def test_the_analytical_engine_reports_means_only() -> None:
     assert r.timeline is None
     assert p["cluster_W_peak"] == p["cluster_W_min"] == p["cluster_W_mean"]
     assert p["node_W_peak"] == p["node_W_mean"]
+    assert p["cluster_W_swing"] == 0.0 and p["cluster_ramp_W_per_s"] == 0.0  # no time axis: no swing to see
+    assert p["cluster_W_stop_swing"] > 0.0  # a job stop is the run model's, which needs no time axis
     assert set(r.to_dict()["power"]) == {
         "gpu_W_mean",
         "node_W_mean",
@@ -89,6 +91,12 @@ def test_the_analytical_engine_reports_means_only() -> None:
         "cluster_W_min",
         "facility_W_mean",
         "node_W_max",  # added: the node's rating (the contract allows more keys)
+        "cluster_W_swing",
+        "cluster_ramp_W_per_s",
+        "cluster_ramp_window_s",
+        "cluster_W_idle",
+        "cluster_W_checkpoint",
+        "cluster_W_stop_swing",
     }
 
 

@@ -15,13 +15,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulator.energy.power import StepEnergy, activity_power_W, overhead_W_per_gpu
+from simulator.energy.run_power import PHASE_ACTIVITY, cluster_phase_W
 from simulator.engine.spans import Stream, WaitReason
-from simulator.enums import Category
+from simulator.enums import Category, RunPhase
 from simulator.metrics.breakdown import span_shares
 from simulator.scenario.setup import Setup
 
 if TYPE_CHECKING:
     from simulator.engine.core import EngineResult
+
+
+# The window over which `cluster_ramp_W_per_s` averages the cluster's power: 50 ms, the fastest period
+# of the 0.1-20 Hz band in which Choukse et al. 2025 ("Power Stabilization for AI Training
+# Datacenters", arXiv:2508.14318) state the grid's limits on a training job's power swings
+# (docs/research/metered-power.md, sec. 6), and a reading of nvidia-smi's board power (50 ms here).
+RAMP_WINDOW_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,27 @@ def power_timeline(setup: Setup, result: "EngineResult") -> PowerTimeline:
     return PowerTimeline(edges, cluster_W, rank_W)
 
 
+def ramp_W_per_s(timeline: PowerTimeline, window_s: float = RAMP_WINDOW_S) -> float:
+    """The fastest rise or fall of the cluster's IT power averaged over `window_s`: the largest slope of
+    its moving average, max over t of |P(t + w) - P(t)| / w (the average over [t, t + w] of a
+    piecewise-constant P changes at that rate), with the step repeated (the run is steps back to back,
+    so the jump from one step's end to the next one's start counts). It is constant between the t where
+    t or t + w is a breakpoint, so it is evaluated once between each two of those. W/s; 0 for a
+    constant power."""
+    times, values = timeline.times_s, timeline.cluster_W
+    period = float(times[-1] - times[0])
+    if period <= 0 or len(values) < 2:
+        return 0.0
+    rel = times[:-1] - times[0]  # each interval's start, from the step's start, sorted
+    back = np.mod(rel - window_s, period)  # a rotation of a sorted array: two sorted runs, merged below
+    back = np.roll(back, -int(np.argmin(back)))
+    cuts = np.sort(np.concatenate([rel, back]), kind="stable")
+    t = (cuts + np.append(cuts[1:], cuts[0] + period)) / 2
+    now = values[np.searchsorted(rel, t, side="right") - 1]
+    later = values[np.searchsorted(rel, np.mod(t + window_s, period), side="right") - 1]
+    return float(np.max(np.abs(later - now))) / window_s
+
+
 def _node_W(setup: Setup, timeline: PowerTimeline) -> np.ndarray:
     """One node's IT power through the step, for every node kind the simulated ranks stand for: a node
     holds gpus_per_node GPUs of one rank, or of consecutive ranks (pipeline stages) when a rank stands
@@ -123,17 +152,23 @@ def _node_W(setup: Setup, timeline: PowerTimeline) -> np.ndarray:
 def power_block(setup: Setup, energy: StepEnergy, time_s: float, timeline: PowerTimeline | None) -> dict[str, float]:
     """The contract's `power` block (W): the average GPU and node, one node's peak, the cluster's mean,
     peak and minimum IT power, and the facility's mean (x PUE). Means come from the step energy; the
-    peaks and minimum from the timeline (equal to the means without one: the analytical engine)."""
+    peaks and minimum from the timeline (equal to the means without one: the analytical engine).
+    Added keys: the step's swing (peak - minimum) and fastest ramp (ramp_W_per_s over RAMP_WINDOW_S; 0
+    without a timeline); the cluster's IT power with every GPU idle (the job stopped) and while the
+    job writes a checkpoint (energy/run_power.py), and the swing of a job stop or start (mean - idle)."""
     c = setup.cluster
     gpu_W = sum(energy.gpu_J_by_category.values()) / time_s
     node_W = gpu_W * c.gpus_per_node + c.node_overhead_W
     cluster_W = (gpu_W + overhead_W_per_gpu(setup)) * c.num_gpus
     peak = low = cluster_W
     node_peak = node_W
+    ramp = 0.0
     if timeline is not None and len(timeline.cluster_W):
         live = np.diff(timeline.times_s) > 0
         peak, low = float(timeline.cluster_W[live].max()), float(timeline.cluster_W[live].min())
         node_peak = float(_node_W(setup, timeline)[:, live].max())
+        ramp = ramp_W_per_s(timeline)
+    idle = cluster_phase_W(setup, PHASE_ACTIVITY[RunPhase.STOPPED])
     block = {
         "gpu_W_mean": gpu_W,
         "node_W_mean": node_W,
@@ -142,6 +177,12 @@ def power_block(setup: Setup, energy: StepEnergy, time_s: float, timeline: Power
         "cluster_W_peak": peak,
         "cluster_W_min": low,
         "facility_W_mean": cluster_W * setup.economics.pue,
+        "cluster_W_swing": peak - low,
+        "cluster_ramp_W_per_s": ramp,
+        "cluster_ramp_window_s": RAMP_WINDOW_S,
+        "cluster_W_idle": idle,
+        "cluster_W_checkpoint": cluster_phase_W(setup, PHASE_ACTIVITY[RunPhase.CHECKPOINT]),
+        "cluster_W_stop_swing": cluster_W - idle,
     }
     if c.node_max_W is not None:
         block["node_W_max"] = c.node_max_W  # the node's rating (energy/power.node_over_rating)

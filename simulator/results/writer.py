@@ -37,4 +37,6 @@ def write_outputs(
         (out_dir / "trace.json.gz").unlink(missing_ok=True)
         for stale in ("timeline.png", "utilisation.png", "power.png"):
             (out_dir / stale).unlink(missing_ok=True)
+    if result.run is None or result.run.power_window is None:  # no run_power.png: not one of an earlier run's
+        (out_dir / "run_power.png").unlink(missing_ok=True)
     return paths, trace

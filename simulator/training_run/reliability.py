@@ -105,11 +105,16 @@ class FailureModel:
     mtbf: float
 
 
+def checkpoint_load_s(setup: Setup) -> float:
+    """Reading the last checkpoint back at a restart: its bytes over the nodes' aggregate read bandwidth."""
+    return checkpoint_bytes(setup) / (setup.cluster.num_nodes * setup.reliability.read_bytes_per_s_per_node)
+
+
 def failure_model(setup: Setup) -> FailureModel:
     r, nodes = setup.reliability, setup.cluster.num_nodes
     nbytes = checkpoint_bytes(setup)
     delta = nbytes / (nodes * r.write_bytes_per_s_per_node)
-    recovery = r.restart_s + nbytes / (nodes * r.read_bytes_per_s_per_node)
+    recovery = r.restart_s + checkpoint_load_s(setup)
     mtbf = system_mtbf_s(setup)
     if r.checkpoint_interval_s is not None:
         tau = r.checkpoint_interval_s

@@ -1,7 +1,9 @@
 """Step result -> whole run. Without the reliability model the run is failure-free (`interruptions`
 0, `goodput` 1): days = iterations x step time. With it (`reliability.enabled`), training_run/reliability.py
 adds checkpoints, failures, lost work and restarts; energy then counts re-done training at the
-step's power and checkpoint/restart time at idle power."""
+step's power and checkpoint, stopped and restart time at those phases' power (energy/run_power.py).
+`power_window` is a representative stretch of the run at the same powers (window.py), a what-if of the
+reliability model when it is off."""
 
 import math
 from dataclasses import asdict, dataclass
@@ -9,10 +11,12 @@ from typing import Any
 
 from simulator import units
 from simulator.energy.cost import co2_tonnes, cost_usd
-from simulator.energy.power import StepEnergy, facility_power_W
-from simulator.enums import Category
+from simulator.energy.power import StepEnergy
+from simulator.energy.run_power import phase_facility_W, run_energy_J
+from simulator.enums import RunPhase
 from simulator.scenario.setup import Setup
-from simulator.training_run.reliability import ReliabilityResult, run_with_failures
+from simulator.training_run.reliability import ReliabilityResult, checkpoint_load_s, run_with_failures
+from simulator.training_run.window import RunWindow, power_window
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class RunResult:
     days_with_failures: float | None = 0.0  # what the reliability model predicts, reported even when it is off
     failure_model: str = "simulated"  # "expected" (closed form) or "no progress"; in the JSON only when not simulated
     failure_note: str | None = None  # why not simulated
+    power_window: RunWindow | None = None  # a representative stretch of the run's power (window.py)
 
     @property
     def progresses(self) -> bool:
@@ -46,6 +51,10 @@ class RunResult:
         d = asdict(self)
         if self.failure_model == "simulated":
             del d["failure_model"], d["failure_note"]
+        if self.power_window is None:
+            del d["power_window"]
+        else:
+            d["power_window"] = self.power_window.to_dict()
         return d
 
 
@@ -59,11 +68,8 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
     if rel and not rel.progresses:
         return _stalled(iterations, useful_s, rel)
     n = setup.cluster.num_gpus
-    energy_J = n * iterations * energy.facility_J
+    energy_J = run_energy_J(setup, phase_facility_W(setup, energy, step_time_s), run_phases_s(setup, useful_s, rel))
     wall_s = rel.wall_s if rel else useful_s
-    if rel:
-        idle_W = facility_power_W(setup, Category.IDLE)
-        energy_J += n * (rel.redo_s * energy.facility_J / step_time_s + (rel.recovery_s + rel.checkpoint_s) * idle_W)
     gpu_hours = n * wall_s / units.SECONDS_PER_HOUR
     kwh = units.joules_to_kwh(energy_J)
     e = setup.economics
@@ -84,7 +90,25 @@ def whole_run(setup: Setup, step_time_s: float, energy: StepEnergy) -> RunResult
         days_with_failures=what_if.wall_s / units.SECONDS_PER_DAY if what_if.progresses else None,
         failure_model=what_if.method,
         failure_note=what_if.note,
+        power_window=power_window(setup, energy, step_time_s, useful_s),
     )
+
+
+def run_phases_s(setup: Setup, useful_s: float, rel: ReliabilityResult | None) -> dict[RunPhase, float]:
+    """The run's wall time by phase: the training, and with the reliability model the re-done training,
+    the checkpoint writes and the recovery, split between the stopped job and its checkpoint load in
+    the ratio of reliability.restart_s to the load (a restart struck again is charged at that mix)."""
+    if rel is None:
+        return {RunPhase.TRAINING: useful_s}
+    restart_s, load_s = setup.reliability.restart_s, checkpoint_load_s(setup)
+    stopped_share = restart_s / (restart_s + load_s) if restart_s + load_s > 0 else 1.0
+    return {
+        RunPhase.TRAINING: useful_s,
+        RunPhase.REDO: rel.redo_s,
+        RunPhase.CHECKPOINT: rel.checkpoint_s,
+        RunPhase.STOPPED: rel.recovery_s * stopped_share,
+        RunPhase.RESTART: rel.recovery_s * (1.0 - stopped_share),
+    }
 
 
 def _stalled(iterations: int, useful_s: float, rel: ReliabilityResult) -> RunResult:
