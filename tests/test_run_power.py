@@ -87,7 +87,7 @@ def test_window_intervals_by_hand() -> None:
     by_phase = {iv.phase: iv.cluster_W for iv in w.intervals}
     assert by_phase[T] == by_phase[X] == pytest.approx(mean_W, rel=EXACT)
     assert by_phase[C] == by_phase[R] == pytest.approx(16 * (watts[Category.HOST_OVERHEAD] + over), rel=EXACT)
-    assert by_phase[S] == pytest.approx(16 * (watts[Category.IDLE] + over), rel=EXACT)
+    assert by_phase[S] == pytest.approx(16 * (setup.cluster.gpu.idle_W + over), rel=EXACT)  # no process
     assert by_phase[C] == pytest.approx(r.power["cluster_W_checkpoint"], rel=EXACT)
     assert by_phase[S] == pytest.approx(r.power["cluster_W_idle"], rel=EXACT)
     assert r.power["cluster_W_stop_swing"] == pytest.approx(mean_W - by_phase[S], rel=EXACT)
@@ -115,7 +115,7 @@ def test_window_energy_is_the_run_energy_formula(engine: str) -> None:
     pue, over = setup.economics.pue, overhead_W_per_gpu(setup)
     watts = activity_power_W(setup.cluster.gpu)
     host = (watts[Category.HOST_OVERHEAD] + over) * pue
-    idle = (watts[Category.IDLE] + over) * pue
+    idle = (setup.cluster.gpu.idle_W + over) * pue  # a stopped job: no process on the GPUs
     load = _ckpt_bytes(setup) / (2 * READ_GBPS * 1e9)
     recovery_W = (RESTART_S * idle + load * host) / (RESTART_S + load)
     by_hand = 16 * ((useful + rel.redo_s) * e / t + rel.checkpoint_s * host + rel.recovery_s * recovery_W)

@@ -43,12 +43,12 @@ def overhead_W_per_gpu(setup: Setup) -> float:
     return c.node_overhead_W / c.gpus_per_node + switches_W(c) / c.num_gpus
 
 
-def facility_power_W(setup: Setup, category: Category) -> float:
-    """What one GPU draws at the facility meter while doing `category`: its own power, its share of
-    node and switch overhead, times PUE."""
-    return (activity_power_at_W(setup.cluster.gpu, category, setup.cluster.clock) + overhead_W_per_gpu(setup)) * (
-        setup.economics.pue
-    )
+def facility_power_W(setup: Setup, category: Category | None) -> float:
+    """What one GPU draws at the facility meter while doing `category` (None: no process holds it, its
+    catalogued idle_W): its own power, its share of node and switch overhead, times PUE."""
+    gpu = setup.cluster.gpu
+    own_W = gpu.idle_W if category is None else activity_power_at_W(gpu, category, setup.cluster.clock)
+    return (own_W + overhead_W_per_gpu(setup)) * setup.economics.pue
 
 
 def step_energy_per_gpu(

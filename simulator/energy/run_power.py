@@ -8,8 +8,8 @@ what one GPU with its share of node and fabric draws at the facility meter in ea
   Evaluating the Environmental Impact of Creating Language Models", arXiv:2503.05804, sec. 4.3, Fig. 2)
   measured H100s "over 600W" while training and "just over 100W" while checkpointing; Hopper's
   host_overhead (power.yaml, measured here: a live context with no kernel, 119 W on an H200) sits there.
-- Stopped: a failure stops the job and its nodes drop to idle (`idle`: no process on the GPU) until it
-  restarts (reliability.restart_s: detection, node replacement, rescheduling, process start).
+- Stopped: a failure stops the job and its nodes drop to idle (no process on the GPU: its catalogued
+  `idle_W`; the step's `idle` category is a live process waiting for slower stages) until it restarts (reliability.restart_s: detection, node replacement, rescheduling, process start).
 - Restart: the restarted job's GPUs hold their context while it reads the checkpoint (`host_overhead`).
 Node overhead and switches draw their (constant) power in every phase, as in the step energy.
 """
@@ -18,10 +18,11 @@ from simulator.energy.power import StepEnergy, facility_power_W
 from simulator.enums import Category, RunPhase
 from simulator.scenario.setup import Setup
 
-# The GPU activity of each phase outside training (module docstring for the sources)
-PHASE_ACTIVITY = {
+# The GPU activity of each phase outside training (module docstring for the sources); None: no process
+# holds the GPU, which draws its catalogued idle_W
+PHASE_ACTIVITY: dict[RunPhase, Category | None] = {
     RunPhase.CHECKPOINT: Category.HOST_OVERHEAD,
-    RunPhase.STOPPED: Category.IDLE,
+    RunPhase.STOPPED: None,
     RunPhase.RESTART: Category.HOST_OVERHEAD,
 }
 
@@ -38,6 +39,6 @@ def run_energy_J(setup: Setup, powers_W: dict[RunPhase, float], durations_s: dic
     return setup.cluster.num_gpus * sum(powers_W[p] * t for p, t in durations_s.items())
 
 
-def cluster_phase_W(setup: Setup, category: Category) -> float:
-    """The cluster's IT power (GPUs, nodes, switches; no PUE) while every GPU does `category`."""
-    return facility_power_W(setup, category) / setup.economics.pue * setup.cluster.num_gpus
+def cluster_phase_W(setup: Setup, phase: RunPhase) -> float:
+    """The cluster's IT power (GPUs, nodes, switches; no PUE) while the job is in `phase` (not training)."""
+    return facility_power_W(setup, PHASE_ACTIVITY[phase]) / setup.economics.pue * setup.cluster.num_gpus

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulator.energy.power import StepEnergy, activity_power_W, overhead_W_per_gpu
-from simulator.energy.run_power import PHASE_ACTIVITY, cluster_phase_W
+from simulator.energy.run_power import cluster_phase_W
 from simulator.engine.spans import Stream, WaitReason
 from simulator.enums import Category, RunPhase
 from simulator.metrics.breakdown import span_shares
@@ -168,7 +168,7 @@ def power_block(setup: Setup, energy: StepEnergy, time_s: float, timeline: Power
         peak, low = float(timeline.cluster_W[live].max()), float(timeline.cluster_W[live].min())
         node_peak = float(_node_W(setup, timeline)[:, live].max())
         ramp = ramp_W_per_s(timeline)
-    idle = cluster_phase_W(setup, PHASE_ACTIVITY[RunPhase.STOPPED])
+    idle = cluster_phase_W(setup, RunPhase.STOPPED)
     block = {
         "gpu_W_mean": gpu_W,
         "node_W_mean": node_W,
@@ -181,7 +181,7 @@ def power_block(setup: Setup, energy: StepEnergy, time_s: float, timeline: Power
         "cluster_ramp_W_per_s": ramp,
         "cluster_ramp_window_s": RAMP_WINDOW_S,
         "cluster_W_idle": idle,
-        "cluster_W_checkpoint": cluster_phase_W(setup, PHASE_ACTIVITY[RunPhase.CHECKPOINT]),
+        "cluster_W_checkpoint": cluster_phase_W(setup, RunPhase.CHECKPOINT),
         "cluster_W_stop_swing": cluster_W - idle,
     }
     if c.node_max_W is not None:
