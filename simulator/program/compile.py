@@ -36,14 +36,18 @@ def item_timer(setup: Setup, pricer: CommPricer, clock_scale: float = 1.0) -> Ca
 def stage_builders(setup: Setup, pricer: CommPricer, stages: int) -> list[SegmentBuilder]:
     """Each pipeline stage's segment builder: one per distinct SM clock (the cluster's, or the stage's own
     from the energy-bloat planner), so stages at one clock share their segments."""
-    graphs = GraphScope.of(setup.cuda_graphs, units.us_to_s(float(bundled("software")["cuda_graph_replay_us"])))
+    software = bundled("software")
+    graphs = GraphScope.of(setup.cuda_graphs, units.us_to_s(float(software["cuda_graph_replay_us"])))
+    call_s = units.us_to_s(float(software["host_call_us"]))
     by_scale: dict[float, SegmentBuilder] = {}
     out = []
     for s in range(stages):
         scale = compute_clock_scale(setup.cluster.gpu, setup.cluster.stage_clock(s))
         if scale not in by_scale:
             timer = item_timer(setup, pricer, scale)
-            by_scale[scale] = SegmentBuilder(timer, setup.host_time_per_op_s, setup.cluster.gpu.sm_count, graphs)
+            by_scale[scale] = SegmentBuilder(
+                timer, setup.host_time_per_op_s, setup.cluster.gpu.sm_count, graphs, call_s
+            )
         out.append(by_scale[scale])
     return out
 

@@ -1,7 +1,9 @@
 """Compile a step whose MoE layers exchange tokens between expert-parallel ranks.
 
 A layer's items are split at its exchanges (dispatch and combine all-to-alls, or the all-gather /
-reduce-scatter of the `allgather` dispatcher): the compute between two exchanges is one timed segment,
+reduce-scatter of the `allgather` dispatcher), and after an op the host waits on (Op.host_sync: a dropless
+dispatcher's token counts copied to the host, so the host cannot issue work past it ahead of the GPU; with
+expert parallelism the exchange follows at once): the compute between two such points is one timed segment,
 and each exchange becomes the flows of one block that the engine issues on the topology when the block
 is reached, so they share links with pipeline messages and data-parallel collectives in flight, and,
 with `moe_overlap`, run while another micro-batch computes (engine/core.py). Everything else is as in
@@ -24,7 +26,7 @@ from simulator.program.blocks import (
 )
 from simulator.program.dp_flows import bucket_params, collective_flows, dp_flows, flows, gather_flows, reduce_flows
 from simulator.program.segments import Segment, SegmentBuilder, concat
-from simulator.workload.ops import CommOp, Item
+from simulator.workload.ops import CommOp, Item, Op
 from simulator.workload.step import ChunkWork, StepWork
 
 Piece = tuple[CommOp | None, Segment]  # a segment and the exchange it waits for first (None: none)
@@ -67,6 +69,9 @@ class Pieces:
                 exchange, run = item, []
             else:
                 run.append(item)
+                if isinstance(item, Op) and item.host_sync:  # the host cannot run ahead past it
+                    pieces.append((exchange, self.builder.build(name, run, graphed)))
+                    exchange, run = None, []
         if run or exchange is not None:
             pieces.append((exchange, self.builder.build(name, run, graphed)))
         return tuple(pieces)

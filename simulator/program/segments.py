@@ -55,18 +55,20 @@ EAGER_ROLES = frozenset(
 EXPERT_ROLES = frozenset({Role.EXPERT_UP, Role.EXPERT_DOWN})
 
 
-def host_time_s(items: list[Item], dispatch_s: float, graphed: bool, replay_s: float) -> float:
-    """CPU time to issue `items`: `dispatch_s` per eagerly launched item; when `graphed`, one replay
-    (`replay_s`) for the items the graph captures: all but a dropless MoE layer's routing and expert
-    path (EAGER_ROLES, and whatever runs between its first and last expert GEMM)."""
+def host_time_s(items: list[Item], dispatch_s: float, graphed: bool, replay_s: float, call_s: float = 0.0) -> float:
+    """CPU time to issue `items`: `dispatch_s` per eagerly launched item, plus `call_s` per framework call an op
+    issues besides its dispatch (Op.host_calls: a grouped GEMM's per-expert loop, always eager); when
+    `graphed`, one replay (`replay_s`) for the items the graph captures: all but a dropless MoE layer's routing
+    and expert path (EAGER_ROLES, and whatever runs between its first and last expert GEMM)."""
+    calls = sum(it.host_calls for it in items if isinstance(it, Op)) * call_s
     if not graphed:
-        return len(items) * dispatch_s
+        return len(items) * dispatch_s + calls
     experts = [i for i, it in enumerate(items) if isinstance(it, Op) and it.role in EXPERT_ROLES]
     first, last = (experts[0], experts[-1]) if experts else (len(items), -1)
     eager = sum(
         1 for i, it in enumerate(items) if first <= i <= last or (isinstance(it, Op) and it.role in EAGER_ROLES)
     )
-    return eager * dispatch_s + (replay_s if eager < len(items) else 0.0)
+    return eager * dispatch_s + calls + (replay_s if eager < len(items) else 0.0)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class SegmentBuilder:
     host_dispatch_s: float
     sm_count: int  # SMs of the GPU, for the GEMMs that lend some to overlapped TP collectives
     graphs: GraphScope = GraphScope(False, False, 0.0)  # what the framework's CUDA graphs cover
+    host_call_s: float = 0.0  # one framework call below an op's dispatch (software.yaml host_call_us)
     _times: dict[int, float] = field(default_factory=dict)
 
     def time(self, item: Item) -> float:
@@ -118,7 +121,7 @@ class SegmentBuilder:
             moved += item.bytes
             if isinstance(item, Op):
                 flops += item.flops
-        host = host_time_s(items, self.host_dispatch_s, graphed, self.graphs.replay_s)
+        host = host_time_s(items, self.host_dispatch_s, graphed, self.graphs.replay_s, self.host_call_s)
         gap = max(0.0, host - t)
         if gap > 0:
             by_cat[Category.HOST_OVERHEAD] = by_cat.get(Category.HOST_OVERHEAD, 0.0) + gap

@@ -125,14 +125,39 @@ def _shared_shapes(model: ModelSpec, ms: MoeShapes, r: RankShapes) -> dict[str, 
     }
 
 
-def _grouped(name: str, phase: Phase, role: Role, bal: GemmShape, busy: GemmShape, r: RankShapes) -> list[Op]:
+# Host calls Transformer Engine's GroupedLinear issues per local expert, besides the module call the op's own
+# dispatch stands for (counted from NVIDIA/TransformerEngine@v2.8; derivation with file:line in
+# docs/research/host-overhead.md, Q5). Keys: (FP8, BF16). Forward (grouped_linear.py:62-260): FP8 = input and
+# weight quantizer set_usage (97-112), split_quantize's three allocations (quantizer.cpp:335,344,352) and three
+# current-scaling kernels, amax / scale / cast (quantizer.cpp:516-535), the weight workspace (137-145), the
+# cuBLASLt GEMM (cublaslt_gemm.cu:929-954), two update_usage (202-210), the main_grad closure (230-232): 13;
+# BF16 = the split view (129), cast_if_needed of the weight (148), the GEMM, the closure: 4. Backward dgrad
+# (262-357): main_grad_func (272), the output gradient's split_quantize (306: 3 + 3) or split (314), the
+# weight's update_usage (340-345, FP8), the dgrad GEMM: 9 / 3. Backward wgrad (359-451): the wgrad GEMM,
+# handle_custom_ddp_from_mcore and its torch.empty (436): 3 / 3.
+GROUPED_HOST_CALLS_PER_EXPERT = {"forward": (13, 4), "dgrad": (9, 3), "wgrad": (3, 3)}
+
+
+def grouped_host_calls(part: str, experts_local: int, fp8: bool) -> int:
+    """Host calls of one grouped expert GEMM (`part`: forward, dgrad or wgrad) beyond the one modelled op:
+    the per-expert calls of every local expert but the first, whose work a dense linear's dispatch already
+    covers (GROUPED_HOST_CALLS_PER_EXPERT)."""
+    fp8_calls, bf16_calls = GROUPED_HOST_CALLS_PER_EXPERT[part]
+    return (experts_local - 1) * (fp8_calls if fp8 else bf16_calls)
+
+
+def _grouped(
+    name: str, phase: Phase, role: Role, bal: GemmShape, busy: GemmShape, r: RankShapes, ms: "MoeShapes"
+) -> list[Op]:
     """A grouped expert GEMM at the balanced load (FP8 input cast first under an FP8 recipe) and, under
     uneven load, the busiest rank's extra time as an op of its own."""
     ops: list[Op] = []
-    if r.gemm_elem == 1:
+    fp8 = r.gemm_elem == 1
+    if fp8:
         cast = bal.m * bal.k * bal.batch * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM
         ops.append(elementwise(f"{name}_fp8_cast", phase, cast, Role.FP8_CAST))
-    ops.append(gemm_op(name, phase, bal, r.gemm_elem, role, fp8_capable=True))
+    gemm = gemm_op(name, phase, bal, r.gemm_elem, role, fp8_capable=True)
+    ops.append(replace(gemm, host_calls=grouped_host_calls("forward", ms.experts_local, fp8)))
     ops += _imbalance(name, phase, bal, busy)
     return ops
 
@@ -154,13 +179,20 @@ def _imbalance(name: str, phase: Phase, bal: GemmShape, busy: GemmShape) -> list
     ]
 
 
-def _grouped_backward(name: str, role: Role, bal: GemmShape, busy: GemmShape, r: RankShapes) -> list[Op]:
+def _grouped_backward(
+    name: str, role: Role, bal: GemmShape, busy: GemmShape, r: RankShapes, ms: "MoeShapes"
+) -> list[Op]:
     bwd = Phase.BACKWARD
     ops: list[Op] = []
-    if r.gemm_elem == 1:
+    fp8 = r.gemm_elem == 1
+    if fp8:
         cast = bal.m * bal.n * bal.batch * FP8_CAST_TRANSPOSE_BYTES_PER_ELEM
         ops.append(elementwise(f"{name}_grad_fp8_cast", bwd, cast, Role.FP8_CAST))
-    ops += backward_gemms(name, bal, r.gemm_elem, role, fp8_capable=True)
+    dgrad, wgrad = backward_gemms(name, bal, r.gemm_elem, role, fp8_capable=True)
+    ops += [
+        replace(dgrad, host_calls=grouped_host_calls("dgrad", ms.experts_local, fp8)),
+        replace(wgrad, host_calls=grouped_host_calls("wgrad", ms.experts_local, fp8)),
+    ]
     for b, u in zip(_backward_shapes(bal), _backward_shapes(busy), strict=True):
         ops += _imbalance(f"{name}_{'dgrad' if b.m == bal.m else 'wgrad'}", bwd, b, u)
     return ops
@@ -188,6 +220,16 @@ def _router_ops(model: ModelSpec, ms: MoeShapes, r: RankShapes, phase: Phase) ->
     router = replace(gemm_op("router", phase, _router_gate(model, ms), r.elem, Role.ROUTER), counted=False)
     logits = ms.routed_tokens * ms.spec.experts * ROUTER_LOGIT_BYTES
     return [router, elementwise("router_topk", phase, 3 * logits, Role.ROUTER)]
+
+
+def _token_permute(ms: MoeShapes, r: RankShapes, phase: Phase) -> Op:
+    """The forward permutation; dropless, the host then waits for the device: Megatron-Core's dispatchers size
+    the exchange and the grouped GEMMs from token counts copied to the host (alltoall: the D2H copy and
+    `d2h_event.synchronize()` in `_maybe_dtoh_and_synchronize`, token_dispatcher.py:822-861 at core_v0.15.0,
+    synced before the all-to-all, or after the permutation when EP = 1; allgather: `.cpu()`; DeepEP: `.item()`;
+    docs/research/host-overhead.md, Q3). Padded to capacity the sizes are static: no wait."""
+    op = elementwise("token_permute", phase, _permute_bytes(ms, r), Role.TOKEN_PERMUTE)
+    return replace(op, host_sync=ms.spec.capacity_factor is None)
 
 
 def _dispatch(name: str, phase: Phase, ms: MoeShapes, r: RankShapes, forward_dispatch: bool) -> list[CommOp]:
@@ -219,12 +261,12 @@ def moe_block_forward(model: ModelSpec, r: RankShapes, ms: MoeShapes, phase: Pha
     return [
         elementwise("norm2", phase, 2 * act),
         *_router_ops(model, ms, r, phase),
-        elementwise("token_permute", phase, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),
+        _token_permute(ms, r, phase),
         *_dispatch("ep_dispatch", phase, ms, r, forward_dispatch=True),
         *_etp("etp_gather", phase, ms, r, gather=True),
-        *_grouped("expert_up", phase, Role.EXPERT_UP, bal["up"], busy["up"], r),
+        *_grouped("expert_up", phase, Role.EXPERT_UP, bal["up"], busy["up"], r, ms),
         elementwise("expert_activation", phase, act_bytes),
-        *_grouped("expert_down", phase, Role.EXPERT_DOWN, bal["down"], busy["down"], r),
+        *_grouped("expert_down", phase, Role.EXPERT_DOWN, bal["down"], busy["down"], r, ms),
         *_etp("etp_reduce_scatter", phase, ms, r, gather=False),
         *_dispatch("ep_combine", phase, ms, r, forward_dispatch=False),
         elementwise("token_unpermute", phase, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),
@@ -274,9 +316,9 @@ def moe_block_backward(model: ModelSpec, r: RankShapes, ms: MoeShapes) -> list[I
         elementwise("token_unpermute_bwd", bwd, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),
         *_dispatch("ep_combine_bwd", bwd, ms, r, forward_dispatch=True),
         *_etp("etp_reduce_scatter_bwd", bwd, ms, r, gather=True),
-        *_grouped_backward("expert_down", Role.EXPERT_DOWN, bal["down"], busy["down"], r),
+        *_grouped_backward("expert_down", Role.EXPERT_DOWN, bal["down"], busy["down"], r, ms),
         elementwise("expert_activation_bwd", bwd, act_bytes),
-        *_grouped_backward("expert_up", Role.EXPERT_UP, bal["up"], busy["up"], r),
+        *_grouped_backward("expert_up", Role.EXPERT_UP, bal["up"], busy["up"], r, ms),
         *_etp("etp_gather_bwd", bwd, ms, r, gather=False),
         *_dispatch("ep_dispatch_bwd", bwd, ms, r, forward_dispatch=False),
         elementwise("token_permute_bwd", bwd, _permute_bytes(ms, r), Role.TOKEN_PERMUTE),

@@ -65,6 +65,10 @@ class Op:
     baseline: GemmShape | None = None
     counted: bool = True  # its FLOPs count as model FLOPs (the router's do not: Megatron-LM's convention)
     duplicates: int = 1  # TP ranks that compute the same thing (latent attention's down-projections without SP)
+    # framework host calls it issues besides its own dispatch (a grouped GEMM's per-expert loop: workload/moe.py
+    # host_calls; priced per call in program/segments.py host_time_s)
+    host_calls: int = 0
+    host_sync: bool = False  # the host waits for the device before issuing it (a dropless dispatcher's D2H copy)
 
     @property
     def category(self) -> Category:
