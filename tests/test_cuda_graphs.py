@@ -95,16 +95,28 @@ def test_stack_default_and_explicit_key() -> None:
     assert small("layers", stack="megatron-core").cuda_graphs is CudaGraphs.LAYERS
 
 
-def test_full_iteration_refuses_moe() -> None:
+def test_padded_moe_layers_are_captured_whole() -> None:
+    """Padded to capacity (static shapes) the graph takes the routing and experts too."""
+    experts = [op("router", Role.ROUTER), op("up", Role.EXPERT_UP), op("act"), op("down", Role.EXPERT_DOWN)]
+    assert host_time_s(experts, DISPATCH_S, True, REPLAY_S, moe_eager=False) == pytest.approx(REPLAY_S)
+    assert host_time_s(experts, DISPATCH_S, True, REPLAY_S, moe_eager=True) == pytest.approx(4 * DISPATCH_S)
+
+
+def moe(graphs: str, capacity_factor: float | None) -> Setup:
+    return setup_from_mapping(
+        {
+            "name": "moe-graphs",
+            "model": {"preset": "mixtral-8x7b", "moe": {"capacity_factor": capacity_factor}},
+            "cluster": {"gpu": "h100-sxm-80gb", "num_gpus": 8},
+            "parallelism": {"tp": 1, "pp": 1, "ep": 8},
+            "training": {"global_batch": 8, "micro_batch": 1},
+            "framework": {"cuda_graphs": graphs},
+        }
+    )
+
+
+def test_full_iteration_refuses_dropless_moe_only() -> None:
     with pytest.raises(ConfigError) as err:
-        setup_from_mapping(
-            {
-                "name": "moe-graphs",
-                "model": {"preset": "mixtral-8x7b"},
-                "cluster": {"gpu": "h100-sxm-80gb", "num_gpus": 8},
-                "parallelism": {"tp": 1, "pp": 1, "ep": 8},
-                "training": {"global_batch": 8, "micro_batch": 1},
-                "framework": {"cuda_graphs": "full_iteration"},
-            }
-        )
+        moe("full_iteration", None)
     assert any(p.startswith("framework.cuda_graphs: full_iteration") for p in err.value.problems)
+    assert moe("full_iteration", 1.0).cuda_graphs is CudaGraphs.FULL_ITERATION

@@ -9,7 +9,8 @@ what one GPU with its share of node and fabric draws at the facility meter in ea
   measured H100s "over 600W" while training and "just over 100W" while checkpointing; Hopper's
   host_overhead (power.yaml, measured here: a live context with no kernel, 119 W on an H200) sits there.
 - Stopped: a failure stops the job and its nodes drop to idle (no process on the GPU: its catalogued
-  `idle_W`; the step's `idle` category is a live process waiting for slower stages) until it restarts (reliability.restart_s: detection, node replacement, rescheduling, process start).
+  `idle_W`; the step's `idle` category is a live process waiting for slower stages) until it restarts
+  (reliability.restart_s: detection, node replacement, rescheduling, process start).
 - Restart: the restarted job's GPUs hold their context while it reads the checkpoint (`host_overhead`).
 Node overhead and switches draw their (constant) power in every phase, as in the step energy.
 """

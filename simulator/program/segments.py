@@ -7,7 +7,9 @@ never waits, otherwise the segment is host-bound (duration = max(GPU time, host 
 difference is reported as the `host_overhead` pseudo-op). A segment built `graphed` (the framework's
 CUDA graphs cover it) costs the host one graph replay, `graph_replay_s`, for all its capturable items;
 a dropless MoE layer's routing and expert path stay eager, as Megatron-Core cannot capture them (its
-token dispatcher syncs device counts to the host: docs/research/host-overhead.md, Q3)."""
+token dispatcher syncs device counts to the host: docs/research/host-overhead.md, Q3); padded to capacity
+(model.moe.capacity_factor) they are static and captured ("drop-and-pad only", Megatron-Core's CUDA-graph
+doc for its `moe` scope)."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,19 +57,24 @@ EAGER_ROLES = frozenset(
 EXPERT_ROLES = frozenset({Role.EXPERT_UP, Role.EXPERT_DOWN})
 
 
-def host_time_s(items: list[Item], dispatch_s: float, graphed: bool, replay_s: float, call_s: float = 0.0) -> float:
+def host_time_s(
+    items: list[Item], dispatch_s: float, graphed: bool, replay_s: float, call_s: float = 0.0, moe_eager: bool = True
+) -> float:
     """CPU time to issue `items`: `dispatch_s` per eagerly launched item, plus `call_s` per framework call an op
     issues besides its dispatch (Op.host_calls: a grouped GEMM's per-expert loop, always eager); when
-    `graphed`, one replay (`replay_s`) for the items the graph captures: all but a dropless MoE layer's routing
-    and expert path (EAGER_ROLES, and whatever runs between its first and last expert GEMM)."""
+    `graphed`, one replay (`replay_s`) for the items the graph captures: all but, when `moe_eager` (dropless
+    routing), a MoE layer's routing and expert path (EAGER_ROLES, and whatever runs between its first and
+    last expert GEMM). Padded to capacity, a MoE layer's shapes are static and the graph takes it whole."""
     calls = sum(it.host_calls for it in items if isinstance(it, Op)) * call_s
     if not graphed:
         return len(items) * dispatch_s + calls
-    experts = [i for i, it in enumerate(items) if isinstance(it, Op) and it.role in EXPERT_ROLES]
-    first, last = (experts[0], experts[-1]) if experts else (len(items), -1)
-    eager = sum(
-        1 for i, it in enumerate(items) if first <= i <= last or (isinstance(it, Op) and it.role in EAGER_ROLES)
-    )
+    eager = 0
+    if moe_eager:
+        experts = [i for i, it in enumerate(items) if isinstance(it, Op) and it.role in EXPERT_ROLES]
+        first, last = (experts[0], experts[-1]) if experts else (len(items), -1)
+        eager = sum(
+            1 for i, it in enumerate(items) if first <= i <= last or (isinstance(it, Op) and it.role in EAGER_ROLES)
+        )
     return eager * dispatch_s + calls + (replay_s if eager < len(items) else 0.0)
 
 
@@ -79,12 +86,13 @@ class GraphScope:
     layers: bool
     ends: bool
     replay_s: float
+    moe_eager: bool = True  # dropless MoE routing: its router and expert path stay out of the graphs
 
     @classmethod
-    def of(cls, graphs: CudaGraphs, replay_s: float) -> "GraphScope":
+    def of(cls, graphs: CudaGraphs, replay_s: float, moe_eager: bool = True) -> "GraphScope":
         """Per-layer graphs replay once per layer pass; a full-iteration graph once per step (~0 per segment)."""
         full = graphs is CudaGraphs.FULL_ITERATION
-        return cls(graphs is not CudaGraphs.NONE, full, 0.0 if full else replay_s)
+        return cls(graphs is not CudaGraphs.NONE, full, 0.0 if full else replay_s, moe_eager)
 
 
 @dataclass
@@ -121,7 +129,9 @@ class SegmentBuilder:
             moved += item.bytes
             if isinstance(item, Op):
                 flops += item.flops
-        host = host_time_s(items, self.host_dispatch_s, graphed, self.graphs.replay_s, self.host_call_s)
+        host = host_time_s(
+            items, self.host_dispatch_s, graphed, self.graphs.replay_s, self.host_call_s, self.graphs.moe_eager
+        )
         gap = max(0.0, host - t)
         if gap > 0:
             by_cat[Category.HOST_OVERHEAD] = by_cat.get(Category.HOST_OVERHEAD, 0.0) + gap

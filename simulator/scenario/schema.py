@@ -192,7 +192,8 @@ class FrameworkSection(_Section):
     (eager, the default: Megatron-Core's cuda_graph_impl "none"), `layers` (each transformer layer's
     forward and backward, Megatron-Core / Transformer Engine per-layer graphs; a dropless MoE layer
     only its attention part) or `full_iteration` (the whole forward-backward, optimizer outside; not
-    for MoE models, whose dropless routing syncs with the host every layer)."""
+    for dropless MoE models, whose routing syncs with the host every layer; a MoE model padded to
+    model.moe.capacity_factor is captured whole)."""
 
     stack: Text | None = None
     host_time_per_op_us: Annotated[RealNumber, within(0.0, b.MAX_LAUNCH_US)] | None = None
