@@ -26,24 +26,13 @@ from simulator.costs.clocks import activity_clock_MHz, activity_power_at_W, dvfs
 from simulator.energy.power import step_energy_per_gpu
 from simulator.engine.step import simulate_step
 from simulator.enums import Category
-from simulator.metrics.breakdown import empty_breakdown, step_breakdown
+from simulator.metrics.breakdown import WAITING, empty_breakdown, step_breakdown
 from simulator.scenario.setup import ClockSetting, Setup
 from simulator.units import joules_to_mwh
 from simulator.workload import build_step
 
 CLOCK_STEP_MHZ = 15.0  # nvidia-smi -q -d SUPPORTED_CLOCKS lists SM clocks ~15 MHz apart (A100, H100)
 ALPHAS = (1.0, 0.5, 0.25)  # shares of each stage's slack tried, in order
-WAITING = frozenset(
-    {
-        Category.BUBBLE,
-        Category.IDLE,
-        Category.COMM_PP,
-        Category.COMM_DP,
-        Category.COMM_EP,
-        Category.EXPERT_IMBALANCE,
-        Category.HOST_OVERHEAD,
-    }
-)  # a stage's time not spent on its own work (as metrics/breakdown.stage_utilisation)
 
 
 @dataclass(frozen=True)

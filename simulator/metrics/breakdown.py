@@ -22,6 +22,21 @@ def empty_breakdown() -> dict[Category, float]:
     return {c: 0.0 for c in Category}
 
 
+# A stage's time not spent on its own work: waiting for other stages, exposed communication it does not
+# compute beside, the host (the rest is computing, blocking TP/CP collectives included)
+WAITING = frozenset(
+    {
+        Category.BUBBLE,
+        Category.IDLE,
+        Category.COMM_PP,
+        Category.COMM_DP,
+        Category.COMM_EP,
+        Category.EXPERT_IMBALANCE,
+        Category.HOST_OVERHEAD,
+    }
+)
+
+
 @dataclass(frozen=True)
 class StepBreakdown:
     """Where each simulated stage's step time went, by category, and the average over stages."""
@@ -31,16 +46,7 @@ class StepBreakdown:
 
     def stage_utilisation(self, time_s: float) -> list[float]:
         """Share of the step each stage's compute stream spent computing (ops and blocking TP/CP)."""
-        busy = (
-            Category.BUBBLE,
-            Category.IDLE,
-            Category.COMM_PP,
-            Category.COMM_DP,
-            Category.COMM_EP,
-            Category.EXPERT_IMBALANCE,
-            Category.HOST_OVERHEAD,
-        )
-        return [sum(v for c, v in s.items() if c not in busy) / time_s for s in self.per_stage_s]
+        return [sum(v for c, v in s.items() if c not in WAITING) / time_s for s in self.per_stage_s]
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
