@@ -118,6 +118,12 @@ class MoeSpec:
     capacity_factor: float | None
     load_skew: float
 
+    @property
+    def dropless(self) -> bool:
+        """No capacity factor: every routed token reaches its experts, so the per-expert token counts are
+        known only on the device (Megatron-Core's dropless routing; padded to capacity they are static)."""
+        return self.capacity_factor is None
+
     @classmethod
     def from_entry(cls, e: MoeEntry) -> "MoeSpec":
         experts, top_k, expert_ffn_hidden = e.experts, e.top_k, e.expert_ffn_hidden

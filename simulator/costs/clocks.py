@@ -25,6 +25,7 @@ from simulator.catalog.loader import bundled
 from simulator.enums import Category
 from simulator.scenario.setup import ClockSetting
 
+CLOCK_STEP_MHZ = 15.0  # nvidia-smi -q -d SUPPORTED_CLOCKS lists SM clocks ~15 MHz apart (A100, H100)
 BISECTION_STEPS = 60  # halvings of the clock range where a power limit binds: far below 1 Hz
 
 

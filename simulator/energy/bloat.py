@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from simulator.costs.clocks import activity_clock_MHz, activity_power_at_W, dvfs
+from simulator.costs.clocks import CLOCK_STEP_MHZ, activity_clock_MHz, activity_power_at_W, dvfs
 from simulator.energy.power import step_energy_per_gpu
 from simulator.engine.step import simulate_step
 from simulator.enums import Category
@@ -31,7 +31,6 @@ from simulator.scenario.setup import ClockSetting, Setup
 from simulator.units import joules_to_mwh
 from simulator.workload import build_step
 
-CLOCK_STEP_MHZ = 15.0  # nvidia-smi -q -d SUPPORTED_CLOCKS lists SM clocks ~15 MHz apart (A100, H100)
 ALPHAS = (1.0, 0.5, 0.25)  # shares of each stage's slack tried, in order
 
 

@@ -5,7 +5,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from simulator.costs.clocks import activity_clock_MHz
+from simulator.costs.clocks import CLOCK_STEP_MHZ, activity_clock_MHz
 from simulator.energy.bloat import plan_energy_bloat
 from simulator.enums import Category
 from simulator.scenario.canonical import resolved_scenario
@@ -16,7 +16,6 @@ from simulator.simulate import simulate
 CLOCK_FRACTIONS = (0.9, 0.8, 0.7)  # locked clocks tried, as shares of the GEMMs' sustained clock
 LIMIT_FRACTIONS = (0.8, 0.6)  # power limits tried, as shares of the GPU's default limit (tdp_W)
 CLOCK_RUNS = 1 + len(CLOCK_FRACTIONS) + len(LIMIT_FRACTIONS)  # simulations clock_tradeoff runs
-STEP_MHZ = 15  # nvidia-smi's supported SM clocks are ~15 MHz apart
 
 
 def _settings(setup: Setup) -> list[tuple[str, dict[str, float]]]:
@@ -24,7 +23,7 @@ def _settings(setup: Setup) -> list[tuple[str, dict[str, float]]]:
     assert gpu.clocks is not None
     rows: list[tuple[str, dict[str, float]]] = [("as set", {})]
     for x in CLOCK_FRACTIONS:
-        f = max(gpu.clocks.min_MHz, STEP_MHZ * round(x * gpu.clocks.sustained_MHz / STEP_MHZ))
+        f = max(gpu.clocks.min_MHz, CLOCK_STEP_MHZ * round(x * gpu.clocks.sustained_MHz / CLOCK_STEP_MHZ))
         rows.append((f"clock {f:.0f} MHz", {"gpu_clock_MHz": f}))
     for x in LIMIT_FRACTIONS:
         w = max(gpu.clocks.min_power_limit_W, round(x * gpu.tdp_W))

@@ -37,8 +37,7 @@ def stage_builders(setup: Setup, pricer: CommPricer, stages: int) -> list[Segmen
     """Each pipeline stage's segment builder: one per distinct SM clock (the cluster's, or the stage's own
     from the energy-bloat planner), so stages at one clock share their segments."""
     software = bundled("software")
-    moe = setup.model.moe
-    dropless = moe is not None and moe.capacity_factor is None
+    dropless = setup.model.moe is not None and setup.model.moe.dropless
     graphs = GraphScope.of(setup.cuda_graphs, units.us_to_s(float(software["cuda_graph_replay_us"])), dropless)
     call_s = units.us_to_s(float(software["host_call_us"]))
     by_scale: dict[float, SegmentBuilder] = {}

@@ -292,7 +292,7 @@ def _check_training(sc: Scenario, model: ModelSpec, gpu: GpuSpec, plan: Parallel
     if not gpu.supports(t.precision):
         have = ", ".join(p.value for p in gpu.peak_flops_per_s)
         problems.append(f"training.precision: {gpu.name} has no {t.precision.value} support (has {have})")
-    if sc.framework.cuda_graphs is CudaGraphs.FULL_ITERATION and model.moe and model.moe.capacity_factor is None:
+    if sc.framework.cuda_graphs is CudaGraphs.FULL_ITERATION and model.moe and model.moe.dropless:
         problems.append(
             "framework.cuda_graphs: full_iteration cannot capture a dropless MoE model (its token routing "
             "syncs with the host every layer; Megatron-Core MoE README); use layers, or pad experts to "

@@ -229,7 +229,7 @@ def _token_permute(ms: MoeShapes, r: RankShapes, phase: Phase) -> Op:
     synced before the all-to-all, or after the permutation when EP = 1; allgather: `.cpu()`; DeepEP: `.item()`;
     docs/research/host-overhead.md, Q3). Padded to capacity the sizes are static: no wait."""
     op = elementwise("token_permute", phase, _permute_bytes(ms, r), Role.TOKEN_PERMUTE)
-    return replace(op, host_sync=ms.spec.capacity_factor is None)
+    return replace(op, host_sync=ms.spec.dropless)
 
 
 def _dispatch(name: str, phase: Phase, ms: MoeShapes, r: RankShapes, forward_dispatch: bool) -> list[CommOp]:
